@@ -1,0 +1,77 @@
+"""The ``claude-sessions`` command line: one click group, commands in cli_*.py modules.
+
+Shared option decorators live here so every command spells --db and --projects the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .paths import default_db_path, default_projects_dirs
+
+
+def db_option(fn):
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Archive database. Default: $CLAUDE_SESSIONS_DB, else "
+        "claude-sessions.db in your data directory (see `claude-sessions path`).",
+    )(fn)
+
+
+def projects_option(fn):
+    return click.option(
+        "--projects",
+        "projects",
+        type=click.Path(file_okay=False, path_type=Path),
+        multiple=True,
+        help="A Claude Code projects directory to read (repeatable). Default: "
+        "$CLAUDE_CONFIG_DIR/projects, else ~/.claude/projects.",
+    )(fn)
+
+
+def resolve_db(db_path: Path | None) -> Path:
+    """The database path to use, its folder created."""
+    path = db_path or default_db_path()
+    path = path.expanduser()
+    if path.exists() and path.is_dir():
+        raise click.ClickException(f"--db {path} is a directory; give a file path.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(
+            f"Cannot create the folder for the database {path}: {e.strerror}."
+        )
+    return path
+
+
+def resolve_projects(projects: tuple[Path, ...]) -> list[Path]:
+    """The projects roots to read, made absolute."""
+    roots = list(projects) if projects else default_projects_dirs()
+    return [p.expanduser().absolute() for p in roots]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="claude-sessions")
+def cli():
+    """Keep, search and query your Claude Code sessions in SQLite.
+
+    Reads the JSONL transcripts Claude Code writes under ~/.claude/projects
+    ($CLAUDE_CONFIG_DIR/projects when set) into one SQLite archive that keeps every
+    line, even after Claude Code deletes the files, and serves it with Datasette.
+
+    \b
+    Start here:
+      claude-sessions serve        sync, watch and open the web app
+      claude-sessions sync         one incremental pass
+      claude-sessions status       what is archived and how fresh it is
+    """
+
+
+# Commands register themselves on `cli` when their module is imported.
+from . import cli_cost, cli_demo, cli_serve, cli_sync  # noqa: E402,F401

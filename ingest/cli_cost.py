@@ -1,0 +1,3 @@
+"""Commands: cost, merge."""
+
+from .cli import cli  # noqa: F401

@@ -1,0 +1,3 @@
+"""Command: demo."""
+
+from .cli import cli  # noqa: F401

@@ -1,0 +1,3 @@
+"""Command: serve."""
+
+from .cli import cli  # noqa: F401

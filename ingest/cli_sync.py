@@ -1,0 +1,3 @@
+"""Commands: sync, watch, status, export, path."""
+
+from .cli import cli  # noqa: F401

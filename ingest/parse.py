@@ -1,0 +1,268 @@
+"""Turn one transcript line into the columns of an ``events`` row.
+
+The format is described in ../shared/FORMAT.md.  Rules kept here:
+- unknown record types are archived like any other (no error);
+- a line that is not JSON, not a JSON object, or not UTF-8 is an error row (kind ``error``)
+  whose bytes are still archived;
+- ``text`` flattens what a person would search for: prompts, answers, thinking, tool
+  inputs and tool results, titles and summaries; images become ``[image: type]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+EVENT_COLUMNS = (
+    "type",
+    "subtype",
+    "kind",
+    "uuid",
+    "parent_uuid",
+    "session_id",
+    "agent_id",
+    "is_sidechain",
+    "is_meta",
+    "timestamp",
+    "cwd",
+    "git_branch",
+    "version",
+    "role",
+    "model",
+    "message_id",
+    "request_id",
+    "stop_reason",
+    "text",
+)
+# Index of session_id in EVENT_COLUMNS, for callers that fill it from the file name.
+SESSION_ID_INDEX = EVENT_COLUMNS.index("session_id")
+
+TITLE_FIELDS = {"custom-title": "customTitle", "ai-title": "aiTitle", "agent-name": "agentName"}
+
+
+class LineError(ValueError):
+    """A line that cannot be read as a JSON object."""
+
+
+def parse_line(raw: bytes) -> dict[str, Any]:
+    """Parse one line (without its newline); raise LineError with a one-line reason."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as ue:
+            raise LineError(f"invalid UTF-8 at byte {ue.start}") from None
+        raise LineError(f"invalid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise LineError(f"JSON value is a {type(obj).__name__}, not an object")
+    return obj
+
+
+def _s(value: Any) -> str | None:
+    """A value as TEXT for a column: strings as they are, other scalars via str()."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def _b(value: Any) -> int | None:
+    if value is None:
+        return None
+    return 1 if value else 0
+
+
+def content_text(content: Any) -> str:
+    """Flatten a message ``content`` (string or list of blocks) into searchable text."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return _s(content) or ""
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+            continue
+        if not isinstance(block, dict):
+            continue
+        btype = block.get("type")
+        if btype == "text":
+            parts.append(_s(block.get("text")) or "")
+        elif btype == "thinking":
+            parts.append(_s(block.get("thinking")) or "")
+        elif btype == "redacted_thinking":
+            parts.append("[redacted thinking]")
+        elif btype in ("tool_use", "server_tool_use"):
+            inp = block.get("input")
+            parts.append(f"{block.get('name') or ''} {_s(inp) if inp is not None else ''}".strip())
+        elif btype == "tool_result" or btype == "web_search_tool_result":
+            parts.append(content_text(block.get("content")))
+        elif btype == "image":
+            source = block.get("source") or {}
+            media = source.get("media_type") if isinstance(source, dict) else None
+            parts.append(f"[image: {media or 'unknown'}]")
+        elif btype == "document":
+            parts.append("[document]")
+        elif btype == "tool_reference":
+            parts.append(_s(block.get("tool_name") or block.get("name")) or "")
+        elif "text" in block:
+            parts.append(_s(block.get("text")) or "")
+    return "\n".join(p for p in parts if p)
+
+
+def _kind(rtype: Any, obj: dict[str, Any], message: dict[str, Any]) -> str:
+    if rtype == "user":
+        if obj.get("isCompactSummary"):
+            return "summary"
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+        ):
+            return "tool_result"
+        if obj.get("isMeta"):
+            return "meta"
+        return "prompt"
+    if rtype == "assistant":
+        types = {b.get("type") for b in message.get("content") or [] if isinstance(b, dict)}
+        if "text" in types:
+            return "answer"
+        if types & {"tool_use", "server_tool_use"}:
+            return "tool_use"
+        if types & {"thinking", "redacted_thinking"}:
+            return "thinking"
+        return "answer"
+    if rtype == "system":
+        return "system"
+    if rtype == "summary":
+        return "summary"
+    if rtype in TITLE_FIELDS:
+        return "title"
+    return "other"
+
+
+def record_text(obj: dict[str, Any]) -> str:
+    """The searchable text of a parsed record ('' when it has none)."""
+    rtype = obj.get("type")
+    message = obj.get("message")
+    if isinstance(message, dict) and rtype in ("user", "assistant"):
+        return content_text(message.get("content"))
+    if rtype == "system":
+        return _s(obj.get("content")) or ""
+    if rtype == "summary":
+        return _s(obj.get("summary")) or ""
+    if rtype in TITLE_FIELDS:
+        return _s(obj.get(TITLE_FIELDS[rtype])) or ""
+    if rtype == "queue-operation":
+        return content_text(obj.get("content"))
+    if rtype == "last-prompt":
+        return _s(obj.get("lastPrompt")) or ""
+    if rtype == "attachment":
+        att = obj.get("attachment")
+        if isinstance(att, dict):
+            for key in ("content", "prompt", "stdout", "stderr"):
+                if isinstance(att.get(key), str):
+                    return att[key]
+    return ""
+
+
+def extract(obj: dict[str, Any]) -> tuple:
+    """The EVENT_COLUMNS values for a parsed record."""
+    rtype = obj.get("type")
+    message = obj.get("message")
+    if not isinstance(message, dict):
+        message = {}
+    subtype = obj.get("subtype")
+    if subtype is None:
+        for key in ("attachment", "data"):
+            inner = obj.get(key)
+            if isinstance(inner, dict) and inner.get("type") is not None:
+                subtype = inner.get("type")
+                break
+    timestamp = obj.get("timestamp")
+    if timestamp is None and isinstance(obj.get("snapshot"), dict):
+        timestamp = obj["snapshot"].get("timestamp")
+    text = record_text(obj)
+    return (
+        _s(rtype),
+        _s(subtype),
+        _kind(rtype, obj, message),
+        _s(obj.get("uuid")),
+        _s(obj.get("parentUuid")),
+        _s(obj.get("sessionId")),
+        _s(obj.get("agentId")),
+        _b(obj.get("isSidechain")),
+        _b(obj.get("isMeta")),
+        _s(timestamp),
+        _s(obj.get("cwd")),
+        _s(obj.get("gitBranch")),
+        _s(obj.get("version")),
+        _s(message.get("role")),
+        _s(message.get("model")),
+        _s(message.get("id")),
+        _s(obj.get("requestId")),
+        _s(message.get("stop_reason")),
+        text or None,
+    )
+
+
+ERROR_COLUMNS = (
+    tuple(None for _ in EVENT_COLUMNS[:2]) + ("error",) + tuple(None for _ in EVENT_COLUMNS[3:])
+)
+
+
+def tool_uses(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """tool_use blocks of an assistant record."""
+    message = obj.get("message")
+    if obj.get("type") != "assistant" or not isinstance(message, dict):
+        return []
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [
+        b
+        for b in content
+        if isinstance(b, dict) and b.get("type") in ("tool_use", "server_tool_use") and b.get("id")
+    ]
+
+
+def tool_results(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """tool_result blocks of a user record."""
+    message = obj.get("message")
+    if obj.get("type") != "user" or not isinstance(message, dict):
+        return []
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [
+        b
+        for b in content
+        if isinstance(b, dict) and b.get("type") == "tool_result" and b.get("tool_use_id")
+    ]
+
+
+class NewEvent:
+    """An events row the sync engine just inserted, handed to the derivers (same transaction).
+
+    ``cols`` follows EVENT_COLUMNS with session_id already filled from the file when the
+    record has none; ``obj`` is the parsed record (never None: malformed lines are not
+    passed to derivers).
+    """
+
+    __slots__ = ("event_id", "file_id", "obj", "cols", "host")
+
+    def __init__(self, event_id: int, file_id: int, obj: dict[str, Any], cols: tuple, host: str):
+        self.event_id = event_id
+        self.file_id = file_id
+        self.obj = obj
+        self.cols = cols
+        self.host = host
+
+    def col(self, name: str) -> Any:
+        return self.cols[EVENT_COLUMNS.index(name)]

@@ -1,0 +1,46 @@
+"""Default locations: the projects tree Claude Code writes and the archive database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "claude-sessions"
+
+
+def claude_config_dir() -> Path:
+    """``$CLAUDE_CONFIG_DIR`` when set (the first of a comma-separated list), else ~/.claude."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    if env:
+        first = env.split(",")[0].strip()
+        if first:
+            return Path(first).expanduser()
+    return Path.home() / ".claude"
+
+
+def default_projects_dirs() -> list[Path]:
+    """The projects trees to read when no --projects is given."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    if env:
+        return [Path(p.strip()).expanduser() / "projects" for p in env.split(",") if p.strip()]
+    return [Path.home() / ".claude" / "projects"]
+
+
+def data_dir() -> Path:
+    """The user's data directory for this tool (created on demand by callers)."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_db_path() -> Path:
+    """``$CLAUDE_SESSIONS_DB`` when set, else claude-sessions.db in the user's data directory."""
+    env = os.environ.get("CLAUDE_SESSIONS_DB")
+    if env:
+        return Path(env).expanduser()
+    return data_dir() / "claude-sessions.db"
+
+
+def settings_path() -> Path:
+    """Claude Code's settings.json (read for cleanupPeriodDays)."""
+    return claude_config_dir() / "settings.json"
