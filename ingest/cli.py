@@ -46,7 +46,7 @@ def resolve_db(db_path: Path | None) -> Path:
     except OSError as e:
         raise click.ClickException(
             f"Cannot create the folder for the database {path}: {e.strerror}."
-        )
+        ) from None
     return path
 
 

@@ -226,7 +226,7 @@ def connect(path: str, *, timeout: float = 30.0) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=%d" % int(timeout * 1000))
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return conn
 
 
