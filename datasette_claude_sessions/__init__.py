@@ -1,8 +1,58 @@
-"""Datasette plugin for the claude-sessions archive."""
+"""Datasette plugin for the claude-sessions archive.
+
+Hook implementations only; request handlers live in pages.py (sessions, transcripts,
+search) and status.py (sync status, Sync now, live updates, permissions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 from datasette import hookimpl
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+from . import pages, status
+from .status import permission_allowed, register_actions  # noqa: F401  (hook implementations)
+
+HERE = Path(__file__).resolve().parent
+
+
+def templates_dir() -> Path:
+    """templates/ inside the installed wheel, else the top-level one of a source checkout."""
+    for candidate in (HERE / "templates", HERE.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError("datasette-claude-sessions: templates/ folder not found")
+
+
+def metadata_path() -> Path:
+    """metadata.yml inside the installed wheel, else the top-level one of a source checkout."""
+    for candidate in (HERE / "metadata.yml", HERE.parent / "metadata.yml"):
+        if candidate.is_file():
+            return candidate
+    raise RuntimeError("datasette-claude-sessions: metadata.yml not found")
 
 
 @hookimpl
-def extra_css_urls():
-    return []
+def prepare_jinja2_environment(env):
+    env.loader = ChoiceLoader([env.loader, FileSystemLoader(str(templates_dir()))])
+
+
+@hookimpl
+def register_routes():
+    return pages.routes() + status.routes()
+
+
+@hookimpl
+def render_cell(row, value, column, table, database, datasette):
+    return pages.render_cell(row, value, column, table, database, datasette)
+
+
+@hookimpl
+def menu_links(datasette, actor, request):
+    return status.menu_links(datasette, actor, request)
+
+
+@hookimpl
+def startup(datasette):
+    return status.startup(datasette)

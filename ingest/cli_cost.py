@@ -1,3 +1,413 @@
-"""Commands: cost, merge."""
+"""Commands: cost, reprice, merge."""
 
-from .cli import cli  # noqa: F401
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from . import merge as merge_module
+from . import schema, usage
+from .cli import cli, db_option, resolve_db
+from .lock import LockBusy, WriterLock
+from .pricing import PriceTable, PricingError, read_price_file, table_for
+
+GROUPINGS = ("day", "week", "month", "session", "project", "model", "block")
+TOKEN_SUMS = """count(*), sum(input_tokens), sum(output_tokens),
+    sum(cache_creation_5m_tokens + cache_creation_1h_tokens), sum(cache_read_tokens),
+    sum(total_tokens), sum({cost}), sum({cost} IS NULL)"""
+METRICS = (
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_tokens",
+    "cache_read_tokens",
+    "total_tokens",
+    "cost_usd",
+    "unpriced_calls",
+)
+COST_SQL = (
+    "call_cost(model, input_tokens, output_tokens, cache_creation_5m_tokens, "
+    "cache_creation_1h_tokens, cache_read_tokens, speed)"
+)
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        if not DATE_RE.match(value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"must be a date like 2025-01-31, not {value!r}.", param_hint=option
+        ) from None
+
+
+def open_archive(db_path: Path) -> sqlite3.Connection:
+    """Open an existing archive for reading; one sentence when it is missing or foreign."""
+    if not db_path.exists():
+        raise click.ClickException(
+            f"No archive at {db_path}; run `claude-sessions sync` first (or give --db)."
+        )
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError:
+        raise click.ClickException(f"{db_path} is not a SQLite database.") from None
+    if "api_calls" not in tables:
+        conn.close()
+        raise click.ClickException(
+            f"{db_path} has no api_calls table; run `claude-sessions sync --db {db_path}` "
+            "to bring it up to date."
+        )
+    return conn
+
+
+class Clock:
+    """Turns UTC timestamps into local dates in one time zone (None: this machine's)."""
+
+    def __init__(self, tz):
+        self.tz = tz
+        self.name = getattr(tz, "key", None) or (
+            "UTC" if tz is UTC else datetime.now().astimezone().tzname()
+        )
+
+    def local(self, ts: datetime) -> datetime:
+        return ts.astimezone(self.tz) if self.tz else ts.astimezone()
+
+    def midnight_utc(self, day: date) -> str:
+        """The UTC instant at which ``day`` starts here, as a timestamp prefix."""
+        start = datetime.combine(day, time())
+        start = start.replace(tzinfo=self.tz) if self.tz else start.astimezone()
+        return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def bucket_label(by: str, day: date) -> str:
+    if by == "week":
+        return (day - timedelta(days=day.weekday())).isoformat()
+    if by == "month":
+        return day.strftime("%Y-%m")
+    return day.isoformat()
+
+
+def report(
+    conn: sqlite3.Connection,
+    by: str,
+    *,
+    where: str,
+    params: list,
+    clock: Clock,
+    cost: str,
+) -> list[dict]:
+    """Rows of the report: a key column or two, then METRICS."""
+    sums = TOKEN_SUMS.format(cost=cost)
+    if by in ("day", "week", "month"):
+        # Sum per UTC quarter-hour in SQL (every time zone offset is a multiple of 15
+        # minutes), then fold the quarters into local days, weeks or months.
+        quarter = (
+            "substr(timestamp, 1, 14) || "
+            "printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15)"
+        )
+        sql = (
+            f"SELECT {quarter} AS q, {sums} FROM api_calls WHERE timestamp IS NOT NULL "
+            f"AND {where} GROUP BY q ORDER BY q"
+        )
+        buckets: dict[str, list] = {}
+        for q, *values in conn.execute(sql, params):
+            local = clock.local(usage.parse_ts(q + ":00Z"))
+            label = bucket_label(by, local.date())
+            acc = buckets.setdefault(label, [0, 0, 0, 0, 0, 0, None, 0])
+            _add(acc, values)
+        return [
+            {by: label, **dict(zip(METRICS, acc, strict=True))} for label, acc in buckets.items()
+        ]
+    if by == "block":
+        hours = usage.hourly(conn, where, tuple(params), cost=cost)
+        rows = []
+        for block in usage.blocks_from_hours(hours):
+            rows.append(
+                {
+                    "block_start": block["start"].strftime("%Y-%m-%dT%H:%MZ"),
+                    "block_end": block["end"].strftime("%Y-%m-%dT%H:%MZ"),
+                    "calls": block["calls"],
+                    "total_tokens": block["tokens"],
+                    "cost_usd": block["cost_usd"],
+                    "unpriced_calls": block["unpriced_calls"],
+                    "cost_per_hour": block["cost_per_hour"],
+                    "active": block["active"],
+                    "projected_cost_usd": block["projected_cost_usd"],
+                }
+            )
+        return rows
+    if by == "session":
+        sql = f"""
+            SELECT a.session_id, s.title, {sums}, max(a.timestamp) AS last
+            FROM api_calls a LEFT JOIN sessions s ON s.session_id = a.session_id
+            WHERE {where} GROUP BY a.session_id ORDER BY last"""
+        return [
+            {"session": sid, "title": title, **dict(zip(METRICS, values, strict=False))}
+            for sid, title, *values in conn.execute(sql, params)
+        ]
+    column = {"project": "project", "model": "model"}[by]
+    sql = f"SELECT {column}, {sums} FROM api_calls WHERE {where} GROUP BY {column} ORDER BY 8 DESC"
+    return [
+        {by: key, **dict(zip(METRICS, values, strict=True))}
+        for key, *values in conn.execute(sql, params)
+    ]
+
+
+def _add(acc: list, values) -> None:
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        acc[i] = value if acc[i] is None else acc[i] + value
+
+
+def totals(rows: list[dict]) -> dict:
+    acc = [0, 0, 0, 0, 0, 0, None, 0]
+    for row in rows:
+        _add(acc, [row.get(m) for m in METRICS])
+    return dict(zip(METRICS, acc, strict=True))
+
+
+def money(value, unpriced) -> str:
+    if value is None:
+        return "n/a" if unpriced else "$0.00"
+    return f"${value:,.2f}" + (" *" if unpriced else "")
+
+
+def render(by: str, rows: list[dict], total: dict, unpriced: list[dict], clock: Clock) -> str:
+    if by == "block":
+        head = ["block start (UTC)", "calls", "tokens", "cost", "$/hour", "projected"]
+        body = [
+            [
+                r["block_start"] + (" (active)" if r["active"] else ""),
+                f"{r['calls']:,}",
+                f"{r['total_tokens']:,}",
+                money(r["cost_usd"], r["unpriced_calls"]),
+                "" if r["cost_per_hour"] is None else f"${r['cost_per_hour']:,.2f}",
+                "" if r["projected_cost_usd"] is None else f"${r['projected_cost_usd']:,.2f}",
+            ]
+            for r in rows
+        ]
+    else:
+        key = "session" if by == "session" else by
+        head = [key, "calls", "input", "output", "cache write", "cache read", "cost"]
+        body = []
+        for r in rows:
+            label = r[key] if r[key] is not None else "(none)"
+            if by == "session" and r.get("title"):
+                label = f"{label[:8]} {r['title'][:40]}"
+            body.append(
+                [str(label)]
+                + [f"{r[m]:,}" for m in METRICS[:2]]
+                + [f"{r[m]:,}" for m in METRICS[2:5]]
+                + [money(r["cost_usd"], r["unpriced_calls"])]
+            )
+    if by != "block":
+        body.append(
+            ["Total"]
+            + [f"{total[m]:,}" for m in METRICS[:5]]
+            + [money(total["cost_usd"], total["unpriced_calls"])]
+        )
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in [head, *body]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if by in ("day", "week", "month"):
+        lines.append(f"Dates in {clock.name}.")
+    if unpriced:
+        names = ", ".join(f"{u['model'] or '(no model)'} ({u['calls']:,} calls)" for u in unpriced)
+        lines.append(
+            f"* Not priced (no entry in the price table; cost counted as unknown): {names}"
+        )
+    return "\n".join(lines)
+
+
+@cli.command()
+@db_option
+@click.option(
+    "--by",
+    type=click.Choice(GROUPINGS),
+    default="day",
+    show_default=True,
+    help="Group by local day, week (starting Monday), month, session, project, model, "
+    "or 5-hour billing block.",
+)
+@click.option("--since", help="First day to include, YYYY-MM-DD (local date).")
+@click.option("--until", help="Last day to include, YYYY-MM-DD (local date).")
+@click.option("--project", help="Only this project: its folder name under projects/, path or name.")
+@click.option("--host", help="Only calls archived on this machine (see `merge`).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--pricing",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Price these calls with this JSON/TOML price file on top of the built-in "
+    "table (this report only; `claude-sessions reprice` stores one).",
+)
+@click.option("--timezone", "tz_name", help="IANA time zone for days, e.g. Europe/Paris.")
+@click.option("--utc", is_flag=True, help="Bucket days in UTC (same as --timezone UTC).")
+def cost(db_path, by, since, until, project, host, as_json, pricing, tz_name, utc):
+    """Tokens and cost of your API calls, from the archive.
+
+    Each API response is counted once (deduplicated across files as ccusage does); costs
+    come from the built-in price table (ingest/prices.json) with any overrides stored by
+    `claude-sessions reprice`. Calls of models without a price have no cost (never $0)
+    and are listed under the table. Days are local dates unless --utc or --timezone.
+
+    \b
+    Examples:
+      claude-sessions cost                         cost per day
+      claude-sessions cost --by session --since 2025-06-01
+      claude-sessions cost --by block              5-hour billing windows
+    """
+    start, end = parse_date(since, "--since"), parse_date(until, "--until")
+    if start and end and start > end:
+        raise click.ClickException(f"--since {since} is after --until {until}.")
+    if utc:
+        tz_name = "UTC"
+    try:
+        tz = ZoneInfo(tz_name) if tz_name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.ClickException(
+            f"Unknown time zone {tz_name!r}; use an IANA name like Europe/Paris."
+        ) from None
+    clock = Clock(tz)
+    conn = open_archive(resolve_db(db_path))
+    cost_expr = "cost_usd"
+    if pricing:
+        try:
+            overrides = read_price_file(pricing)
+        except PricingError as e:
+            raise click.ClickException(str(e)) from None
+        stored = conn.execute(
+            "SELECT value FROM usage_settings WHERE key = 'price_overrides'"
+        ).fetchone()
+        base = json.loads(stored[0]) if stored and stored[0] else {"models": {}}
+        merged = {**base, "models": {**base.get("models", {}), **overrides["models"]}}
+        table = PriceTable.load(merged)
+        usage.register_cost_function(conn, table)
+        cost_expr = COST_SQL
+    where, params = ["1"], []
+    if start:
+        where.append("timestamp >= ?")
+        params.append(clock.midnight_utc(start))
+    if end:
+        where.append("timestamp < ?")
+        params.append(clock.midnight_utc(end + timedelta(days=1)))
+    if project:
+        where.append(
+            "(project = ? OR project IN (SELECT project_dir FROM projects "
+            "WHERE path = ? OR name = ?))"
+        )
+        params += [project, project, project]
+    if host:
+        where.append("host = ?")
+        params.append(host)
+    rows = report(conn, by, where=" AND ".join(where), params=params, clock=clock, cost=cost_expr)
+    total = totals(rows)
+    unpriced = _unpriced(conn, " AND ".join(where), params, cost_expr)
+    if as_json:
+        out = {
+            "by": by,
+            "timezone": clock.name,
+            "rows": rows,
+            "totals": total,
+            "unpriced_models": unpriced,
+        }
+        click.echo(json.dumps(out, indent=2))
+    elif not rows:
+        click.echo("No API calls in the archive for these filters.")
+    else:
+        click.echo(render(by, rows, total, unpriced, clock))
+
+
+def _unpriced(conn, where: str, params: list, cost_expr: str) -> list[dict]:
+    sql = (
+        f"SELECT model, count(*), sum(total_tokens) FROM api_calls "
+        f"WHERE {cost_expr} IS NULL AND {where} GROUP BY model ORDER BY 2 DESC"
+    )
+    return [{"model": m, "calls": n, "total_tokens": t} for m, n, t in conn.execute(sql, params)]
+
+
+@cli.command()
+@db_option
+@click.option(
+    "--pricing",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A JSON/TOML price file to store with the archive (its models replace "
+    "built-in entries of the same name).",
+)
+@click.option("--builtin", is_flag=True, help="Forget stored overrides; use the built-in table.")
+def reprice(db_path, pricing, builtin):
+    """Store price overrides in the archive and recompute the cost of every call.
+
+    Without options, recomputes with the current built-in table and stored overrides
+    (sync does this by itself when the built-in table changed).
+    """
+    if pricing and builtin:
+        raise click.ClickException("Give --pricing or --builtin, not both.")
+    try:
+        overrides = read_price_file(pricing) if pricing else None
+    except PricingError as e:
+        raise click.ClickException(str(e)) from None
+    path = resolve_db(db_path)
+    open_archive(path).close()
+    lock = WriterLock(path)
+    try:
+        lock.acquire(30)
+    except LockBusy as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        conn = schema.connect(str(path))
+        conn.execute("BEGIN IMMEDIATE")
+        if pricing or builtin:
+            table = usage.set_price_overrides(conn, overrides)
+        else:
+            table = usage.current_table(conn)
+            usage.reprice(conn, table)
+        conn.execute("COMMIT")
+        calls, unpriced = conn.execute("SELECT count(*), sum(priced = 0) FROM api_calls").fetchone()
+        conn.close()
+    finally:
+        lock.release()
+    table_for.cache_clear()
+    click.echo(f"Re-priced {calls:,} calls; {unpriced or 0:,} have no price.")
+
+
+@cli.command()
+@click.argument("other", type=click.Path(path_type=Path))
+@db_option
+def merge(other, db_path):
+    """Merge another machine's archive OTHER into this one.
+
+    Copies its files, lines, errors and file contents (lines already here are skipped),
+    then updates sessions, tool calls and api_calls from the new lines: merging twice
+    changes nothing and an API call present in both archives counts once. Files of the
+    other machine are stored as HOST:PATH. Run `claude-sessions sync --host NAME` on each
+    machine first; see docs/several-machines.md.
+    """
+    path = resolve_db(db_path)
+    try:
+        result = merge_module.merge(path, other, wait=30)
+    except merge_module.MergeError as e:
+        raise click.ClickException(str(e)) from None
+    except LockBusy as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(
+        f"Merged {other}: {result.files_added:,} new files, {result.files_matched:,} known, "
+        f"{result.events_added:,} new lines, {result.sessions_touched:,} sessions updated."
+    )

@@ -1,3 +1,96 @@
 """Command: demo."""
 
-from .cli import cli  # noqa: F401
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import UTC
+from pathlib import Path
+
+import click
+
+from . import demo
+from .cli import cli
+
+
+@cli.command(name="demo")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=20,
+    show_default=True,
+    help="Total size to write, in megabytes (10^6 bytes).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed: same seed, same corpus."
+)
+@click.option(
+    "--sessions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of session transcripts (default: follows from --mb, about 3 per MB).",
+)
+@click.option(
+    "--now",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    metavar="DATETIME",
+    default=None,
+    help="Date the corpus as if generated at this UTC time (default: the current time). "
+    "With --now the output is byte-identical on every run.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into DIRECTORY even if it is not empty (files with the same names are "
+    "overwritten, nothing is deleted).",
+)
+def demo_command(directory: Path, mb: float, seed: int, sessions, now, force: bool):
+    """Write a synthetic Claude Code projects tree into DIRECTORY.
+
+    The tree looks like ~/.claude/projects: several projects, sessions over the last
+    60 days, subagents in both layouts (flat agent-*.jsonl and
+    <session>/subagents/), tool calls and errors, compactions, titles, summaries,
+    resumed sessions, a few lines of several MB.  Use it to try the web app, the
+    search and the SQL views without your own transcripts, or to benchmark:
+
+    \b
+      claude-sessions demo /tmp/demo-projects --mb 100
+      claude-sessions sync --projects /tmp/demo-projects --db /tmp/demo.db
+
+    The same --seed (and --mb/--sessions) gives the same files and contents; only the
+    timestamps follow the current time, unless --now pins them.  Nothing is written
+    outside DIRECTORY.
+    """
+    directory = directory.expanduser()
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise click.ClickException(
+            f"{directory} is not empty; give a new or empty folder (or --force to write into it)."
+        )
+    free_in = directory
+    while not free_in.exists():
+        free_in = free_in.parent
+    free = shutil.disk_usage(free_in).free
+    if free < mb * demo.MB * 1.05:
+        raise click.ClickException(
+            f"Not enough free disk space for {mb:g} MB in {free_in} ({free / demo.MB:.0f} MB free)."
+        )
+    anchor = now.replace(tzinfo=UTC).timestamp() if now else None
+    try:
+        if sys.stderr.isatty():
+            with click.progressbar(length=int(mb * demo.MB), file=sys.stderr) as bar:
+                summary = demo.generate(
+                    directory, mb=mb, seed=seed, progress=bar.update, sessions=sessions, now=anchor
+                )
+        else:
+            summary = demo.generate(directory, mb=mb, seed=seed, sessions=sessions, now=anchor)
+    except OSError as e:
+        raise click.ClickException(
+            f"Cannot write the demo corpus to {directory}: {e.strerror or e}."
+        ) from None
+    click.echo(
+        f"Wrote {summary['mb']:g} MB to {directory}: {summary['sessions']:,} sessions and "
+        f"{summary['subagents']:,} subagents in {summary['projects']} projects "
+        f"({summary['files']:,} files, {summary['lines']:,} lines) in {summary['seconds']:g} s."
+    )
+    click.echo(f"Archive it with: claude-sessions sync --projects {directory}", err=True)

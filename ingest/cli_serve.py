@@ -1,3 +1,324 @@
-"""Command: serve."""
+"""Command: serve.  Sync once, then run the watch sidecar and Datasette as child processes.
 
-from .cli import cli  # noqa: F401
+This module never imports datasette: Datasette runs as ``python -m datasette serve``.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+
+import click
+import yaml
+
+from .cli import cli, db_option, projects_option, resolve_db, resolve_projects
+from .cli_sync import existing_roots
+from .lock import LockBusy, WatchLock
+from .paths import data_dir
+
+PLUGIN = "datasette-claude-sessions"
+DEMO_MB = 20
+STARTUP_SECONDS = 30.0
+STOP_SECONDS = 5.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+DATASETTE_SETTINGS = (("sql_time_limit_ms", "5000"), ("facet_time_limit_ms", "500"))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@db_option
+@projects_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on.  On a loopback address anyone who can open the page may "
+    "press Sync now; on any other address only who `allow_sync` names (see README).",
+)
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--no-watch", is_flag=True, help="Do not start the watch sidecar (archive on demand only)."
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help=f"Serve a generated demo corpus (about {DEMO_MB} MB, written once into the data "
+    "directory) with its own database, instead of your transcripts.",
+)
+@click.argument("datasette_args", nargs=-1, type=click.UNPROCESSED)
+def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
+    """Sync your transcripts, keep syncing, and browse them in Datasette.
+
+    \b
+    1. one incremental pass over the projects directories (with a progress bar);
+    2. `claude-sessions watch` as a child process, archiving new lines as they are
+       written (skip with --no-watch);
+    3. Datasette on http://HOST:PORT/ with the archive, this plugin's metadata and
+       templates.  Ctrl-C stops both.
+
+    Further arguments go to `datasette serve` unchanged, for example
+    `claude-sessions serve --setting sql_time_limit_ms 20000` or
+    `claude-sessions serve -- --root`.
+    """
+    if demo and projects:
+        raise click.ClickException("Use either --demo or --projects, not both.")
+    check_port_free(host, port)
+    if demo:
+        db, roots = prepare_demo(db_path)
+        readable = roots
+    else:
+        db, roots = resolve_db(db_path).absolute(), resolve_projects(projects)
+        readable = existing_roots(projects, quiet=False)
+    initial_sync(db, readable)
+
+    workdir = Path(tempfile.mkdtemp(prefix="claude-sessions-serve-"))
+    children: list[subprocess.Popen] = []
+    # SIGINT too: a shell starts background jobs with it ignored.
+    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in STOP_SIGNALS}
+    try:
+        if not no_watch:
+            watcher = start_watch(db, roots if (demo or projects) else [])
+            if watcher:
+                children.append(watcher)
+        metadata = write_metadata(workdir / "metadata.json", db, roots, host)
+        datasette = start_datasette(db, metadata, host, port, list(datasette_args))
+        children.append(datasette)
+        url = f"http://{url_host(host)}:{port}/"
+        wait_until_up(datasette, url)
+        click.echo(f"Serving {url}  (Ctrl-C to stop)")
+        supervise(datasette, children)
+    except KeyboardInterrupt:
+        click.echo("Stopping…", err=True)
+    finally:
+        stop_children(children)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one sentence when the port is taken (before any slow work)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"Port {port} on {host} is already in use; stop the other server or pick "
+                "another port with --port."
+            ) from None
+        raise click.ClickException(f"Cannot listen on {host}:{port}: {e.strerror}.") from None
+    finally:
+        probe.close()
+
+
+def prepare_demo(db_path: Path | None) -> tuple[Path, list[Path]]:
+    """The demo corpus (generated on first use) and its own database, in the data directory."""
+    from . import demo
+
+    folder = data_dir() / "demo"
+    projects = folder / "projects"
+    if not projects.is_dir():
+        partial = folder / "projects.partial"  # renamed once complete: no half corpus
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            with click.progressbar(
+                length=int(DEMO_MB * demo.MB), label="Writing the demo corpus", file=sys.stderr
+            ) as bar:
+                demo.generate(partial, mb=DEMO_MB, seed=0, progress=bar.update)
+            partial.rename(projects)
+        except OSError as e:
+            raise click.ClickException(
+                f"Cannot write the demo corpus to {folder}: {e.strerror or e}."
+            ) from None
+    return resolve_db(db_path or folder / "demo.db").absolute(), [projects]
+
+
+def initial_sync(db: Path, roots: list[Path]) -> None:
+    """One pass before serving, with a progress bar; skipped when another writer is busy."""
+    from .sync import run_pass
+
+    bar = None
+    shown = 0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar, shown
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label="Syncing", file=sys.stderr)
+            bar.__enter__()
+        bar.length = max(total, done, 1)
+        bar.update(done - shown)
+        shown = done
+
+    try:
+        result = run_pass(db, roots, trigger="serve", progress=progress, wait=False)
+    except LockBusy as e:
+        click.echo(f"{e} Serving what is archived.", err=True)
+        return
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    click.echo(
+        f"Archived {result.lines_added:,} new lines from {result.files_changed:,} of "
+        f"{result.files_scanned:,} files in {result.seconds:.1f} s ({db}).",
+        err=True,
+    )
+
+
+def start_watch(db: Path, roots: list[Path]) -> subprocess.Popen | None:
+    """`claude-sessions watch` as a child, unless a sidecar already watches this archive.
+
+    No roots: watch the default ones (it waits for them to appear).
+    """
+    probe = WatchLock(db)
+    try:
+        probe.acquire(False)
+    except LockBusy as e:
+        click.echo(f"{e} Using it instead of starting another.", err=True)
+        return None
+    probe.release()
+    command = [sys.executable, "-c", "from ingest.cli import cli; cli(prog_name='claude-sessions')"]
+    command += ["watch", "--db", str(db)]
+    for root in roots:
+        command += ["--projects", str(root)]
+    return subprocess.Popen(command, start_new_session=True)
+
+
+def plugin_file(name: str) -> Path:
+    """metadata.yml / templates of the plugin: inside the wheel, else in the source checkout.
+
+    Found without importing datasette_claude_sessions (which imports datasette).
+    """
+    spec = importlib.util.find_spec("datasette_claude_sessions")
+    if spec is None or not spec.origin:
+        raise click.ClickException("The datasette_claude_sessions package is not installed.")
+    package = Path(spec.origin).parent
+    for candidate in (package / name, package.parent / name):
+        if candidate.exists():
+            return candidate
+    raise click.ClickException(f"The plugin's {name} is missing from {package}.")
+
+
+def write_metadata(path: Path, db: Path, roots: list[Path], host: str) -> Path:
+    """metadata.yml plus this run's plugin settings, as JSON for `datasette --metadata`."""
+    metadata = yaml.safe_load(plugin_file("metadata.yml").read_text(encoding="utf-8")) or {}
+    config = metadata.setdefault("plugins", {}).setdefault(PLUGIN, {}) or {}
+    metadata["plugins"][PLUGIN] = config
+    config["projects"] = [str(r) for r in roots]
+    config["database"] = db.stem
+    if is_loopback(host):
+        config["allow_sync"] = True
+    path.write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    return path
+
+
+def start_datasette(
+    db: Path, metadata: Path, host: str, port: int, extra: list[str]
+) -> subprocess.Popen:
+    command = [sys.executable, "-m", "datasette", "serve", str(db)]
+    command += ["--metadata", str(metadata), "--template-dir", str(plugin_file("templates"))]
+    command += ["--host", host, "--port", str(port)]
+    for name, value in DATASETTE_SETTINGS:
+        command += ["--setting", name, value]
+    command += extra
+    process = subprocess.Popen(
+        command, start_new_session=True, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
+    process.stderr_tail = deque(maxlen=20)
+    threading.Thread(target=_forward_stderr, args=(process,), daemon=True).start()
+    return process
+
+
+def _forward_stderr(process: subprocess.Popen) -> None:
+    """Show Datasette's log and keep its last lines for an error message."""
+    for line in process.stderr:
+        process.stderr_tail.append(line.rstrip())
+        sys.stderr.write(line)
+
+
+def wait_until_up(process: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            time.sleep(0.2)  # let the stderr thread catch up
+            last = next((line for line in reversed(process.stderr_tail) if line.strip()), "")
+            raise click.ClickException(
+                f"Datasette exited with code {process.returncode}" + (f": {last}" if last else ".")
+            )
+        try:
+            with urllib.request.urlopen(url + "-/versions.json", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise click.ClickException(f"Datasette did not answer on {url} within {STARTUP_SECONDS:g} s.")
+
+
+def supervise(datasette: subprocess.Popen, children: list[subprocess.Popen]) -> None:
+    """Wait for Ctrl-C; end when Datasette does; say so when the sidecar dies."""
+    warned = set()
+    while datasette.poll() is None:
+        for child in children:
+            if child is not datasette and child.poll() is not None and child.pid not in warned:
+                warned.add(child.pid)
+                click.echo(
+                    f"The watch sidecar exited (code {child.returncode}); new lines are "
+                    "archived only by Sync now until you restart serve.",
+                    err=True,
+                )
+        time.sleep(0.5)
+    raise click.ClickException(f"Datasette exited with code {datasette.returncode}.")
+
+
+def stop_children(children: list[subprocess.Popen]) -> None:
+    """SIGTERM each child's process group, then SIGKILL what is left after STOP_SECONDS."""
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    for child in children:
+        try:
+            child.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            _signal_group(child, signal.SIGKILL)
+            child.wait()
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    if child.poll() is not None:
+        return
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass

@@ -1,3 +1,359 @@
 """Commands: sync, watch, status, export, path."""
 
-from .cli import cli  # noqa: F401
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from .cli import cli, db_option, projects_option, resolve_db, resolve_projects
+from .export import ExportError, export_files
+from .lock import LockBusy
+from .paths import default_db_path
+from .sync import PassResult, run_pass
+
+PROGRESS_BAR_BYTES = 20 * 1024 * 1024
+SIDECAR_STALE_SECONDS = 10.0
+
+
+def host_option(fn):
+    return click.option(
+        "--host",
+        default=None,
+        help="Name recorded as the machine the files were read on. Default: this hostname.",
+    )(fn)
+
+
+def existing_roots(projects: tuple[Path, ...], quiet: bool) -> list[Path]:
+    """The roots to read; a missing --projects is an error, a missing default is not."""
+    roots = resolve_projects(projects)
+    if projects:
+        for root in roots:
+            if not root.exists():
+                raise click.ClickException(f"--projects {root} does not exist.")
+            if not root.is_dir():
+                raise click.ClickException(f"--projects {root} is not a directory.")
+        return roots
+    found = [r for r in roots if r.is_dir()]
+    if not found and not quiet:
+        where = ", ".join(str(r) for r in roots)
+        click.echo(
+            f"Nothing to sync yet: {where} does not exist. Claude Code writes its "
+            "transcripts there once you use it."
+        )
+    return found
+
+
+@contextlib.contextmanager
+def database_errors(db: Path):
+    """Turn SQLite failures on a wrong or damaged file into one sentence."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        raise click.ClickException(f"Cannot use {db} as the archive: {e}.") from None
+
+
+def summary_line(result: PassResult) -> str:
+    line = (
+        f"Synced {result.files_scanned:,} files ({result.files_changed:,} changed): "
+        f"{result.lines_added:,} new lines, {result.bytes_read / 1e6:,.1f} MB "
+        f"in {result.seconds:.2f} s"
+    )
+    if result.errors:
+        line += f"; {result.errors:,} unreadable lines kept as errors (see ingest_errors)"
+    return line + "."
+
+
+class Progress:
+    """A click progress bar on a terminal, shown once there is much to read."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if total < PROGRESS_BAR_BYTES:
+                self.enabled = False
+                return
+            self.bar = click.progressbar(length=total, label="Reading transcripts")
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@cli.command()
+@db_option
+@projects_option
+@host_option
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait when another sync or watch pass is writing.",
+)
+@click.option("--no-wait", is_flag=True, help="Exit at once when another sync is writing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something fails.")
+def sync(db_path, projects, host, wait_seconds, no_wait, quiet):
+    """Copy new transcript lines into the archive: one incremental pass.
+
+    Reads every *.jsonl and agent *.meta.json file under the projects directories,
+    only the bytes added since the last pass, and keeps every line, also after Claude
+    Code deletes the file.  Safe to interrupt at any moment: the next pass resumes.
+
+    \b
+    Examples:
+      claude-sessions sync
+      claude-sessions sync --projects ~/backup/projects --host laptop
+    """
+    db = resolve_db(db_path)
+    roots = existing_roots(projects, quiet)
+    if not roots:
+        return
+    progress = Progress(enabled=not quiet and sys.stdout.isatty())
+    try:
+        with database_errors(db):
+            result = run_pass(
+                db, roots, host=host, progress=progress, wait=False if no_wait else wait_seconds
+            )
+    except LockBusy as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        progress.close()
+    if not quiet:
+        click.echo(summary_line(result))
+
+
+@cli.command()
+@db_option
+@projects_option
+@host_option
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="Seconds to collect file events before a pass.",
+)
+@click.option(
+    "--rescan",
+    "rescan",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between full rescans, which catch changes the file events missed.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def watch(db_path, projects, host, debounce, rescan, quiet):
+    """Keep the archive up to date as Claude Code writes (the sidecar).
+
+    Runs a first pass, then follows file events under the projects directories and
+    archives each new line within a fraction of a second, with a full rescan every
+    --rescan seconds.  It refreshes a heartbeat row the web app shows.  Stop it with
+    Ctrl-C or SIGTERM; send it SIGUSR1 for an immediate full pass.  Only one watch runs
+    per archive; `claude-sessions sync` can still run next to it.
+    """
+    from .watch import run_watch
+
+    db = resolve_db(db_path)
+    roots = resolve_projects(projects)
+    if projects:
+        existing_roots(projects, quiet)
+    elif not quiet and not any(r.is_dir() for r in roots):
+        where = ", ".join(str(r) for r in roots)
+        click.echo(f"Waiting for {where} to appear (Claude Code creates it on first use).")
+
+    def on_pass(result: PassResult) -> None:
+        if not quiet and (result.files_changed or result.errors):
+            stamp = datetime.now().strftime("%H:%M:%S")
+            click.echo(f"{stamp} {summary_line(result)}")
+
+    def on_error(message: str) -> None:
+        click.echo(message, err=True)
+
+    if not quiet:
+        click.echo(f"Watching {', '.join(str(r) for r in roots)} into {db} (Ctrl-C stops).")
+    try:
+        with database_errors(db):
+            run_watch(
+                db,
+                roots,
+                host=host,
+                debounce=debounce,
+                rescan_interval=rescan,
+                on_pass=on_pass,
+                on_error=on_error,
+            )
+    except LockBusy as e:
+        raise click.ClickException(str(e)) from None
+    if not quiet:
+        click.echo("Stopped.")
+
+
+def open_existing(db: Path) -> sqlite3.Connection:
+    if not db.exists():
+        raise click.ClickException(f"No archive at {db} yet: run `claude-sessions sync` first.")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        conn.execute("SELECT 1 FROM sync_files LIMIT 1")
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise click.ClickException(f"{db} is not a claude-sessions archive ({e}).") from None
+    return conn
+
+
+def age_seconds(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return round(time.time() - then.timestamp(), 1)
+
+
+def collect_status(conn: sqlite3.Connection) -> dict:
+    files, deleted, lines = conn.execute(
+        "SELECT count(*) - count(deleted_at), count(deleted_at), coalesce(sum(lines), 0) "
+        "FROM sync_files"
+    ).fetchone()
+    pending = 0
+    for path, position in conn.execute(
+        "SELECT path, position FROM sync_files WHERE deleted_at IS NULL AND kind != 'meta'"
+    ):
+        try:
+            pending += max(0, os.stat(path).st_size - position)
+        except OSError:
+            pass
+    run = conn.execute(
+        "SELECT trigger, started_at, ended_at, seconds, files_changed, lines_added, error "
+        "FROM sync_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    beat = conn.execute("SELECT pid, host, beat_at, state FROM sync_heartbeat").fetchone()
+    last_pass = None
+    if run:
+        keys = ("trigger", "started_at", "ended_at", "seconds", "files_changed", "lines_added")
+        last_pass = dict(zip(keys + ("error",), run, strict=True))
+    sidecar = None
+    if beat:
+        age = age_seconds(beat[2])
+        alive = beat[3] != "stopped" and age is not None and age < SIDECAR_STALE_SECONDS
+        sidecar = {"pid": beat[0], "host": beat[1], "state": beat[3], "beat_age": age}
+        sidecar["alive"] = alive
+    return {
+        "files": files,
+        "deleted_files": deleted,
+        "lines": lines,
+        "sessions": conn.execute("SELECT count(*) FROM sessions").fetchone()[0],
+        "errors": conn.execute("SELECT count(*) FROM ingest_errors").fetchone()[0],
+        "last_pass": last_pass,
+        "lag_bytes": pending,
+        "lag_seconds": age_seconds(run[2] or run[1]) if run else None,
+        "sidecar": sidecar,
+    }
+
+
+@cli.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def status(db_path, as_json):
+    """What the archive holds and how fresh it is.
+
+    Files tracked and deleted, lines, sessions, unreadable lines, the last pass, the lag
+    (bytes written to transcripts but not archived yet, seconds since the last pass) and
+    whether a `claude-sessions watch` sidecar is alive.
+    """
+    db = (db_path or default_db_path()).expanduser()
+    conn = open_existing(db)
+    try:
+        with database_errors(db):
+            info = collect_status(conn)
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"Archive:   {db}")
+    click.echo(
+        f"Files:     {info['files']:,} tracked, {info['deleted_files']:,} deleted at the source"
+    )
+    click.echo(f"Lines:     {info['lines']:,} ({info['errors']:,} unreadable, kept as errors)")
+    click.echo(f"Sessions:  {info['sessions']:,}")
+    run = info["last_pass"]
+    if run:
+        outcome = f"failed: {run['error']}" if run["error"] else f"{run['lines_added']:,} new lines"
+        click.echo(
+            f"Last pass: {run['trigger']} at {run['started_at']}, {outcome}, "
+            f"{info['lag_seconds']:.0f} s ago"
+        )
+    else:
+        click.echo("Last pass: none yet")
+    click.echo(f"Lag:       {info['lag_bytes']:,} bytes not archived yet")
+    sidecar = info["sidecar"]
+    if sidecar and sidecar["alive"]:
+        click.echo(f"Sidecar:   alive (pid {sidecar['pid']}, {sidecar['state']})")
+    elif sidecar:
+        click.echo(f"Sidecar:   not running (last heartbeat {sidecar['beat_age']:.0f} s ago)")
+    else:
+        click.echo("Sidecar:   never started (run `claude-sessions watch`)")
+
+
+@cli.command()
+@click.argument("session_id", required=False)
+@click.option("--all", "export_all", is_flag=True, help="Export every archived file.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write the projects tree into.",
+)
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+@db_option
+def export(session_id, export_all, output, force, db_path):
+    """Write archived transcripts back as files, byte for byte.
+
+    Recreates the projects tree under --output (project folder / session.jsonl, agent
+    files, subagents/ with their .meta.json), identical to what Claude Code wrote, also
+    for files it has since deleted.  Give a SESSION_ID for one session (with its
+    subagents) or --all for everything.  Refuses a non-empty --output folder unless
+    --force is given (existing files with the same names are then overwritten).
+
+    \b
+    Examples:
+      claude-sessions export 0d3a8e6f-290f-4105-a327-a2496e5e2a83 -o /tmp/session
+      claude-sessions export --all -o ~/claude-backup --force
+    """
+    if bool(session_id) == export_all:
+        raise click.ClickException("Give either a SESSION_ID or --all.")
+    db = (db_path or default_db_path()).expanduser()
+    open_existing(db).close()
+    if output.exists() and any(output.iterdir()) and not force:
+        raise click.ClickException(f"{output} is not empty; pass --force to write into it.")
+    try:
+        with database_errors(db):
+            written = export_files(db, output, None if export_all else session_id)
+    except ExportError as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"Cannot write to {output}: {e.strerror}.") from None
+    click.echo(f"Wrote {len(written):,} files to {output}.")
+
+
+@cli.command()
+def path():
+    """Print the archive's default path ($CLAUDE_SESSIONS_DB or the data directory)."""
+    click.echo(default_db_path())

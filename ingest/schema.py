@@ -209,6 +209,50 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_sync_indexes(db: Database) -> None:
+    _run_script(
+        db,
+        """
+        -- Re-reading a rewritten file looks up old-generation rows by offset.
+        CREATE INDEX IF NOT EXISTS idx_events_file_offset ON events(file_id, byte_offset);
+        -- Session titles: a summary's leafUuid names an event anywhere in the archive.
+        CREATE INDEX IF NOT EXISTS idx_events_summary_leaf
+            ON events(json_extract(raw, '$.leafUuid')) WHERE type = 'summary';
+        CREATE INDEX IF NOT EXISTS idx_sync_files_agent ON sync_files(agent_id);
+        """,
+    )
+
+
+@migrations()
+def m003_web_app(db: Database) -> None:
+    # sessions_list: the web app's sessions list, one row per session with the columns
+    # worth showing, a `day` to facet on and a title on every row (it links to the
+    # transcript).  idx_events_kind: prompts per day and search filtered by kind.
+    _run_script(
+        db,
+        """
+        CREATE INDEX IF NOT EXISTS idx_events_kind ON events(kind, timestamp);
+        CREATE VIEW IF NOT EXISTS sessions_list AS
+        SELECT s.session_id,
+            coalesce(nullif(s.title, ''), s.session_id) AS title,
+            p.name AS project,
+            s.project_path,
+            s.first_timestamp AS started,
+            s.last_timestamp AS last_activity,
+            date(s.first_timestamp) AS day,
+            s.prompts,
+            s.tool_calls,
+            s.subagents,
+            s.models,
+            s.git_branch AS branch,
+            s.host,
+            s.version
+        FROM sessions s LEFT JOIN projects p ON p.path = s.project_path;
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""

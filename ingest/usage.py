@@ -1,7 +1,483 @@
-"""Deduplicated API calls (api_calls) and their cost.  Filled in by issue #4."""
+"""Deduplicated API calls (``api_calls``), their cost, rollup views and 5-hour blocks.
+
+One ``api_calls`` row per billed API response.  Claude Code writes one response over
+several assistant lines (and resumes, ``--continue`` and sidechains copy lines into other
+files), so rows are keyed by ``(message.id, requestId)`` across all files; the rules,
+and where they differ from ccusage, are in docs/usage-rules.md:
+
+- per key, the main-thread line beats a sidechain line, then the line with the most
+  tokens, then one that has ``usage.speed``, then the earliest timestamp, the smaller
+  session id and the smaller event id;
+- when a message id has a main-thread line, sidechain lines of that message id are
+  not counted, whatever their request id; a message id with only sidechain lines is
+  counted once;
+- ``<synthetic>`` records are skipped; lines without ``message.id`` are all counted.
+
+The result depends only on the set of lines archived, never on the order they arrive
+in: ``on_batch`` merges each batch with the rows already stored for the same message ids
+and applies the same rule.
+"""
 
 from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, parse_line
+from .pricing import PriceTable, table_for
+from .schema import _run_script, migrations
+
+BLOCK_HOURS = 5
+_AGENT_ID_INDEX = EVENT_COLUMNS.index("agent_id")
+
+API_CALL_COLUMNS = (
+    "event_id",
+    "dedup_key",
+    "message_id",
+    "request_id",
+    "session_id",
+    "agent_id",
+    "host",
+    "project",
+    "is_sidechain",
+    "model",
+    "timestamp",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_5m_tokens",
+    "cache_creation_1h_tokens",
+    "cache_read_tokens",
+    "total_tokens",
+    "web_search_requests",
+    "speed",
+    "cost_usd",
+    "priced",
+)
+_COL = {name: i for i, name in enumerate(API_CALL_COLUMNS)}
+_INSERT = (
+    f"INSERT OR IGNORE INTO api_calls ({', '.join(API_CALL_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in API_CALL_COLUMNS)})"
+)
+# Sums shared by every rollup view.
+_SUMS = """
+    count(*) AS calls,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(cache_creation_5m_tokens + cache_creation_1h_tokens) AS cache_creation_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sum(total_tokens) AS total_tokens,
+    round(sum(cost_usd), 6) AS cost_usd,
+    sum(priced = 0) AS unpriced_calls"""
+_ROLLUPS = {
+    "usage_by_session": ("session_id, min(project) AS project, min(host) AS host", "session_id"),
+    "usage_by_project": ("project", "project"),
+    "usage_by_day": ("date(timestamp) AS day", "date(timestamp)"),
+    "usage_by_week": (
+        "date(timestamp, 'weekday 0', '-6 days') AS week",
+        "date(timestamp, 'weekday 0', '-6 days')",
+    ),
+    "usage_by_month": ("substr(timestamp, 1, 7) AS month", "substr(timestamp, 1, 7)"),
+    "usage_by_model": ("model", "model"),
+    "usage_by_agent": (
+        "session_id, agent_id, max(is_sidechain) AS is_sidechain",
+        "session_id, agent_id",
+    ),
+}
+
+
+@migrations(name="m100_api_calls")
+def m100_api_calls(db) -> None:
+    _run_script(
+        db,
+        """
+        -- One row per billed API response (see docs/usage-rules.md).
+        CREATE TABLE IF NOT EXISTS api_calls (
+            id INTEGER PRIMARY KEY,
+            event_id INTEGER NOT NULL REFERENCES events(id), -- the line counted
+            dedup_key TEXT,                  -- message_id + ' ' + request_id; NULL without message.id
+            message_id TEXT,
+            request_id TEXT,
+            session_id TEXT,
+            agent_id TEXT,                   -- NULL on the main thread
+            host TEXT,
+            project TEXT,                    -- encoded project folder (sync_files.project_dir)
+            is_sidechain INTEGER NOT NULL DEFAULT 0,
+            model TEXT,
+            timestamp TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_creation_5m_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_creation_1h_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            total_tokens INTEGER NOT NULL DEFAULT 0,
+            web_search_requests INTEGER NOT NULL DEFAULT 0,
+            speed TEXT,                      -- usage.speed: standard | fast
+            cost_usd REAL,                   -- NULL when the model has no price
+            priced INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS idx_api_calls_key ON api_calls(dedup_key);
+        CREATE UNIQUE INDEX IF NOT EXISTS idx_api_calls_event ON api_calls(event_id);
+        CREATE INDEX IF NOT EXISTS idx_api_calls_message ON api_calls(message_id);
+        CREATE INDEX IF NOT EXISTS idx_api_calls_session ON api_calls(session_id);
+        CREATE INDEX IF NOT EXISTS idx_api_calls_timestamp ON api_calls(timestamp);
+        CREATE INDEX IF NOT EXISTS idx_api_calls_project ON api_calls(project, timestamp);
+        CREATE INDEX IF NOT EXISTS idx_api_calls_model ON api_calls(model);
+
+        -- Settings of the usage module: price_overrides (JSON), prices_fingerprint.
+        CREATE TABLE IF NOT EXISTS usage_settings (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """,
+    )
+    for name, (select, group) in _ROLLUPS.items():
+        db.execute(f"DROP VIEW IF EXISTS {name}")
+        db.execute(
+            f"CREATE VIEW {name} AS SELECT {select},{_SUMS},\n"
+            f"    min(timestamp) AS first_call, max(timestamp) AS last_call\n"
+            f"FROM api_calls GROUP BY {group}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Rows from transcript lines
+
+
+def _int(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _call_row(ev: NewEvent, file_info: tuple, table: PriceTable) -> tuple | None:
+    """The api_calls row for an assistant line with usage, or None."""
+    obj = ev.obj
+    message = obj.get("message")
+    if not isinstance(message, dict):
+        return None
+    usage = message.get("usage")
+    model = message.get("model")
+    if not isinstance(usage, dict) or model == "<synthetic>":
+        return None
+    model = model if isinstance(model, str) else None
+    input_tokens = _int(usage.get("input_tokens"))
+    output_tokens = _int(usage.get("output_tokens"))
+    cache_write = _int(usage.get("cache_creation_input_tokens"))
+    cache_read = _int(usage.get("cache_read_input_tokens"))
+    split = usage.get("cache_creation")
+    write_1h = _int(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
+    write_1h = min(write_1h, cache_write)
+    write_5m = cache_write - write_1h
+    server = usage.get("server_tool_use")
+    searches = _int(server.get("web_search_requests")) if isinstance(server, dict) else 0
+    speed = usage.get("speed") if isinstance(usage.get("speed"), str) else None
+    message_id = message.get("id") if isinstance(message.get("id"), str) else None
+    request_id = obj.get("requestId") if isinstance(obj.get("requestId"), str) else None
+    dedup_key = f"{message_id} {request_id or ''}" if message_id else None
+    is_sidechain = 1 if obj.get("isSidechain") is True else 0
+    agent_id = ev.cols[_AGENT_ID_INDEX] or file_info[1]
+    timestamp = obj.get("timestamp") if isinstance(obj.get("timestamp"), str) else None
+    cost = table.cost(model, input_tokens, output_tokens, write_5m, write_1h, cache_read, speed)
+    return (
+        ev.event_id,
+        dedup_key,
+        message_id,
+        request_id,
+        ev.cols[SESSION_ID_INDEX],
+        agent_id,
+        ev.host,
+        file_info[0],
+        is_sidechain,
+        model,
+        timestamp,
+        input_tokens,
+        output_tokens,
+        write_5m,
+        write_1h,
+        cache_read,
+        input_tokens + output_tokens + cache_write + cache_read,
+        searches,
+        speed,
+        cost,
+        0 if cost is None else 1,
+    )
+
+
+def _rank(row: tuple) -> tuple:
+    """Sort key: the best line for a key sorts first (a total order, so order-independent)."""
+    return (
+        -row[_COL["total_tokens"]],
+        row[_COL["speed"]] is None,
+        row[_COL["timestamp"]] or "\uffff",
+        row[_COL["session_id"]] or "\uffff",
+        row[_COL["event_id"]],
+    )
+
+
+def _winners(rows: list[tuple]) -> list[tuple]:
+    """The rows counted among all lines (stored and new) of one message id."""
+    main = [r for r in rows if not r[_COL["is_sidechain"]]]
+    if not main:
+        return [min(rows, key=_rank)]
+    best: dict[str, tuple] = {}
+    for row in main:
+        key = row[_COL["dedup_key"]]
+        if key not in best or _rank(row) < _rank(best[key]):
+            best[key] = row
+    return list(best.values())
 
 
 def on_batch(conn, batch) -> None:
     """Called by the sync engine in the batch's transaction with the new events."""
+    candidates = [ev for ev in batch if ev.obj.get("type") == "assistant"]
+    if not candidates:
+        return
+    table = current_table(conn)
+    files: dict[int, tuple] = {}
+    by_message: dict[str, list[tuple]] = defaultdict(list)
+    without_id: list[tuple] = []
+    for ev in candidates:
+        if ev.file_id not in files:
+            files[ev.file_id] = conn.execute(
+                "SELECT project_dir, agent_id FROM sync_files WHERE id = ?", (ev.file_id,)
+            ).fetchone() or (None, None)
+        row = _call_row(ev, files[ev.file_id], table)
+        if row is None:
+            continue
+        if row[_COL["message_id"]] is None:
+            without_id.append(row)
+        else:
+            by_message[row[_COL["message_id"]]].append(row)
+    if without_id:
+        conn.executemany(_INSERT, without_id)
+    if not by_message:
+        return
+    stored: dict[str, list[tuple]] = defaultdict(list)
+    ids = list(by_message)
+    cols = ", ".join(API_CALL_COLUMNS)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        sql = (
+            f"SELECT id, {cols} FROM api_calls WHERE message_id IN ({', '.join('?' * len(chunk))})"
+        )
+        for rowid, *row in conn.execute(sql, chunk):
+            stored[row[_COL["message_id"]]].append((rowid, tuple(row)))
+    deletes, inserts = [], []
+    for message_id, new_rows in by_message.items():
+        old = stored.get(message_id, [])
+        old_rows = {row: rowid for rowid, row in old}
+        winners = set(_winners([*old_rows, *new_rows]))
+        deletes.extend((rowid,) for row, rowid in old_rows.items() if row not in winners)
+        inserts.extend(row for row in winners if row not in old_rows)
+    if deletes:
+        conn.executemany("DELETE FROM api_calls WHERE id = ?", deletes)
+    if inserts:
+        conn.executemany(_INSERT, inserts)
+
+
+# ---------------------------------------------------------------------------
+# Prices stored with the archive
+
+
+def _setting(conn, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM usage_settings WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _set_setting(conn, key: str, value: str | None) -> None:
+    conn.execute(
+        "INSERT INTO usage_settings (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def current_table(conn) -> PriceTable:
+    """The built-in prices with the archive's stored overrides; re-prices stored calls
+    when that table changed since they were priced (a new package version, new overrides)."""
+    table = table_for(_setting(conn, "price_overrides"))
+    fingerprint = table.fingerprint()
+    if _setting(conn, "prices_fingerprint") != fingerprint:
+        reprice(conn, table)
+        _set_setting(conn, "prices_fingerprint", fingerprint)
+    return table
+
+
+def set_price_overrides(conn, overrides: dict | None) -> PriceTable:
+    """Store an override file's data (None clears it) and re-price every call."""
+    _set_setting(conn, "price_overrides", json.dumps(overrides) if overrides else None)
+    return current_table(conn)
+
+
+def register_cost_function(conn, table: PriceTable, name: str = "call_cost") -> None:
+    """``call_cost(model, input, output, write_5m, write_1h, read, speed)`` in SQL."""
+    conn.create_function(name, 7, table.cost, deterministic=True)
+
+
+def reprice(conn, table: PriceTable) -> int:
+    """Recompute cost_usd and priced of every stored call with ``table``."""
+    register_cost_function(conn, table, "_reprice_cost")
+    cur = conn.execute(
+        "UPDATE api_calls SET cost_usd = _reprice_cost(model, input_tokens, output_tokens, "
+        "cache_creation_5m_tokens, cache_creation_1h_tokens, cache_read_tokens, speed)"
+    )
+    conn.execute("UPDATE api_calls SET priced = cost_usd IS NOT NULL")
+    return cur.rowcount
+
+
+# ---------------------------------------------------------------------------
+# Rebuilding from events (after a merge, or to repair)
+
+
+def events_as_new(conn, where: str = "1", params: tuple = ()):
+    """Archived assistant lines as NewEvent objects, like the sync engine hands them over."""
+    sql = (
+        "SELECT e.id, e.file_id, e.raw, f.session_id, f.host FROM events e "
+        f"JOIN sync_files f ON f.id = e.file_id WHERE e.type = 'assistant' AND ({where}) "
+        "ORDER BY e.id"
+    )
+    for event_id, file_id, raw, file_session, host in conn.execute(sql, params):
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        try:
+            obj = parse_line(raw)
+        except ValueError:
+            continue
+        cols = [None] * len(EVENT_COLUMNS)
+        session_id = obj.get("sessionId")
+        cols[SESSION_ID_INDEX] = session_id if isinstance(session_id, str) else file_session
+        yield NewEvent(event_id, file_id, obj, tuple(cols), host)
+
+
+def rebuild(conn, *, batch_size: int = 5000) -> int:
+    """Empty api_calls and fill it again from the archived lines; returns the row count."""
+    conn.execute("DELETE FROM api_calls")
+    batch: list[NewEvent] = []
+    for ev in events_as_new(conn):
+        batch.append(ev)
+        if len(batch) >= batch_size:
+            on_batch(conn, batch)
+            batch = []
+    if batch:
+        on_batch(conn, batch)
+    return conn.execute("SELECT count(*) FROM api_calls").fetchone()[0]
+
+
+# ---------------------------------------------------------------------------
+# 5-hour blocks and the status page
+
+
+def parse_ts(value: str) -> datetime:
+    """An ISO-8601 timestamp as an aware UTC datetime."""
+    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def hourly(conn, where: str = "1", params: tuple = (), cost: str = "cost_usd") -> list[tuple]:
+    """Per UTC hour: (hour, calls, tokens, cost, unpriced, first_ts, last_ts), in order."""
+    sql = f"""
+        SELECT substr(timestamp, 1, 13) AS hour, count(*), sum(total_tokens), sum({cost}),
+               sum({cost} IS NULL), min(timestamp), max(timestamp)
+        FROM api_calls WHERE timestamp IS NOT NULL AND ({where})
+        GROUP BY hour ORDER BY hour"""
+    return conn.execute(sql, params).fetchall()
+
+
+def blocks_from_hours(hours: list[tuple], now: datetime | None = None) -> list[dict]:
+    """Group hourly rows into 5-hour billing blocks.
+
+    A block starts at the hour (floored) of the first call after the previous block
+    ended, and lasts 5 hours.  Blocks end on whole hours, so hourly sums are exact.
+    """
+    now = now or datetime.now(UTC)
+    blocks: list[dict] = []
+    block = None
+    for hour, calls, tokens, cost, unpriced, first_ts, last_ts in hours:
+        start = parse_ts(hour + ":00:00Z")
+        if block is None or start >= block["end"]:
+            block = {
+                "start": start,
+                "end": start + timedelta(hours=BLOCK_HOURS),
+                "calls": 0,
+                "tokens": 0,
+                "cost_usd": None,
+                "unpriced_calls": 0,
+                "first_call": first_ts,
+                "last_call": last_ts,
+            }
+            blocks.append(block)
+        block["calls"] += calls
+        block["tokens"] += tokens or 0
+        if cost is not None:
+            block["cost_usd"] = (block["cost_usd"] or 0.0) + cost
+        block["unpriced_calls"] += unpriced or 0
+        block["last_call"] = last_ts
+    for block in blocks:
+        _burn_rate(block, now)
+    return blocks
+
+
+def _burn_rate(block: dict, now: datetime) -> None:
+    first, last = parse_ts(block["first_call"]), parse_ts(block["last_call"])
+    hours = (last - first).total_seconds() / 3600
+    cost = block["cost_usd"]
+    block["tokens_per_hour"] = block["tokens"] / hours if hours > 0 else None
+    block["cost_per_hour"] = cost / hours if hours > 0 and cost is not None else None
+    block["active"] = block["start"] <= now < block["end"]
+    block["projected_cost_usd"] = None
+    if block["active"]:
+        remaining = (block["end"] - now).total_seconds() / 3600
+        if block["cost_per_hour"] is not None:
+            block["projected_cost_usd"] = cost + block["cost_per_hour"] * remaining
+        else:
+            block["projected_cost_usd"] = cost
+
+
+def current_block(conn, now: datetime | None = None) -> dict | None:
+    """The 5-hour block running at ``now`` (default: the current time), or None.
+
+    Keys: start, end (datetimes, UTC), calls, tokens, cost_usd, unpriced_calls,
+    first_call, last_call, tokens_per_hour, cost_per_hour, active, projected_cost_usd
+    (cost at the block's end if calls go on at the current burn rate).
+    """
+    now = now or datetime.now(UTC)
+    until = now.strftime("%Y-%m-%dT%H:%M:%S.999Z")
+    window = 2 * BLOCK_HOURS
+    while True:
+        since = (now - timedelta(hours=window)).strftime("%Y-%m-%dT%H")
+        hours = _from_gap(hourly(conn, "timestamp >= ? AND timestamp <= ?", (since, until)))
+        if not hours:
+            return None
+        # Exact once the first hour follows a gap of 5 hours (or nothing at all).
+        first = parse_ts(hours[0][0] + ":00:00Z")
+        before = (first - timedelta(hours=BLOCK_HOURS)).strftime("%Y-%m-%dT%H")
+        earlier = conn.execute(
+            "SELECT 1 FROM api_calls WHERE timestamp >= ? AND timestamp < ? LIMIT 1",
+            (before, hours[0][0]),
+        ).fetchone()
+        if earlier is None:
+            break
+        window *= 2
+    blocks = blocks_from_hours(hours, now)
+    return blocks[-1] if blocks and blocks[-1]["active"] else None
+
+
+def _from_gap(hours: list[tuple]) -> list[tuple]:
+    """Hourly rows from the last one that follows a gap of >= 5 hours (or the first)."""
+    start = 0
+    for i in range(1, len(hours)):
+        gap = parse_ts(hours[i][0] + ":00:00Z") - parse_ts(hours[i - 1][0] + ":00:00Z")
+        if gap >= timedelta(hours=BLOCK_HOURS):
+            start = i
+    return hours[start:]
+
+
+def unpriced_models(conn) -> list[dict]:
+    """Models of stored calls without a price: model, calls, total_tokens, last_call."""
+    rows = conn.execute(
+        "SELECT model, count(*), sum(total_tokens), max(timestamp) FROM api_calls "
+        "WHERE priced = 0 GROUP BY model ORDER BY count(*) DESC"
+    ).fetchall()
+    return [
+        {"model": model, "calls": calls, "total_tokens": tokens, "last_call": last}
+        for model, calls, tokens, last in rows
+    ]

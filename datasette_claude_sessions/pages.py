@@ -1,0 +1,595 @@
+"""Home, transcript and search pages, each with a JSON form, plus cell links.
+
+URLs (every HTML page also answers ``.json`` or ``?_format=json``):
+
+- ``/`` and ``/-/claude-sessions``: home: recent sessions, projects, search box, or what
+  to do when the archive is empty (JSON: ``/-/claude-sessions.json``);
+- ``/-/claude-sessions/session/<session_id>``: the transcript, 500 events a page
+  (``?page=N``, ``?event=<id>`` opens the page holding that event, ``?agent=<id>`` one
+  subagent's own transcript);
+- ``/-/claude-sessions/search?q=``: full-text search with ``project``, ``kind``,
+  ``from``/``to`` (YYYY-MM-DD), ``sort`` (rank, newest, oldest), ``syntax=fts`` for raw
+  FTS5 query syntax, and ``page``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import sqlite3
+from html import escape
+from urllib.parse import urlencode
+
+from datasette.utils.asgi import Forbidden, NotFound, Response
+from markupsafe import Markup
+
+from . import render, transcript
+
+PLUGIN = "datasette-claude-sessions"
+PREFIX = "/-/claude-sessions"
+SEARCH_KINDS = ("prompt", "answer", "thinking", "tool_use", "tool_result")
+SEARCH_PAGE_SIZE = 20
+SEARCH_COUNT_CAP = 1000
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def routes():
+    return [
+        (r"^/$", home),
+        (rf"^{PREFIX}/?$", home),
+        (rf"^{PREFIX}\.(?P<format>json)$", home),
+        (rf"^{PREFIX}/session/(?P<session_id>[^/]+?)(?:\.(?P<format>json))?$", session_page),
+        (rf"^{PREFIX}/search(?:\.(?P<format>json))?$", search_page),
+    ]
+
+
+# Finding the archive -------------------------------------------------------------------
+
+
+async def archive_database(datasette):
+    """The attached database holding ``sessions`` and ``events`` (plugin config
+    ``database`` names it explicitly), or None."""
+    config = datasette.plugin_config(PLUGIN) or {}
+    name = config.get("database")
+    if name:
+        return datasette.databases.get(name)
+    for db_name, db in datasette.databases.items():
+        if db_name.startswith("_"):
+            continue
+        if await db.table_exists("sessions") and await db.table_exists("events"):
+            return db
+    return None
+
+
+async def _check_permission(datasette, request, db_name: str) -> None:
+    """Reading transcripts needs what reading the events table needs."""
+    if hasattr(datasette, "ensure_permissions"):  # Datasette 0.6x
+        await datasette.ensure_permissions(
+            request.actor,
+            [("view-table", (db_name, "events")), ("view-database", db_name), "view-instance"],
+        )
+        return
+    from datasette.resources import TableResource  # Datasette 1.0
+
+    if not await datasette.allowed(
+        action="view-table", resource=TableResource(db_name, "events"), actor=request.actor
+    ):
+        raise Forbidden("You do not have permission to view this archive")
+
+
+def _wants_json(request) -> bool:
+    return (request.url_vars.get("format") == "json") or request.args.get("_format") == "json"
+
+
+def _path(datasette, path: str) -> str:
+    return str(datasette.urls.path(path))
+
+
+def session_url(datasette, session_id: str, **params) -> str:
+    """URL of a transcript page; ``event=`` adds the #e<id> anchor."""
+    query = {k: v for k, v in params.items() if v is not None}
+    url = _path(datasette, f"{PREFIX}/session/{session_id}")
+    if query:
+        url += "?" + urlencode(query)
+    if params.get("event") is not None:
+        url += f"#e{params['event']}"
+    return url
+
+
+async def _render(datasette, request, template: str, context: dict, status: int = 200):
+    html = await datasette.render_template(template, context, request=request)
+    return Response.html(html, status=status)
+
+
+async def _archive_or_404(datasette, request):
+    db = await archive_database(datasette)
+    if db is None:
+        raise NotFound("No claude-sessions archive is attached to this Datasette.")
+    await _check_permission(datasette, request, db.name)
+    return db
+
+
+# Home ------------------------------------------------------------------------------------
+
+
+async def home(datasette, request):
+    db = await archive_database(datasette)
+    context: dict = {"archive": None, "projects_dirs": _projects_dirs()}
+    if db is not None:
+        await _check_permission(datasette, request, db.name)
+        context["archive"] = db.name
+        context.update(await db.execute_fn(_home_data))
+    if _wants_json(request):
+        data = {k: v for k, v in context.items() if k != "projects_dirs"}
+        for row in data.get("recent", []):
+            row["url"] = session_url(datasette, row["session_id"])
+        return Response.json(data, default=str)
+    context["search_url"] = _path(datasette, f"{PREFIX}/search")
+    context["session_url"] = lambda sid: session_url(datasette, sid)
+    context["json_url"] = _path(datasette, f"{PREFIX}.json")
+    context["dashboards_url"] = _path(datasette, "/-/dashboards")
+    context["title"] = datasette.metadata("title") or "Claude Code sessions"
+    context["description"] = datasette.metadata("description")
+    context["databases"] = [
+        (name, str(datasette.urls.database(name)))
+        for name in datasette.databases
+        if not name.startswith("_")
+    ]
+    if db is not None:
+        context["sessions_url"] = str(datasette.urls.table(db.name, "sessions_list"))
+        context["projects_url"] = str(datasette.urls.table(db.name, "projects"))
+        context["database_url"] = str(datasette.urls.database(db.name))
+    return await _render(datasette, request, "claude_sessions_home.html", context)
+
+
+def _projects_dirs() -> list[str]:
+    from ingest.paths import default_projects_dirs
+
+    return [str(p) for p in default_projects_dirs()]
+
+
+def _rows(cursor) -> list[dict]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _home_data(conn) -> dict:
+    totals = conn.execute(
+        "select count(*), coalesce(sum(prompts), 0), min(first_timestamp), max(last_timestamp) "
+        "from sessions"
+    ).fetchone()
+    files = conn.execute("select count(*) from sync_files").fetchone()[0]
+    last_sync = conn.execute("select max(coalesce(ended_at, started_at)) from sync_runs").fetchone()
+    recent = _rows(
+        conn.execute(
+            "select s.session_id, s.title, s.project_path, p.name as project, "
+            "s.first_timestamp, s.last_timestamp, s.prompts, s.models, s.git_branch "
+            "from sessions s left join projects p on p.path = s.project_path "
+            "order by s.last_timestamp desc limit 25"
+        )
+    )
+    projects = _rows(
+        conn.execute(
+            "select path, name, sessions, last_timestamp from projects "
+            "order by last_timestamp desc limit 15"
+        )
+    )
+    return {
+        "sessions": totals[0],
+        "prompts": totals[1],
+        "first_timestamp": totals[2],
+        "last_timestamp": totals[3],
+        "files": files,
+        "last_sync": last_sync[0] if last_sync else None,
+        "recent": recent,
+        "projects": projects,
+    }
+
+
+# Transcript ------------------------------------------------------------------------------
+
+
+def _int_arg(request, name: str, default: int | None = None) -> int | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return default
+
+
+async def session_page(datasette, request):
+    db = await _archive_or_404(datasette, request)
+    session_id = request.url_vars["session_id"]
+    agent_id = request.args.get("agent") or None
+    event_id = _int_arg(request, "event")
+    size = max(1, min(_int_arg(request, "size", transcript.PAGE_SIZE), transcript.MAX_PAGE_SIZE))
+    as_json = _wants_json(request)
+
+    if event_id is not None:
+        located = await db.execute_fn(lambda conn: transcript.locate_event(conn, event_id))
+        if located and located[0] and (located[0], located[1]) != (session_id, agent_id):
+            # The event belongs elsewhere: send the reader to its own thread.
+            target = session_url(
+                datasette,
+                located[0],
+                agent=located[1],
+                event=event_id,
+                **({"_format": "json"} if as_json else {}),
+            )
+            return Response.redirect(target)
+
+    def urls(kind: str, **kw) -> str:
+        if kind == "row":
+            return str(datasette.urls.row(db.name, "events", kw["event_id"]))
+        if kind == "row_json":
+            return str(datasette.urls.row(db.name, "events", kw["event_id"], format="json"))
+        if kind == "agent":
+            return session_url(datasette, session_id, agent=kw["agent_id"])
+        if kind == "event":
+            return session_url(datasette, session_id, agent=agent_id, event=kw["event_id"])
+        raise ValueError(kind)
+
+    requested_page = _int_arg(request, "page", 1)
+
+    def build(conn):
+        session = _rows(conn.execute("select * from sessions where session_id = ?", (session_id,)))
+        order = transcript.thread_order(conn, session_id, agent_id)
+        pages = max(1, math.ceil(len(order) / size))
+        page = requested_page
+        if event_id is not None and event_id in order:
+            page = order.index(event_id) // size + 1
+        page = max(1, min(page, pages))
+        ids = order[(page - 1) * size : page * size]
+        agents = transcript.session_agents(conn, session_id)
+        ctx = transcript.Context(urls=urls)
+        if not as_json:
+            for agent in agents:
+                if agent["tool_use_id"]:
+                    ctx.agents_by_call.setdefault(agent["tool_use_id"], []).append(agent)
+        events = transcript.build_events(conn, ids, ctx, session_id)
+        project = None
+        if session and session[0]["project_path"]:
+            project = _rows(
+                conn.execute("select * from projects where path = ?", (session[0]["project_path"],))
+            )
+        return {
+            "session": session[0] if session else None,
+            "project": project[0] if project else None,
+            "total": len(order),
+            "page": page,
+            "pages": pages,
+            "events": events,
+            "agents": agents,
+            "linked_calls": {
+                a["tool_use_id"]: ctx.tool_calls.get(a["tool_use_id"], {}).get("event_id")
+                for a in agents
+                if a["tool_use_id"]
+            },
+        }
+
+    data = await db.execute_fn(build)
+    if data["session"] is None and data["total"] == 0:
+        raise NotFound(f"No session {session_id} in the archive.")
+    agent = next((a for a in data["agents"] if a["agent_id"] == agent_id), None)
+    if agent_id is not None and data["total"] == 0 and agent is None:
+        raise NotFound(f"No subagent {agent_id} in session {session_id}.")
+
+    def page_url(n: int, fmt: bool = as_json) -> str:
+        params = {"agent": agent_id, "page": n}
+        if size != transcript.PAGE_SIZE:
+            params["size"] = size
+        if fmt:
+            params["_format"] = "json"
+        return session_url(datasette, session_id, **params)
+
+    page, pages = data["page"], data["pages"]
+    first_position = (page - 1) * size
+    if as_json:
+        return Response.json(
+            {
+                "database": db.name,
+                "session": data["session"],
+                "agent_id": agent_id,
+                "total_events": data["total"],
+                "page": page,
+                "pages": pages,
+                "page_size": size,
+                "next_url": page_url(page + 1) if page < pages else None,
+                "previous_url": page_url(page - 1) if page > 1 else None,
+                "events": [
+                    transcript.json_event(view, first_position + i)
+                    for i, view in enumerate(data["events"])
+                ],
+                "subagents": [
+                    dict(a, url=session_url(datasette, session_id, agent=a["agent_id"]))
+                    for a in data["agents"]
+                ],
+            },
+            default=str,
+        )
+
+    spawned_by = None
+    if agent and agent.get("tool_use_id"):
+        call_event = data["linked_calls"].get(agent["tool_use_id"])
+        if call_event:
+            spawned_by = session_url(datasette, session_id, event=call_event)
+    context = {
+        "database": db.name,
+        "session_id": session_id,
+        "session": data["session"],
+        "project": data["project"],
+        "agent_id": agent_id,
+        "agent": agent,
+        "spawned_by": spawned_by,
+        "turns": transcript.group_turns(data["events"]),
+        "total": data["total"],
+        "page": page,
+        "pages": pages,
+        "first_position": first_position,
+        "shown": len(data["events"]),
+        "page_urls": [(n, page_url(n, False)) for n in _page_window(page, pages)],
+        "next_url": page_url(page + 1, False) if page < pages else None,
+        "previous_url": page_url(page - 1, False) if page > 1 else None,
+        "json_url": page_url(page, True),
+        "main_url": session_url(datasette, session_id),
+        "agents": [
+            dict(a, url=session_url(datasette, session_id, agent=a["agent_id"]))
+            for a in data["agents"]
+        ],
+        "events_url": str(datasette.urls.table(db.name, "events"))
+        + "?"
+        + urlencode({"session_id": session_id, "_sort": "id"}),
+        "session_row_url": str(datasette.urls.row(db.name, "sessions", _tilde(session_id))),
+        "search_url": _path(datasette, f"{PREFIX}/search"),
+        "home_url": _path(datasette, PREFIX),
+        "models": _models(data["session"]),
+    }
+    return await _render(datasette, request, "claude_sessions_session.html", context)
+
+
+def _tilde(value: str) -> str:
+    from datasette.utils import tilde_encode
+
+    return tilde_encode(value)
+
+
+def _models(session: dict | None) -> list[str]:
+    import json
+
+    if not session or not session.get("models"):
+        return []
+    try:
+        models = json.loads(session["models"])
+    except ValueError:
+        return []
+    return [str(m) for m in models] if isinstance(models, list) else []
+
+
+def _page_window(page: int, pages: int) -> list[int]:
+    """Page numbers to link: first, last, and two either side of the current one."""
+    wanted = {1, pages} | set(range(page - 2, page + 3))
+    return sorted(n for n in wanted if 1 <= n <= pages)
+
+
+# Search ----------------------------------------------------------------------------------
+
+
+def fts_query(q: str) -> str:
+    """A user's words as a safe FTS5 query: every word or "quoted phrase" becomes a
+    quoted string (AND-ed); a trailing * keeps prefix matching."""
+    parts = []
+    for token in re.findall(r'"[^"]*"|[^\s"]+', q):
+        prefix = token.endswith("*") and not token.startswith('"')
+        token = token.rstrip("*") if prefix else token.strip('"')
+        if not token.strip():
+            continue
+        parts.append('"' + token.replace('"', '""') + '"' + ("*" if prefix else ""))
+    return " ".join(parts)
+
+
+def _snippet_html(snippet: str | None, open_mark: str, close_mark: str) -> Markup:
+    text = render.strip_ansi(snippet or "")
+    text = re.sub(r"\s+", " ", text).strip()
+    html = escape(text, quote=True)
+    return Markup(html.replace(open_mark, "<mark>").replace(close_mark, "</mark>"))
+
+
+def _search_filters(request) -> tuple[dict, list[str]]:
+    """Validated filters from the query string, and messages about ignored ones."""
+    errors = []
+    filters = {
+        "q": (request.args.get("q") or "").strip(),
+        "project": request.args.get("project") or "",
+        "kind": request.args.get("kind") or "",
+        "from": request.args.get("from") or "",
+        "to": request.args.get("to") or "",
+        "sort": request.args.get("sort") or "rank",
+        "syntax": request.args.get("syntax") or "",
+    }
+    if filters["kind"] and filters["kind"] not in SEARCH_KINDS:
+        errors.append(f"Unknown kind {filters['kind']!r} ignored.")
+        filters["kind"] = ""
+    for key in ("from", "to"):
+        if filters[key] and not _DATE.match(filters[key]):
+            errors.append(f"{key.title()} date must look like 2025-07-01; ignored.")
+            filters[key] = ""
+    if filters["sort"] not in ("rank", "newest", "oldest"):
+        filters["sort"] = "rank"
+    return filters, errors
+
+
+def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> dict:
+    match = filters["q"] if filters["syntax"] == "fts" else fts_query(filters["q"])
+    if not match:
+        return {"hits": [], "has_next": False, "count": 0, "error": None}
+    where = ["events_fts match :match"]
+    params: dict = {"match": match, "open": open_mark, "close": close_mark}
+    if filters["kind"]:
+        where.append("e.kind = :kind")
+        params["kind"] = filters["kind"]
+    if filters["project"]:
+        where.append("s.project_path = :project")
+        params["project"] = filters["project"]
+    if filters["from"]:
+        where.append("e.timestamp >= :from")
+        params["from"] = filters["from"]
+    if filters["to"]:
+        where.append("e.timestamp < date(:to, '+1 day')")
+        params["to"] = filters["to"]
+    order = {
+        "rank": "events_fts.rank",
+        "newest": "events_fts.rowid desc",
+        "oldest": "events_fts.rowid",
+    }[filters["sort"]]
+    joins = (
+        "from events_fts join events e on e.id = events_fts.rowid "
+        "join sync_files f on f.id = e.file_id "
+        "left join sessions s on s.session_id = e.session_id "
+        "left join projects p on p.path = s.project_path"
+    )
+    sql = (
+        "select e.id, e.session_id, coalesce(e.agent_id, f.agent_id) as agent_id, e.kind, "
+        "e.type, e.timestamp, s.title, s.project_path, p.name as project, "
+        "snippet(events_fts, 0, :open, :close, '…', 24) as snippet "
+        f"{joins} where {' and '.join(where)} order by {order} "
+        f"limit {SEARCH_PAGE_SIZE + 1} offset {(page - 1) * SEARCH_PAGE_SIZE}"
+    )
+    count_sql = (
+        f"select count(*) from (select 1 {joins} where {' and '.join(where)} "
+        f"limit {SEARCH_COUNT_CAP + 1})"
+    )
+    try:
+        hits = _rows(conn.execute(sql, params))
+        count = conn.execute(count_sql, params).fetchone()[0]
+    except sqlite3.OperationalError as e:
+        if "fts5" in str(e) or "syntax" in str(e) or "no such column" in str(e):
+            return {
+                "hits": [],
+                "has_next": False,
+                "count": 0,
+                "error": "That search could not be read as an FTS5 query "
+                f"({e}). Turn off “FTS syntax” to search for the words as typed.",
+            }
+        raise
+    return {
+        "hits": hits[:SEARCH_PAGE_SIZE],
+        "has_next": len(hits) > SEARCH_PAGE_SIZE,
+        "count": count,
+        "error": None,
+    }
+
+
+def _search_options(conn) -> list[dict]:
+    return _rows(
+        conn.execute(
+            "select path, coalesce(name, path) as name, sessions from projects order by name"
+        )
+    )
+
+
+async def search_page(datasette, request):
+    db = await _archive_or_404(datasette, request)
+    filters, errors = _search_filters(request)
+    page = max(1, _int_arg(request, "page", 1))
+    token = secrets.token_hex(8)
+    open_mark, close_mark = f"[[mark-{token}]]", f"[[/mark-{token}]]"
+
+    def run(conn):
+        result = _search(conn, filters, page, open_mark, close_mark)
+        result["projects"] = _search_options(conn)
+        return result
+
+    result = await db.execute_fn(run)
+    if result["error"]:
+        errors.append(result["error"])
+    base = {k: v for k, v in filters.items() if v and not (k == "sort" and v == "rank")}
+
+    def search_url(**extra) -> str:
+        params = dict(base, **extra)
+        return _path(datasette, f"{PREFIX}/search") + "?" + urlencode(params)
+
+    hits = []
+    for hit in result["hits"]:
+        hit["url"] = session_url(
+            datasette, hit["session_id"], agent=hit["agent_id"], event=hit["id"]
+        )
+        hit["snippet_html"] = _snippet_html(hit.pop("snippet"), open_mark, close_mark)
+        hits.append(hit)
+    next_url = search_url(page=page + 1) if result["has_next"] else None
+    previous_url = search_url(page=page - 1) if page > 1 else None
+    if _wants_json(request):
+        return Response.json(
+            {
+                "database": db.name,
+                "filters": filters,
+                "page": page,
+                "page_size": SEARCH_PAGE_SIZE,
+                "count": result["count"],
+                "count_capped": result["count"] > SEARCH_COUNT_CAP,
+                "errors": errors,
+                "hits": [dict(h, snippet_html=str(h["snippet_html"])) for h in hits],
+                "next_url": next_url and next_url.replace("?", "?_format=json&", 1),
+                "previous_url": previous_url and previous_url.replace("?", "?_format=json&", 1),
+            },
+            default=str,
+        )
+    context = {
+        "database": db.name,
+        "filters": filters,
+        "errors": errors,
+        "hits": hits,
+        "page": page,
+        "first_position": (page - 1) * SEARCH_PAGE_SIZE,
+        "count": result["count"],
+        "count_cap": SEARCH_COUNT_CAP,
+        "kinds": SEARCH_KINDS,
+        "projects": result["projects"],
+        "next_url": next_url,
+        "previous_url": previous_url,
+        "json_url": search_url(_format="json", page=page),
+        "search_url": _path(datasette, f"{PREFIX}/search"),
+        "home_url": _path(datasette, PREFIX),
+        "events_search_url": str(datasette.urls.table(db.name, "events"))
+        + "?"
+        + urlencode({"_search": filters["q"]}),
+    }
+    return await _render(datasette, request, "claude_sessions_search.html", context)
+
+
+# Cell links on Datasette's own table pages ----------------------------------------------
+
+
+def render_cell(row, value, column, table, database, datasette):
+    """Link session titles and ids to their transcript."""
+    if value is None or value == "":
+        return None
+    if table in ("sessions", "sessions_list") and column == "title":
+        session_id = _get(row, "session_id")
+        if session_id:
+            return Markup(
+                f'<a href="{escape(session_url(datasette, session_id), quote=True)}">'
+                f"{escape(str(value))}</a>"
+            )
+    if table == "events" and column == "session_id":
+        event_id = _get(row, "id")
+        url = session_url(datasette, str(value), event=event_id)
+        return Markup(
+            f'{escape(str(value))} <a href="{escape(url, quote=True)}" '
+            'title="Open in the transcript">↗ transcript</a>'
+        )
+    if table == "subagents" and column == "agent_id":
+        session_id = _get(row, "session_id")
+        if session_id:
+            url = session_url(datasette, session_id, agent=value)
+            return Markup(f'<a href="{escape(url, quote=True)}">{escape(str(value))}</a>')
+    return None
+
+
+def _get(row, key):
+    try:
+        return row[key]
+    except (KeyError, IndexError):
+        return None

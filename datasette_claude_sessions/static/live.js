@@ -1,0 +1,128 @@
+/* Live updates for datasette-claude-sessions pages (Server-Sent Events).
+ *
+ * Any element with data-claude-sessions-live="<url of /-/claude-sessions/live?...>" opens
+ * one EventSource.  What arrives:
+ *   event: run      a finished sync pass   -> new row at the top of #recent-runs, #cs-last-pass
+ *   event: sidecar  the watch sidecar      -> #cs-sidecar
+ *   event: events   new events of ?session -> appended to #live-events
+ * Each arrival is also dispatched on document as a CustomEvent "claude-sessions:<name>"
+ * (detail = the JSON payload); call preventDefault() on it to render it yourself.
+ * A form.cs-sync is submitted with fetch so the page stays put and shows the result.
+ */
+(function () {
+  "use strict";
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function bytes(n) {
+    var units = ["bytes", "KB", "MB", "GB"];
+    var i = 0;
+    n = Number(n || 0);
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return i === 0 ? n + " bytes" : n.toFixed(1) + " " + units[i];
+  }
+
+  function announce(name, payload) {
+    var ev = new CustomEvent("claude-sessions:" + name, { detail: payload, cancelable: true });
+    return document.dispatchEvent(ev);  // false when a listener called preventDefault()
+  }
+
+  function showRun(run, source) {
+    var last = document.getElementById("cs-last-pass");
+    if (last) {
+      last.textContent = "Last pass #" + run.id + " (" + run.trigger + ") ended " + run.ended_at +
+        ": " + run.lines_added + " new lines from " + run.files_changed + " of " +
+        run.files_scanned + " files, " + bytes(run.bytes_read) + " read in " +
+        Number(run.seconds || 0).toFixed(2) + " s." + (run.error ? " The pass failed: " + run.error : "");
+    }
+    var body = document.querySelector("#recent-runs tbody");
+    if (!body) return;
+    var tr = el("tr", { "data-run-id": run.id });
+    var first = el("td");
+    var base = source.getAttribute("data-runs-table");
+    first.appendChild(base ? el("a", { href: base + "/" + run.id }, run.id) : document.createTextNode(run.id));
+    tr.appendChild(first);
+    tr.appendChild(el("td", {}, run.trigger));
+    tr.appendChild(el("td", {}, run.started_at));
+    tr.appendChild(el("td", { "class": "cs-num" }, Number(run.seconds || 0).toFixed(2)));
+    tr.appendChild(el("td", { "class": "cs-num" }, run.files_changed));
+    tr.appendChild(el("td", { "class": "cs-num" }, run.lines_added));
+    tr.appendChild(el("td", { "class": "cs-num" }, bytes(run.bytes_read)));
+    tr.appendChild(el("td", { "class": "cs-num" }, run.errors + (run.error ? " " + run.error : "")));
+    body.insertBefore(tr, body.firstChild);
+    while (body.rows.length > 20) body.deleteRow(body.rows.length - 1);
+  }
+
+  function showSidecar(sidecar) {
+    var node = document.getElementById("cs-sidecar");
+    if (!node) return;
+    node.textContent = sidecar.alive
+      ? "● The watch sidecar (pid " + sidecar.pid + " on " + sidecar.host + ") is running: " + sidecar.state + "."
+      : "● The watch sidecar is not running" + (sidecar.state ? " (state " + sidecar.state + ")" : "") + ".";
+    node.className = sidecar.alive ? "cs-ok" : "cs-bad";
+  }
+
+  function showEvents(events) {
+    var box = document.getElementById("live-events");
+    if (!box) return;
+    events.forEach(function (e) {
+      var item = el("div", { "class": "live-event kind-" + (e.kind || "other"), "data-event-id": e.id });
+      var head = el("div", { "class": "live-event-head" });
+      head.appendChild(el("strong", {}, e.role || e.kind || e.type || ""));
+      head.appendChild(document.createTextNode(" " + (e.kind || "") + " "));
+      head.appendChild(el("time", { datetime: e.timestamp || "" }, e.timestamp || ""));
+      item.appendChild(head);
+      if (e.text) item.appendChild(el("pre", { "class": "live-event-text" }, e.text));
+      box.appendChild(item);
+    });
+  }
+
+  function listen(source) {
+    var stream = new EventSource(source.getAttribute("data-claude-sessions-live"));
+    stream.addEventListener("run", function (m) {
+      var run = JSON.parse(m.data);
+      if (announce("run", run)) showRun(run, source);
+    });
+    stream.addEventListener("sidecar", function (m) {
+      var sidecar = JSON.parse(m.data);
+      if (announce("sidecar", sidecar)) showSidecar(sidecar);
+    });
+    stream.addEventListener("events", function (m) {
+      var events = JSON.parse(m.data);
+      if (announce("events", events)) showEvents(events);
+    });
+  }
+
+  function enhanceSyncForm(form) {
+    var result = form.querySelector("#cs-sync-result");
+    var button = form.querySelector("button");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      button.disabled = true;
+      if (result) result.textContent = "Syncing…";
+      fetch(form.action, {
+        method: "POST",
+        headers: { "Accept": "application/json" },
+        body: new URLSearchParams(new FormData(form)),
+        credentials: "same-origin"
+      }).then(function (r) { return r.json(); }).then(function (data) {
+        if (result) result.textContent = data.message || data.error || "";
+      }).catch(function (err) {
+        if (result) result.textContent = "Sync failed: " + err;
+      }).then(function () { button.disabled = false; });
+    });
+  }
+
+  function start() {
+    document.querySelectorAll("[data-claude-sessions-live]").forEach(listen);
+    document.querySelectorAll("form.cs-sync").forEach(enhanceSyncForm);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,526 @@
+"""Sync status, the Sync now button, live updates and the claude-sessions-sync permission.
+
+Pages:
+
+- ``/-/claude-sessions/status``: the status page (last pass, sidecar, backlog, errors, retention).
+- ``/-/claude-sessions/status.json``: the same figures as JSON.
+- ``POST /-/claude-sessions/sync`` (``/sync.json`` for a JSON answer): run a pass now.
+- ``/-/claude-sessions/live``: Server-Sent Events, see live.py.
+
+Plugin configuration (``plugins: datasette-claude-sessions:`` in metadata):
+
+- ``allow_sync``: who may press Sync now (the ``claude-sessions-sync`` action), an allow
+  block like ``{"id": "root"}``, or ``true`` for everybody.  Unset: nobody but the root
+  actor.  ``claude-sessions serve`` on a loopback address sets it to ``true``.
+- ``projects``: the projects roots a pass reads (default: Claude Code's own).
+- ``database``: name of the archive database (default: the first one with ``sync_runs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import sqlite3
+import time
+import weakref
+from pathlib import Path
+
+from datasette import Forbidden, Response, hookimpl
+from datasette.utils import actor_matches_allow
+
+from ingest.paths import default_projects_dirs, settings_path
+
+from . import live
+
+PLUGIN = "datasette-claude-sessions"
+SYNC_ACTION = "claude-sessions-sync"
+DEFAULT_ALLOW_SYNC = {"id": "root"}
+STATUS_PATH = "/-/claude-sessions/status"
+
+HEARTBEAT_FRESH_SECONDS = 10.0
+SIDECAR_WAIT_SECONDS = 30.0
+LOCK_WAIT_SECONDS = 30.0
+STAT_FILES_MAX = 5000
+CACHE_SECONDS = 2.0
+SOON_DAYS = 7
+DEFAULT_CLEANUP_DAYS = 30
+
+
+def routes():
+    return [
+        (r"^/-/claude-sessions/status$", status_page),
+        (r"^/-/claude-sessions/status\.json$", status_json),
+        (r"^/-/claude-sessions/sync(?P<format>\.json)?$", sync_now),
+        (r"^/-/claude-sessions/live$", live.live_events),
+    ]
+
+
+def menu_links(datasette, actor, request):
+    return [{"href": datasette.urls.path(STATUS_PATH), "label": "Sync status"}]
+
+
+def startup(datasette):
+    return None
+
+
+# --- permissions ---------------------------------------------------------------------------
+
+
+def plugin_config(datasette) -> dict:
+    return datasette.plugin_config(PLUGIN) or {}
+
+
+@hookimpl
+def permission_allowed(datasette, actor, action, resource):
+    """Datasette 0.65: ``claude-sessions-sync`` follows the ``allow_sync`` setting."""
+    if action != SYNC_ACTION:
+        return None
+    return actor_matches_allow(
+        actor, plugin_config(datasette).get("allow_sync", DEFAULT_ALLOW_SYNC)
+    )
+
+
+@hookimpl
+def register_actions(datasette):
+    """Datasette 1.0: declare the action (0.65 has no such hook and never calls this)."""
+    try:
+        from datasette.permissions import Action
+    except ImportError:
+        return []
+    return [Action(name=SYNC_ACTION, description="Run a claude-sessions sync pass now")]
+
+
+async def can_sync(datasette, actor) -> bool:
+    if hasattr(datasette, "allowed"):  # Datasette 1.0
+        allow = plugin_config(datasette).get("allow_sync", DEFAULT_ALLOW_SYNC)
+        return actor_matches_allow(actor, allow) or await datasette.allowed(
+            action=SYNC_ACTION, actor=actor
+        )
+    return await datasette.permission_allowed(actor, SYNC_ACTION, default=False)
+
+
+# --- the archive database ------------------------------------------------------------------
+
+
+async def archive_database(datasette):
+    """The attached archive: the configured ``database``, else the first with sync_runs."""
+    name = plugin_config(datasette).get("database")
+    if name:
+        return datasette.databases.get(name)
+    for db in datasette.databases.values():
+        if db.is_memory or not db.path:
+            continue
+        if await db.table_exists("sync_runs") and await db.table_exists("events"):
+            return db
+    return None
+
+
+def projects_roots(datasette) -> list[Path]:
+    configured = plugin_config(datasette).get("projects")
+    if isinstance(configured, str):
+        configured = [configured]
+    if configured:
+        return [Path(p).expanduser() for p in configured]
+    return default_projects_dirs()
+
+
+# --- status figures (plain sqlite3, no Datasette) ------------------------------------------
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def iso_z(moment: dt.datetime) -> str:
+    """The timestamp spelling Claude Code uses, so string comparisons work."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def rows(conn: sqlite3.Connection, sql: str, params=()) -> list[dict]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sidecar_status(conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict:
+    """The watch sidecar as seen from its heartbeat row."""
+    now = now or utcnow()
+    found = rows(conn, "select * from sync_heartbeat where id = 1")
+    if not found:
+        return {"alive": False, "state": None, "age_seconds": None, "pid": None, "host": None}
+    beat = found[0]
+    beat_at = parse_time(beat.get("beat_at"))
+    age = (now - beat_at).total_seconds() if beat_at else None
+    same_host = beat.get("host") == socket.gethostname()
+    alive = (
+        age is not None
+        and age <= HEARTBEAT_FRESH_SECONDS
+        and beat.get("state") != "stopped"
+        and (not same_host or pid_alive(beat.get("pid")))
+    )
+    return {
+        "alive": alive,
+        "state": beat.get("state"),
+        "age_seconds": round(age, 1) if age is not None else None,
+        "pid": beat.get("pid"),
+        "host": beat.get("host"),
+        "same_host": same_host,
+        "started_at": beat.get("started_at"),
+        "beat_at": beat.get("beat_at"),
+        "projects": json.loads(beat["projects"]) if beat.get("projects") else None,
+    }
+
+
+def pending_bytes(conn: sqlite3.Connection) -> dict:
+    """Bytes written to tracked files on this host and not archived yet (one stat each)."""
+    files = conn.execute(
+        "select path, position from sync_files where deleted_at is null and host = ? "
+        "order by last_synced desc limit ?",
+        (socket.gethostname(), STAT_FILES_MAX + 1),
+    ).fetchall()
+    total = 0
+    for path, position in files[:STAT_FILES_MAX]:
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            continue
+        total += max(size - position, 0)
+    return {"bytes": total, "complete": len(files) <= STAT_FILES_MAX}
+
+
+def cleanup_period_days(path: Path) -> tuple[int, str | None]:
+    """Claude Code's cleanupPeriodDays and a problem sentence when settings.json is bad."""
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DEFAULT_CLEANUP_DAYS, None
+    except (OSError, ValueError) as e:
+        return DEFAULT_CLEANUP_DAYS, f"Could not read {path}: {e}"
+    days = settings.get("cleanupPeriodDays") if isinstance(settings, dict) else None
+    if days is None:
+        return DEFAULT_CLEANUP_DAYS, None
+    if not isinstance(days, int | float) or isinstance(days, bool) or days < 0:
+        return DEFAULT_CLEANUP_DAYS, f"{path}: cleanupPeriodDays is not a number of days"
+    return int(days), None
+
+
+def retention(conn: sqlite3.Connection, now: dt.datetime, settings_file: Path) -> dict:
+    days, problem = cleanup_period_days(settings_file)
+    cutoff = now - dt.timedelta(days=days)
+    soon = cutoff + dt.timedelta(days=SOON_DAYS)
+    archived_only, due, due_soon = conn.execute(
+        """
+        select
+          coalesce(sum(sources_exist = 0), 0),
+          coalesce(sum(sources_exist != 0 and last_timestamp < :cutoff), 0),
+          coalesce(sum(sources_exist != 0 and last_timestamp >= :cutoff
+                       and last_timestamp < :soon), 0)
+        from sessions
+        """,
+        {"cutoff": iso_z(cutoff), "soon": iso_z(soon)},
+    ).fetchone()
+    return {
+        "settings_path": str(settings_file),
+        "cleanup_period_days": days,
+        "cutoff": iso_z(cutoff),
+        "problem": problem,
+        "sessions_archived_only": archived_only,
+        "sessions_past_cutoff": due,
+        "sessions_due_within_week": due_soon,
+    }
+
+
+def database_bytes(db_path: str) -> int:
+    total = 0
+    for suffix in ("", "-wal"):
+        try:
+            total += os.stat(db_path + suffix).st_size
+        except OSError:
+            pass
+    return total
+
+
+_slow_cache: dict[str, tuple[float, dict]] = {}
+
+
+def _slow_figures(conn: sqlite3.Connection, db_path: str, now: dt.datetime, settings_file):
+    """The figures that cost a scan or a stat per file: cached for CACHE_SECONDS."""
+    key = f"{db_path}\0{settings_file}"
+    cached = _slow_cache.get(key)
+    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    files = rows(
+        conn,
+        """
+        select count(*) as files, coalesce(sum(lines), 0) as lines,
+          coalesce(sum(errors), 0) as errors,
+          coalesce(sum(deleted_at is not null), 0) as files_deleted,
+          coalesce(sum(size), 0) as bytes_archived
+        from sync_files
+        """,
+    )[0]
+    figures = {
+        "files": files,
+        "sessions": conn.execute("select count(*) from sessions").fetchone()[0],
+        "pending": pending_bytes(conn),
+        "retention": retention(conn, now, settings_file),
+    }
+    _slow_cache[key] = (time.monotonic(), figures)
+    return figures
+
+
+def compute_status(
+    conn: sqlite3.Connection, db_path: str, *, settings_file: Path | None = None, now=None
+) -> dict:
+    """Everything the status page shows, from a plain sqlite3 connection to the archive."""
+    now = now or utcnow()
+    settings_file = settings_file or settings_path()
+    runs = rows(conn, "select * from sync_runs order by id desc limit 20")
+    errors = rows(
+        conn,
+        """
+        select ingest_errors.id, ingest_errors.file_id, sync_files.path, ingest_errors.event_id,
+          ingest_errors.byte_offset, ingest_errors.line_number, ingest_errors.error,
+          ingest_errors.excerpt, ingest_errors.created_at
+        from ingest_errors join sync_files on sync_files.id = ingest_errors.file_id
+        order by ingest_errors.id desc limit 50
+        """,
+    )
+    last_finished = next((run for run in runs if run["ended_at"]), None)
+    return {
+        "now": iso_z(now),
+        "host": socket.gethostname(),
+        "last_run": runs[0] if runs else None,
+        "last_finished_run": last_finished,
+        "running": bool(runs and not runs[0]["ended_at"]),
+        "sidecar": sidecar_status(conn, now),
+        "database_bytes": database_bytes(db_path),
+        **_slow_figures(conn, db_path, now, settings_file),
+        "recent_runs": runs,
+        "ingest_errors": errors,
+    }
+
+
+async def current_status(datasette, db) -> dict:
+    return await db.execute_fn(lambda conn: compute_status(conn, db.path))
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+async def _require_view(datasette, request, db):
+    await datasette.ensure_permissions(request.actor, [("view-database", db.name), "view-instance"])
+
+
+async def status_page(datasette, request):
+    db = await archive_database(datasette)
+    context = {"db": db, "status": None, "can_sync": await can_sync(datasette, request.actor)}
+    if db is not None:
+        await _require_view(datasette, request, db)
+        context["status"] = await current_status(datasette, db)
+        context["database"] = db.name
+        context["live_url"] = datasette.urls.path(
+            "/-/claude-sessions/live?runs_after={}".format(
+                (context["status"]["last_run"] or {}).get("id", 0)
+            )
+        )
+    context["live_js"] = datasette.urls.static_plugins("datasette_claude_sessions", "live.js")
+    context["human_bytes"] = human_bytes
+    return Response.html(
+        await datasette.render_template("claude_sessions_status.html", context, request=request)
+    )
+
+
+async def status_json(datasette, request):
+    db = await archive_database(datasette)
+    if db is None:
+        return Response.json({"ok": False, "error": "No claude-sessions archive is attached."}, 404)
+    await _require_view(datasette, request, db)
+    return Response.json({"ok": True, "database": db.name, **await current_status(datasette, db)})
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"
+
+
+# --- Sync now ------------------------------------------------------------------------------
+
+# One pass at a time per Datasette instance: clicks during a pass join it.
+_running: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def wants_json(request) -> bool:
+    return bool(request.url_vars.get("format")) or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+async def sync_now(datasette, request):
+    as_json = wants_json(request)
+    if request.method != "POST":
+        return Response.text("Use POST to start a sync.", status=405)
+    if not await can_sync(datasette, request.actor):
+        message = f"Sync now needs the {SYNC_ACTION} permission."
+        if as_json:
+            return Response.json({"ok": False, "error": message}, status=403)
+        raise Forbidden(message)
+    db = await archive_database(datasette)
+    if db is None:
+        result = {"ok": False, "error": "No claude-sessions archive is attached."}
+    else:
+        result = await request_sync(datasette, db.path, projects_roots(datasette))
+    if as_json:
+        return Response.json(result, status=200 if result["ok"] else 409)
+    datasette.add_message(
+        request, result["message"], datasette.INFO if result["ok"] else datasette.ERROR
+    )
+    return Response.redirect(datasette.urls.path(STATUS_PATH))
+
+
+async def request_sync(datasette, db_path: str, roots: list[Path]) -> dict:
+    """Start a pass, or join the one this instance is already running."""
+    task = _running.get(datasette)
+    joined = task is not None and not task.done()
+    if not joined:
+        task = asyncio.ensure_future(run_sync(db_path, roots))
+        _running[datasette] = task
+    result = await asyncio.shield(task)
+    return {**result, "joined": joined}
+
+
+async def run_sync(db_path: str, roots: list[Path]) -> dict:
+    """Ask a live sidecar on this host for a pass, else run one in a thread here."""
+    sidecar, last_run_id = await asyncio.to_thread(_sidecar_and_last_run, db_path)
+    if sidecar["alive"] and sidecar["same_host"]:
+        try:
+            os.kill(sidecar["pid"], signal.SIGUSR1)
+        except OSError:
+            pass
+        else:
+            return await _wait_for_manual_run(db_path, last_run_id, sidecar["pid"])
+    return await asyncio.to_thread(_run_pass_here, db_path, roots)
+
+
+def _read_only(db_path: str) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+
+
+def _sidecar_and_last_run(db_path: str) -> tuple[dict, int]:
+    conn = _read_only(db_path)
+    try:
+        last = conn.execute("select coalesce(max(id), 0) from sync_runs").fetchone()[0]
+        return sidecar_status(conn), last
+    finally:
+        conn.close()
+
+
+def _finished_manual_run(db_path: str, after_id: int) -> dict | None:
+    conn = _read_only(db_path)
+    try:
+        found = rows(
+            conn,
+            "select * from sync_runs where id > ? and trigger = 'manual' and ended_at is not null "
+            "order by id limit 1",
+            (after_id,),
+        )
+        return found[0] if found else None
+    finally:
+        conn.close()
+
+
+async def _wait_for_manual_run(db_path: str, after_id: int, pid: int) -> dict:
+    deadline = time.monotonic() + SIDECAR_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        run = await asyncio.to_thread(_finished_manual_run, db_path, after_id)
+        if run:
+            return run_result(run, via="sidecar")
+        await asyncio.sleep(0.2)
+    return {
+        "ok": False,
+        "via": "sidecar",
+        "message": f"The sidecar (pid {pid}) did not finish a pass within "
+        f"{SIDECAR_WAIT_SECONDS:g} s; it may still be working, see the status page.",
+    }
+
+
+def _run_pass_here(db_path: str, roots: list[Path]) -> dict:
+    from ingest.lock import LockBusy
+    from ingest.sync import run_pass
+
+    try:
+        result = run_pass(db_path, roots, trigger="manual", wait=LOCK_WAIT_SECONDS)
+    except LockBusy as e:
+        return {"ok": False, "via": "server", "message": str(e)}
+    return run_result(
+        {
+            "id": result.run_id,
+            "files_scanned": result.files_scanned,
+            "files_changed": result.files_changed,
+            "lines_added": result.lines_added,
+            "bytes_read": result.bytes_read,
+            "errors": result.errors,
+            "seconds": result.seconds,
+            "error": None,
+        },
+        via="server",
+    )
+
+
+def run_result(run: dict, *, via: str) -> dict:
+    """The JSON answer and the one-line message for a finished pass."""
+    if run.get("error"):
+        message = f"Sync pass {run['id']} failed: {run['error']}"
+    else:
+        lines = run["lines_added"]
+        files = run["files_changed"]
+        message = (
+            f"Synced: {lines} new line{'s' * (lines != 1)} from {files} "
+            f"file{'s' * (files != 1)} in {run['seconds'] or 0:.2f} s."
+        )
+        if run.get("errors"):
+            message += f" {run['errors']} line(s) could not be parsed (see Ingest errors)."
+    return {
+        "ok": not run.get("error"),
+        "via": via,
+        "message": message,
+        "run_id": run["id"],
+        "lines_added": run["lines_added"],
+        "files_changed": run["files_changed"],
+        "files_scanned": run["files_scanned"],
+        "bytes_read": run["bytes_read"],
+        "errors": run["errors"],
+        "seconds": run["seconds"],
+    }

@@ -1,0 +1,500 @@
+"""Build the transcript of a session (or of one subagent) for display and JSON.
+
+All functions here take a plain ``sqlite3.Connection`` and run inside
+``Database.execute_fn`` (one worker-thread hop per page).  The page costs one query of
+``id, uuid, parent_uuid, timestamp, file_id`` for the whole thread, the ordering in
+Python, then queries for the page's rows only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from . import render
+from .order import conversation_order
+
+PAGE_SIZE = 500
+MAX_PAGE_SIZE = 2000
+# Subagent transcripts shown inline under the call that started them.
+INLINE_AGENT_EVENTS = 200
+INLINE_BUDGET = 1500
+MAX_AGENT_DEPTH = 3
+# Tool inputs/results and other long values are cut for display; the raw JSON link
+# always has everything.
+TEXT_LIMIT = 30_000
+
+_ORDER_COLUMNS = "e.id, e.uuid, e.parent_uuid, e.timestamp, e.file_id"
+_MAIN_THREAD_SQL = f"""
+select {_ORDER_COLUMNS} from events e join sync_files f on f.id = e.file_id
+where e.session_id = ? and e.agent_id is null and f.agent_id is null
+order by e.id
+"""
+_AGENT_SQL = f"""
+select {_ORDER_COLUMNS} from events e join sync_files f on f.id = e.file_id
+where e.session_id = ? and coalesce(e.agent_id, f.agent_id) = ?
+order by e.id
+"""
+_PAGE_ROWS_SQL = """
+select id, type, subtype, kind, uuid, parent_uuid, timestamp, is_sidechain, is_meta,
+    model, message_id, agent_id, line_number, raw
+from events where id in ({})
+"""
+
+
+def thread_order(conn, session_id: str, agent_id: str | None) -> list[int]:
+    """Ordered event ids of a session's main thread, or of one of its subagents."""
+    if agent_id is None:
+        rows = conn.execute(_MAIN_THREAD_SQL, (session_id,)).fetchall()
+    else:
+        rows = conn.execute(_AGENT_SQL, (session_id, agent_id)).fetchall()
+    return conversation_order(rows)
+
+
+def locate_event(conn, event_id: int) -> tuple[str | None, str | None] | None:
+    """(session_id, agent_id) of an event, or None when it does not exist."""
+    row = conn.execute(
+        "select e.session_id, coalesce(e.agent_id, f.agent_id) from events e "
+        "join sync_files f on f.id = e.file_id where e.id = ?",
+        (event_id,),
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _chunks(values: list, size: int = 500):
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _fetch_rows(conn, ids: list[int]) -> dict[int, dict]:
+    rows: dict[int, dict] = {}
+    for chunk in _chunks(ids):
+        cursor = conn.execute(_PAGE_ROWS_SQL.format(",".join("?" * len(chunk))), chunk)
+        names = [d[0] for d in cursor.description]
+        for values in cursor:
+            row = dict(zip(names, values, strict=True))
+            rows[row["id"]] = row
+    return rows
+
+
+def _record(raw: Any) -> Any:
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _blocks(record: dict) -> list:
+    message = record.get("message")
+    if not isinstance(message, dict):
+        return []
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if isinstance(content, list):
+        return [b for b in content if isinstance(b, dict)]
+    return []
+
+
+def _cut(text: str) -> tuple[str, int]:
+    """Text cut to TEXT_LIMIT characters, and how many were left out."""
+    if len(text) <= TEXT_LIMIT:
+        return text, 0
+    return text[:TEXT_LIMIT], len(text) - TEXT_LIMIT
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@dataclass
+class Context:
+    """What rendering one page needs besides the events themselves."""
+
+    urls: Any  # callable(kind, **kw) -> str, supplied by pages.py
+    tool_calls: dict[str, dict] = field(default_factory=dict)
+    agents_by_call: dict[str, list[dict]] = field(default_factory=dict)
+    on_page: set[int] = field(default_factory=set)
+    budget: int = INLINE_BUDGET
+
+
+def _tool_summary(name: str | None, data: Any) -> str:
+    if not isinstance(data, dict):
+        return ""
+    for key in (
+        "description",
+        "command",
+        "file_path",
+        "path",
+        "notebook_path",
+        "pattern",
+        "url",
+        "query",
+        "prompt",
+        "skill",
+    ):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip().splitlines()[0][:160]
+    if isinstance(data.get("todos"), list):
+        return f"{len(data['todos'])} todos"
+    return ""
+
+
+def _fields(data: Any) -> list[dict]:
+    """Tool input as (key, value) pairs; long or multi-line strings as preformatted text."""
+    if not isinstance(data, dict):
+        text, cut = _cut(_as_text(data))
+        return [{"key": "input", "html": render.pre(text), "cut": cut}]
+    out = []
+    for key, value in data.items():
+        text, cut = _cut(_as_text(value))
+        out.append({"key": str(key), "html": render.pre(text), "cut": cut})
+    return out
+
+
+def _result_parts(content: Any) -> list[dict]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        text, cut = _cut(content)
+        return [{"html": render.pre(text), "cut": cut}]
+    if not isinstance(content, list):
+        text, cut = _cut(_as_text(content))
+        return [{"html": render.pre(text), "cut": cut}]
+    parts = []
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "image":
+            parts.append({"html": render.image(block), "cut": 0})
+        elif isinstance(block, dict) and block.get("type") == "text":
+            text, cut = _cut(str(block.get("text") or ""))
+            parts.append({"html": render.pre(text), "cut": cut})
+        elif isinstance(block, dict) and block.get("type") == "tool_reference":
+            name = block.get("tool_name") or block.get("name") or ""
+            parts.append({"html": render.pre(f"[tool reference: {name}]"), "cut": 0})
+        else:
+            text, cut = _cut(_as_text(block))
+            parts.append({"html": render.pre(text), "cut": cut})
+    return parts
+
+
+def _event_link(ctx: Context, event_id: int | None) -> str | None:
+    if event_id is None:
+        return None
+    if event_id in ctx.on_page:
+        return f"#e{event_id}"
+    return ctx.urls("event", event_id=event_id)
+
+
+def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[dict]]:
+    """(label, css class, blocks) for one event."""
+    kind = row["kind"]
+    rtype = row["type"]
+    if not isinstance(record, dict):
+        raw = row["raw"]
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        text, cut = _cut(raw or "")
+        return "Unreadable line", "error", [{"type": "pre", "html": render.pre(text), "cut": cut}]
+
+    if rtype == "user":
+        if record.get("isCompactSummary"):
+            text = "\n".join(
+                b.get("text") or "" for b in _blocks(record) if b.get("type") == "text"
+            )
+            return (
+                "Compaction summary",
+                "compact-summary",
+                [
+                    {
+                        "type": "details",
+                        "summary": "Summary of the earlier conversation",
+                        "html": render.markdown(text),
+                    }
+                ],
+            )
+        blocks = []
+        for block in _blocks(record):
+            btype = block.get("type")
+            if btype == "text":
+                if record.get("isMeta"):
+                    blocks.append(
+                        {
+                            "type": "details",
+                            "summary": "Injected context",
+                            "html": render.pre(block.get("text")),
+                        }
+                    )
+                else:
+                    blocks.append({"type": "markdown", "html": render.markdown(block.get("text"))})
+            elif btype == "image":
+                blocks.append({"type": "html", "html": render.image(block)})
+            elif btype == "tool_result":
+                call = ctx.tool_calls.get(block.get("tool_use_id") or "", {})
+                is_error = bool(block.get("is_error")) or bool(call.get("is_error"))
+                blocks.append(
+                    {
+                        "type": "tool_result",
+                        "name": call.get("name") or "tool",
+                        "tool_use_id": block.get("tool_use_id"),
+                        "is_error": is_error,
+                        "call_link": _event_link(ctx, call.get("event_id")),
+                        "parts": _result_parts(block.get("content")),
+                    }
+                )
+            else:
+                text, cut = _cut(_as_text(block))
+                blocks.append({"type": "pre", "html": render.pre(text), "cut": cut})
+        if kind == "tool_result":
+            return "Tool result", "tool-result", blocks
+        if record.get("isMeta"):
+            return "Meta", "meta", blocks
+        return ("Sidechain prompt" if row["is_sidechain"] else "Prompt"), "prompt", blocks
+
+    if rtype == "assistant":
+        blocks = []
+        for block in _blocks(record):
+            btype = block.get("type")
+            if btype == "text":
+                blocks.append({"type": "markdown", "html": render.markdown(block.get("text"))})
+            elif btype == "thinking":
+                blocks.append(
+                    {
+                        "type": "details",
+                        "summary": "Thinking",
+                        "css": "thinking",
+                        "html": render.markdown(block.get("thinking")),
+                    }
+                )
+            elif btype == "redacted_thinking":
+                blocks.append({"type": "note", "text": "[redacted thinking]"})
+            elif btype in ("tool_use", "server_tool_use"):
+                tool_id = block.get("id") or ""
+                call = ctx.tool_calls.get(tool_id, {})
+                agents = list(ctx.agents_by_call.get(tool_id, []))
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "name": block.get("name") or "tool",
+                        "id": tool_id,
+                        "summary": _tool_summary(block.get("name"), block.get("input")),
+                        "fields": _fields(block.get("input")),
+                        "status": (
+                            "error"
+                            if call.get("is_error")
+                            else "ok"
+                            if call.get("result_event_id")
+                            else "pending"
+                        ),
+                        "duration_ms": call.get("duration_ms"),
+                        "result_link": _event_link(ctx, call.get("result_event_id")),
+                        "agents": agents,
+                    }
+                )
+            elif btype == "image":
+                blocks.append({"type": "html", "html": render.image(block)})
+            else:
+                text, cut = _cut(_as_text(block))
+                blocks.append({"type": "pre", "html": render.pre(text), "cut": cut})
+        css = "answer"
+        if record.get("isApiErrorMessage") or record.get("error"):
+            css = "answer error"
+        label = "Answer" if not row["is_sidechain"] else "Sidechain answer"
+        return label, css, blocks
+
+    if rtype == "system":
+        content = record.get("content")
+        if row["subtype"] == "compact_boundary":
+            meta = record.get("compactMetadata") or {}
+            detail = []
+            if isinstance(meta, dict):
+                if meta.get("trigger"):
+                    detail.append(f"trigger: {meta['trigger']}")
+                if meta.get("preTokens"):
+                    detail.append(
+                        f"{meta['preTokens']:,} tokens before"
+                        if isinstance(meta["preTokens"], int)
+                        else f"pre tokens: {meta['preTokens']}"
+                    )
+            text = "Conversation compacted" + (f" ({', '.join(detail)})" if detail else "")
+            return "Compaction", "compact-boundary", [{"type": "note", "text": text}]
+        level = record.get("level")
+        css = "system" + (f" level-{level}" if level in ("warning", "error") else "")
+        label = "System" + (f": {row['subtype']}" if row["subtype"] else "")
+        if isinstance(content, str) and content:
+            return label, css, [{"type": "pre", "html": render.pre(_cut(content)[0]), "cut": 0}]
+        return (
+            label,
+            css,
+            [{"type": "json", "html": render.pre(_cut(_as_text(record))[0]), "cut": 0}],
+        )
+
+    if rtype == "summary":
+        return "Summary", "summary", [{"type": "note", "text": str(record.get("summary") or "")}]
+    if kind == "title":
+        title = record.get("customTitle") or record.get("aiTitle") or record.get("agentName")
+        label = {"custom-title": "Title", "ai-title": "Generated title"}.get(rtype, "Agent name")
+        return label, "title", [{"type": "note", "text": str(title or "")}]
+    if rtype == "queue-operation":
+        content = record.get("content")
+        text = _as_text(content) if content is not None else ""
+        label = f"Queued input ({record.get('operation') or 'operation'})"
+        return label, "queue", [{"type": "pre", "html": render.pre(text), "cut": 0}] if text else []
+
+    # file-history-snapshot, progress, attachment, permission-mode, unknown types...
+    summary = rtype or "record"
+    if row["subtype"]:
+        summary += f": {row['subtype']}"
+    text, cut = _cut(_as_text(record))
+    return (
+        summary,
+        "other",
+        [{"type": "details", "summary": "Record", "html": render.pre(text), "cut": cut}],
+    )
+
+
+def _event_view(row: dict, ctx: Context) -> dict:
+    record = _record(row["raw"])
+    label, css, blocks = _view_blocks(row, record, ctx)
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "kind": row["kind"],
+        "label": label,
+        "css": css,
+        "timestamp": row["timestamp"],
+        "model": row["model"],
+        "message_id": row["message_id"],
+        "sidechain": bool(row["is_sidechain"]),
+        "raw_url": ctx.urls("row", event_id=row["id"]),
+        "raw_json_url": ctx.urls("row_json", event_id=row["id"]),
+        "blocks": blocks,
+        "record": record,
+    }
+
+
+def group_turns(events: list[dict]) -> list[dict]:
+    """Consecutive assistant lines of one message.id become one turn."""
+    turns: list[dict] = []
+    for event in events:
+        last = turns[-1] if turns else None
+        if (
+            last is not None
+            and event["type"] == "assistant"
+            and event["message_id"]
+            and last["message_id"] == event["message_id"]
+        ):
+            last["events"].append(event)
+            continue
+        turns.append(
+            {
+                "message_id": event["message_id"] if event["type"] == "assistant" else None,
+                "css": event["css"],
+                "model": event["model"],
+                "events": [event],
+            }
+        )
+    return turns
+
+
+def _tool_ids(records: list[Any]) -> list[str]:
+    ids = []
+    for record in records:
+        if not isinstance(record, dict):
+            continue
+        for block in _blocks(record):
+            if block.get("type") in ("tool_use", "server_tool_use") and block.get("id"):
+                ids.append(block["id"])
+            elif block.get("type") == "tool_result" and block.get("tool_use_id"):
+                ids.append(block["tool_use_id"])
+    return [i for i in ids if isinstance(i, str)]
+
+
+def _load_tool_calls(conn, ids: list[str]) -> dict[str, dict]:
+    calls: dict[str, dict] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        cursor = conn.execute(
+            "select tool_use_id, name, event_id, result_event_id, is_error, duration_ms "
+            f"from tool_calls where tool_use_id in ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        for tool_use_id, name, event_id, result_event_id, is_error, duration_ms in cursor:
+            calls[tool_use_id] = {
+                "name": name,
+                "event_id": event_id,
+                "result_event_id": result_event_id,
+                "is_error": is_error,
+                "duration_ms": duration_ms,
+            }
+    return calls
+
+
+def session_agents(conn, session_id: str) -> list[dict]:
+    """The subagents table rows of a session."""
+    cursor = conn.execute(
+        "select agent_id, tool_use_id, agent_type, description, first_timestamp, "
+        "last_timestamp, events from subagents where session_id = ? "
+        "order by first_timestamp, agent_id",
+        (session_id,),
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def build_events(conn, ids: list[int], ctx: Context, session_id: str, depth: int = 0) -> list:
+    """View dicts for the given ordered ids, with subagents nested under their calls."""
+    rows = _fetch_rows(conn, ids)
+    ordered = [rows[i] for i in ids if i in rows]
+    records = [_record(r["raw"]) for r in ordered]
+    ctx.on_page.update(ids)
+    ctx.tool_calls.update(_load_tool_calls(conn, _tool_ids(records)))
+    views = []
+    for row, record in zip(ordered, records, strict=True):
+        row = dict(row)
+        view = _event_view(row, ctx)
+        views.append(view)
+        for block in view["blocks"]:
+            if block["type"] != "tool_use" or not block["agents"]:
+                continue
+            block["agents"] = [
+                _nested_agent(conn, agent, ctx, session_id, depth + 1) for agent in block["agents"]
+            ]
+    return views
+
+
+def _nested_agent(conn, agent: dict, ctx: Context, session_id: str, depth: int) -> dict:
+    nested = dict(agent)
+    nested["url"] = ctx.urls("agent", agent_id=agent["agent_id"])
+    nested["turns"] = []
+    nested["shown"] = 0
+    order = thread_order(conn, session_id, agent["agent_id"])
+    nested["total"] = len(order)
+    if depth > MAX_AGENT_DEPTH or ctx.budget <= 0:
+        return nested
+    take = order[: min(INLINE_AGENT_EVENTS, ctx.budget)]
+    ctx.budget -= len(take)
+    nested["turns"] = group_turns(build_events(conn, take, ctx, session_id, depth))
+    nested["shown"] = len(take)
+    return nested
+
+
+def json_event(view: dict, position: int) -> dict:
+    """The JSON form of one event view."""
+    return {
+        "position": position,
+        "id": view["id"],
+        "type": view["type"],
+        "kind": view["kind"],
+        "timestamp": view["timestamp"],
+        "model": view["model"],
+        "message_id": view["message_id"],
+        "is_sidechain": view["sidechain"],
+        "raw_url": view["raw_url"],
+        "record": view["record"],
+    }

@@ -1,0 +1,258 @@
+"""Merge another machine's archive into this one (``claude-sessions merge OTHER.db``).
+
+What is copied: ``sync_files`` (matched by host and path), ``events`` (skipping lines
+already present by file, generation and byte offset), ``events_fts``, ``file_contents``
+and ``ingest_errors``.  The derived tables (tool calls, subagents, sessions, projects,
+api_calls) are then brought up to date from the new events only, by the same code the
+sync engine runs, so merging is idempotent and an API call present in both archives is
+counted once.
+
+Paths of another machine may equal local ones, and ``sync_files.path`` is unique, so a
+file that is new to this archive is stored under ``<host>:<path>``; the sync engine,
+which only looks at absolute paths under its own roots, never mistakes it for a local
+file.  A file whose host and path already exist here is the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from . import derive, sync
+from .lock import WriterLock
+from .parse import EVENT_COLUMNS, NewEvent
+
+FILE_COLUMNS = (
+    "path",
+    "root",
+    "rel_path",
+    "project_dir",
+    "kind",
+    "session_id",
+    "agent_id",
+    "host",
+    "device",
+    "inode",
+    "size",
+    "position",
+    "head_len",
+    "head_hash",
+    "generation",
+    "tail_unterminated",
+    "mtime",
+    "first_seen",
+    "last_synced",
+    "deleted_at",
+)
+EVENT_COPY = ("generation", "byte_offset", "line_number", *EVENT_COLUMNS, "raw")
+
+
+class MergeError(Exception):
+    """A merge that cannot run; the message is one sentence for the user."""
+
+
+@dataclass
+class MergeResult:
+    files_added: int = 0
+    files_matched: int = 0
+    events_added: int = 0
+    errors_added: int = 0
+    contents_added: int = 0
+    sessions_touched: int = 0
+
+
+def check_other(db_path: Path, other: Path) -> None:
+    """Raise MergeError unless ``other`` is another claude-sessions archive."""
+    if not other.exists():
+        raise MergeError(f"{other} does not exist.")
+    if other.is_dir():
+        raise MergeError(f"{other} is a directory, not an archive database.")
+    if db_path.exists() and os.path.samefile(db_path, other):
+        raise MergeError(f"{other} is the archive itself; give another machine's archive.")
+    try:
+        conn = sqlite3.connect(f"file:{other}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        raise MergeError(f"{other} is not a SQLite database.") from None
+    if not {"sync_files", "events"} <= tables:
+        raise MergeError(f"{other} is not a claude-sessions archive (no sync_files/events).")
+
+
+def merge(db_path: str | os.PathLike, other: str | os.PathLike, *, wait=True) -> MergeResult:
+    """Merge ``other`` into the archive at ``db_path`` as its only writer."""
+    db_path, other = Path(db_path), Path(other)
+    check_other(db_path, other)
+    lock = WriterLock(db_path)
+    lock.acquire(wait)
+    try:
+        conn = sync.open_db(db_path)
+        try:
+            conn.execute("ATTACH DATABASE ? AS other", (str(other),))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = _merge(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            finally:
+                conn.execute("DETACH DATABASE other")
+        finally:
+            conn.close()
+    finally:
+        lock.release()
+    return result
+
+
+def _columns(conn, table: str, schema: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA {schema}.table_info({table})")}
+
+
+def _merge(conn: sqlite3.Connection) -> MergeResult:
+    result = MergeResult()
+    conn.execute("PRAGMA defer_foreign_keys=ON")
+    other_file_cols = _columns(conn, "sync_files", "other")
+    cols = [c for c in FILE_COLUMNS if c in other_file_cols]
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS file_map (other_id INTEGER PRIMARY KEY, id INT)")
+    conn.execute("DELETE FROM temp.file_map")
+    rows = conn.execute(f"SELECT id, {', '.join(cols)} FROM other.sync_files").fetchall()
+    for other_id, *values in rows:
+        row = dict(zip(cols, values, strict=True))
+        host, path = row.get("host") or "unknown", row["path"]
+        found = conn.execute(
+            "SELECT id FROM sync_files WHERE host = ? AND path IN (?, ?)",
+            (host, path, f"{host}:{path}"),
+        ).fetchone()
+        if found:
+            file_id = found[0]
+            result.files_matched += 1
+            _refresh_file_row(conn, file_id, row)
+        else:
+            row["host"] = host
+            row["path"] = path if path.startswith(f"{host}:") else f"{host}:{path}"
+            names = list(row)
+            file_id = conn.execute(
+                f"INSERT INTO sync_files ({', '.join(names)}) "
+                f"VALUES ({', '.join('?' for _ in names)})",
+                [row[n] for n in names],
+            ).lastrowid
+            result.files_added += 1
+        conn.execute("INSERT INTO temp.file_map VALUES (?, ?)", (other_id, file_id))
+
+    last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+    ev_cols = [c for c in EVENT_COPY if c in _columns(conn, "events", "other")]
+    names = ", ".join(ev_cols)
+    conn.execute(
+        f"INSERT OR IGNORE INTO events (file_id, {names}) "
+        f"SELECT m.id, {', '.join('e.' + c for c in ev_cols)} FROM other.events e "
+        "JOIN temp.file_map m ON m.other_id = e.file_id ORDER BY e.id"
+    )
+    result.events_added = conn.execute(
+        "SELECT count(*) FROM events WHERE id > ?", (last_id,)
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO events_fts (rowid, text) SELECT id, text FROM events "
+        "WHERE id > ? AND text IS NOT NULL",
+        (last_id,),
+    )
+    result.contents_added = conn.execute(
+        "INSERT OR IGNORE INTO file_contents (file_id, sha1, content, read_at) "
+        "SELECT m.id, c.sha1, c.content, c.read_at FROM other.file_contents c "
+        "JOIN temp.file_map m ON m.other_id = c.file_id"
+    ).rowcount
+    result.errors_added = conn.execute(
+        """
+        INSERT INTO ingest_errors (file_id, event_id, byte_offset, line_number, error,
+            excerpt, created_at)
+        SELECT m.id,
+            (SELECT t.id FROM events t JOIN other.events oe ON oe.id = x.event_id
+             WHERE t.file_id = m.id AND t.generation = oe.generation
+               AND t.byte_offset = oe.byte_offset),
+            x.byte_offset, x.line_number, x.error, x.excerpt, x.created_at
+        FROM other.ingest_errors x JOIN temp.file_map m ON m.other_id = x.file_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM ingest_errors y WHERE y.file_id = m.id
+              AND y.byte_offset IS x.byte_offset AND y.error = x.error)
+        """
+    ).rowcount
+    conn.execute(
+        """
+        UPDATE sync_files SET
+            lines = (SELECT count(*) FROM events e WHERE e.file_id = sync_files.id),
+            errors = (SELECT count(*) FROM ingest_errors x WHERE x.file_id = sync_files.id)
+        WHERE id IN (SELECT id FROM temp.file_map)
+        """
+    )
+    result.sessions_touched = _derive_new(conn, last_id)
+    return result
+
+
+def _refresh_file_row(conn, file_id: int, row: dict) -> None:
+    """Take the other archive's bookkeeping for a foreign file when it is further along."""
+    conn.execute(
+        """
+        UPDATE sync_files SET size = ?, position = ?, generation = ?, mtime = ?,
+            last_synced = ?, deleted_at = ?
+        WHERE id = ? AND path LIKE host || ':%'
+          AND (generation < ? OR (generation = ? AND position < ?))
+        """,
+        (
+            row.get("size", 0),
+            row.get("position", 0),
+            row.get("generation", 0),
+            row.get("mtime"),
+            row.get("last_synced"),
+            row.get("deleted_at"),
+            file_id,
+            row.get("generation", 0),
+            row.get("generation", 0),
+            row.get("position", 0),
+        ),
+    )
+
+
+def _derive_new(conn: sqlite3.Connection, last_id: int, chunk: int = 2000) -> int:
+    """Run the sync engine's derivers over the events added since ``last_id``."""
+    cols = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
+    touched: set[str] = set()
+    agents: set[str] = set()
+    while True:
+        rows = conn.execute(
+            f"SELECT e.id, e.file_id, f.host, f.kind, f.agent_id, e.raw, {cols} FROM events e "
+            "JOIN sync_files f ON f.id = e.file_id WHERE e.id > ? AND e.type IS NOT NULL "
+            "ORDER BY e.id LIMIT ?",
+            (last_id, chunk),
+        ).fetchall()
+        if not rows:
+            break
+        last_id = rows[-1][0]
+        batch = []
+        for event_id, file_id, host, kind, agent_id, raw, *values in rows:
+            if kind == "journal":
+                continue
+            if kind in ("agent", "meta") and agent_id:
+                agents.add(agent_id)
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                try:
+                    obj = json.loads(raw)  # lone surrogates, as derive.rebuild_all does
+                except ValueError:
+                    continue
+            if isinstance(obj, dict):
+                batch.append(NewEvent(event_id, file_id, obj, tuple(values), host))
+        touched |= derive.on_batch(conn, batch)
+    if agents:
+        touched |= derive.refresh_subagents(conn, agents)
+    touched.discard(None)
+    derive.refresh_sessions(conn, touched)
+    return len(touched)

@@ -1,0 +1,786 @@
+"""The sync engine: one incremental pass copies every new line of every transcript into
+the archive.
+
+How a pass works:
+
+- Walk each root with os.scandir and stat every ``*.jsonl`` / ``*.meta.json``.  A file
+  whose (device, inode, size, mtime) match its ``sync_files`` row is skipped unread.
+- A changed JSONL file is read from its stored ``position`` in 1 MiB chunks, complete
+  lines only.  Every line becomes one ``events`` row holding its exact bytes.
+- Rows, their FTS entries, the derived tables and the file's new position are written in
+  one transaction per batch (a few MB), so a crash at any instant loses nothing and
+  duplicates nothing: the next pass resumes at the committed position.
+- A file that was replaced (new inode), truncated (smaller than its position) or rewritten
+  (its first 4 KB changed) gets a new ``generation`` and is read again from the start;
+  lines identical to an archived line at the same offset are moved to the new generation
+  instead of being inserted twice.
+- A file that disappeared keeps all its rows and gets ``deleted_at``.
+
+Source files are opened read-only and never modified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from . import derive, schema
+from .lock import WriterLock
+from .parse import (
+    ERROR_COLUMNS,
+    EVENT_COLUMNS,
+    SESSION_ID_INDEX,
+    LineError,
+    NewEvent,
+    extract,
+    parse_line,
+)
+
+CHUNK_BYTES = 1 << 20
+HEAD_BYTES = 4096
+# An unterminated last line that is not valid JSON is archived (as an error) once the
+# file has not changed for this long: the writer is gone and will not finish it.
+STALE_TAIL_SECONDS = 3600
+EXCERPT_CHARS = 200
+AGENT_ID_INDEX = EVENT_COLUMNS.index("agent_id")
+EMPTY_COLUMNS = (None,) * len(EVENT_COLUMNS)
+UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+INSERT_EVENT = (
+    "INSERT INTO events (id, file_id, generation, byte_offset, line_number, "
+    + ", ".join(EVENT_COLUMNS)
+    + ", raw) VALUES ("
+    + ", ".join("?" * (len(EVENT_COLUMNS) + 6))
+    + ")"
+)
+INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
+INSERT_ERROR = (
+    "INSERT INTO ingest_errors (file_id, event_id, byte_offset, line_number, error, excerpt, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def batch_bytes() -> int:
+    """Bytes of source read per transaction ($CLAUDE_SESSIONS_BATCH_BYTES, default 4 MiB)."""
+    return int(os.environ.get("CLAUDE_SESSIONS_BATCH_BYTES") or 4 << 20)
+
+
+BATCH_LINES = 20_000
+
+
+@dataclass
+class PassResult:
+    run_id: int
+    files_scanned: int = 0
+    files_changed: int = 0
+    lines_added: int = 0
+    bytes_read: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Source:
+    """A transcript file found on disk."""
+
+    path: str
+    root: str
+    rel_path: str
+    kind: str
+    project_dir: str | None
+    session_id: str | None
+    agent_id: str | None
+    stat: os.stat_result
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def classify(rel_path: str) -> tuple[str, str | None, str | None, str | None] | None:
+    """(kind, project_dir, session_id, agent_id) for a path relative to its root, or
+    None when the file is not one we archive."""
+    parts = rel_path.split("/")
+    name = parts[-1]
+    if name.endswith(".meta.json"):
+        kind = "meta"
+        stem = name[: -len(".meta.json")]
+    elif name.endswith(".jsonl"):
+        stem = name[: -len(".jsonl")]
+        if name == "journal.jsonl" and "workflows" in parts[:-1]:
+            kind = "journal"
+        elif stem.startswith("agent-"):
+            kind = "agent"
+        elif len(parts) == 2 and UUID_RE.match(stem):
+            kind = "session"
+        else:
+            kind = "other"
+    else:
+        return None
+    project_dir = parts[0] if len(parts) > 1 else None
+    agent_id = stem[len("agent-") :] if stem.startswith("agent-") else None
+    session_id = None
+    if kind == "session":
+        session_id = stem
+    elif "subagents" in parts[:-1]:
+        i = parts.index("subagents")
+        if i >= 1:
+            session_id = parts[i - 1]
+    return kind, project_dir, session_id, agent_id
+
+
+def discover(root: Path) -> Iterator[Source]:
+    """Every archivable file under root, at any depth."""
+    root_str = str(root)
+    stack = [root_str]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                if not entry.is_file():
+                    continue
+                name = entry.name
+                if not (name.endswith(".jsonl") or name.endswith(".meta.json")):
+                    continue
+                source = make_source(root_str, entry.path, entry.stat())
+            except FileNotFoundError:
+                continue
+            if source is not None:
+                yield source
+
+
+def make_source(root: str, path: str, stat: os.stat_result) -> Source | None:
+    rel_path = os.path.relpath(path, root).replace(os.sep, "/")
+    info = classify(rel_path)
+    if info is None:
+        return None
+    kind, project_dir, session_id, agent_id = info
+    return Source(path, root, rel_path, kind, project_dir, session_id, agent_id, stat)
+
+
+_schema_ready: set[str] = set()
+
+
+def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
+    """Connect with the writer's pragmas and make sure the schema is current."""
+    conn = schema.connect(str(db_path))
+    conn.execute("PRAGMA cache_size=-16000")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    key = os.path.abspath(db_path)
+    if key not in _schema_ready:
+        schema.ensure_schema(conn)
+        _schema_ready.add(key)
+    return conn
+
+
+def run_pass(
+    db_path: str | os.PathLike,
+    roots: Iterable[str | os.PathLike],
+    *,
+    trigger: str = "cli",
+    host: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    wait: bool | float = True,
+    paths: Iterable[str | os.PathLike] | None = None,
+) -> PassResult:
+    """One incremental pass over ``roots``; returns what it did.
+
+    ``wait``: how long to wait for another writer (True: as long as it takes, False: not at
+    all, a number: seconds); raises ingest.lock.LockBusy when giving up.
+    ``paths``: only look at these files or folders (all under one of the roots); a
+    tracked file among them that is gone is marked deleted.  None means everything.
+    ``progress(done_bytes, total_bytes)`` is called as the pass reads.
+    """
+    lock = WriterLock(db_path)
+    lock.acquire(wait)
+    try:
+        conn = open_db(db_path)
+        try:
+            sync = Pass(conn, [Path(r) for r in roots], host or socket.gethostname(), progress)
+            return sync.run(trigger, None if paths is None else [Path(p) for p in paths])
+        finally:
+            conn.close()
+    finally:
+        lock.release()
+
+
+def retry_busy(fn: Callable[[], None], attempts: int = 6) -> None:
+    """Run a write transaction, retrying with backoff while another connection holds it."""
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            fn()
+            return
+        except sqlite3.OperationalError as e:
+            msg = str(e)
+            if attempt == attempts - 1 or ("locked" not in msg and "busy" not in msg):
+                raise
+            time.sleep(delay)
+            delay *= 2
+
+
+class Pass:
+    def __init__(self, conn: sqlite3.Connection, roots: list[Path], host: str, progress):
+        self.conn = conn
+        self.roots = [r.expanduser().absolute() for r in roots]
+        self.host = host
+        self.progress = progress
+        self.result: PassResult | None = None
+        self.done_bytes = 0
+        self.total_bytes = 0
+
+    # -- the pass -------------------------------------------------------------------
+
+    def run(self, trigger: str, paths: list[Path] | None) -> PassResult:
+        started = time.monotonic()
+        conn = self.conn
+        run_id = conn.execute(
+            "INSERT INTO sync_runs (trigger, host, pid, started_at) VALUES (?, ?, ?, ?)",
+            (trigger, self.host, os.getpid(), now_iso()),
+        ).lastrowid
+        self.result = result = PassResult(run_id=run_id)
+        try:
+            self.sync_all(paths)
+        except BaseException as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            result.seconds = time.monotonic() - started
+            self.finish_run(result, f"{type(e).__name__}: {e}")
+            raise
+        result.seconds = time.monotonic() - started
+        self.finish_run(result, None)
+        return result
+
+    def finish_run(self, result: PassResult, error: str | None) -> None:
+        def write():
+            self.conn.execute(
+                "UPDATE sync_runs SET ended_at = ?, seconds = ?, files_scanned = ?, "
+                "files_changed = ?, lines_added = ?, bytes_read = ?, errors = ?, error = ? "
+                "WHERE id = ?",
+                (
+                    now_iso(),
+                    round(result.seconds, 4),
+                    result.files_scanned,
+                    result.files_changed,
+                    result.lines_added,
+                    result.bytes_read,
+                    result.errors,
+                    error,
+                    result.run_id,
+                ),
+            )
+
+        retry_busy(write)
+
+    def sync_all(self, paths: list[Path] | None) -> None:
+        conn = self.conn
+        conn.row_factory = sqlite3.Row
+        try:
+            known = {row["path"]: row for row in conn.execute("SELECT * FROM sync_files")}
+        finally:
+            conn.row_factory = None
+        found = self.find(paths)
+        result = self.result
+        result.files_scanned = len(found)
+        todo = []
+        now = time.time()
+        for source in found.values():
+            row = known.get(source.path)
+            if row is not None and unchanged(row, source.stat, now):
+                continue
+            todo.append((source, row))
+        gone = [
+            row
+            for path, row in known.items()
+            if path not in found and row["deleted_at"] is None and self.covers(path, paths)
+        ]
+        self.total_bytes = sum(
+            max(0, s.stat.st_size - (row["position"] if row else 0)) for s, row in todo
+        )
+        self.next_id = (conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0) + 1
+        for source, row in todo:
+            FileSync(self, source, row).run()
+            result.files_changed += 1
+        if gone:
+            self.mark_deleted(gone)
+
+    def find(self, paths: list[Path] | None) -> dict[str, Source]:
+        found: dict[str, Source] = {}
+        if paths is None:
+            for root in self.roots:
+                for source in discover(root):
+                    found[source.path] = source
+            return found
+        for path in paths:
+            path = path.absolute()
+            root = next((r for r in self.roots if path == r or r in path.parents), None)
+            if root is None:
+                continue
+            if path.is_dir():
+                for source in discover(path):
+                    source = make_source(str(root), source.path, source.stat)
+                    if source is not None:
+                        found[source.path] = source
+                continue
+            try:
+                stat = path.stat()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            source = make_source(str(root), str(path), stat)
+            if source is not None:
+                found[source.path] = source
+        return found
+
+    def covers(self, path: str, paths: list[Path] | None) -> bool:
+        """Whether a tracked file was looked for in this pass (so absence means deleted)."""
+        p = Path(path)
+        if paths is None:
+            return any(r in p.parents for r in self.roots)
+        return any(p == q.absolute() or q.absolute() in p.parents for q in paths)
+
+    def mark_deleted(self, rows: list[sqlite3.Row]) -> None:
+        conn = self.conn
+        stamp = now_iso()
+        sessions = {row["session_id"] for row in rows if row["session_id"]}
+
+        def write():
+            conn.executemany(
+                "UPDATE sync_files SET deleted_at = ? WHERE id = ?",
+                [(stamp, row["id"]) for row in rows],
+            )
+            derive.refresh_sessions(conn, sessions)
+
+        self.write(write)
+
+    def write(self, fn: Callable[[], None]) -> None:
+        """Run fn in one IMMEDIATE transaction (foreign keys checked at commit)."""
+        conn = self.conn
+
+        def transaction():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("PRAGMA defer_foreign_keys=ON")
+                fn()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        retry_busy(transaction)
+
+    def advance(self, nbytes: int) -> None:
+        self.result.bytes_read += nbytes
+        self.done_bytes += nbytes
+        if self.progress is not None:
+            self.progress(self.done_bytes, self.total_bytes)
+
+
+def unchanged(row: sqlite3.Row, stat: os.stat_result, now: float) -> bool:
+    if (
+        row["deleted_at"] is not None
+        or row["size"] != stat.st_size
+        or row["mtime"] != stat.st_mtime
+        or row["inode"] != stat.st_ino
+        or row["device"] != stat.st_dev
+    ):
+        return False
+    # A pending unterminated tail is looked at again once it has gone stale.
+    return row["position"] >= stat.st_size or now - stat.st_mtime < STALE_TAIL_SECONDS
+
+
+def head_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def excerpt(line: bytes) -> str:
+    text = line[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    return text[:EXCERPT_CHARS]
+
+
+def stored_raw(line: bytes) -> str | bytes:
+    """The raw column value: TEXT when the bytes are valid UTF-8, else a BLOB."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line
+
+
+def clean_text(value):
+    """Strings with lone surrogates (from stdlib json) cannot be stored: replace them."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def parse(line: bytes):
+    """(obj, cols) for a good line; raises LineError.
+
+    orjson rejects lone UTF-16 surrogates in escapes (a cut emoji), which real
+    transcripts contain; such lines are valid JSON, so fall back to the json module.
+    """
+    try:
+        obj = parse_line(line)
+        return obj, extract(obj)
+    except LineError as e:
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise e from None
+        if not isinstance(obj, dict):
+            raise
+        return obj, tuple(clean_text(v) for v in extract(obj))
+
+
+class FileSync:
+    """Reads one changed file into the archive, batch by batch."""
+
+    def __init__(self, sync: Pass, source: Source, row: sqlite3.Row | None):
+        self.sync = sync
+        self.conn = sync.conn
+        self.source = source
+        self.row = row
+        self.file_id = row["id"] if row else None
+        self.session_id = (row["session_id"] if row else None) or source.session_id
+        self.agent_id = source.agent_id
+
+    def run(self) -> None:
+        try:
+            f = open(self.source.path, "rb", buffering=0)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # gone since the walk; the next pass marks it deleted
+        with f:
+            self.fd = f.fileno()
+            st = os.fstat(self.fd)
+            self.stat = st
+            if self.source.kind == "meta":
+                self.sync_meta(f, st)
+            else:
+                self.sync_jsonl(f, st)
+
+    # -- sync_files bookkeeping -----------------------------------------------------
+
+    def ensure_file_row(self) -> None:
+        """Insert the sync_files row (inside the first batch's transaction)."""
+        if self.file_id is not None:
+            return
+        s = self.source
+        self.file_id = self.conn.execute(
+            "INSERT INTO sync_files (path, root, rel_path, project_dir, kind, session_id, "
+            "agent_id, host, device, inode, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                s.path,
+                s.root,
+                s.rel_path,
+                s.project_dir,
+                s.kind,
+                self.session_id,
+                self.agent_id,
+                self.sync.host,
+                self.stat.st_dev,
+                self.stat.st_ino,
+                now_iso(),
+            ),
+        ).lastrowid
+
+    def update_file_row(self, final: bool = True, **values) -> None:
+        """Store the file's state.  Until its last batch is in, ``size`` stays at the
+        position reached, so a pass that dies mid-file is never mistaken for a file
+        that is fully read (and skipped) by the next pass."""
+        st = self.stat
+        values.update(
+            device=st.st_dev,
+            inode=st.st_ino,
+            size=st.st_size if final else values["position"],
+            mtime=st.st_mtime,
+            last_synced=now_iso(),
+            deleted_at=None,
+            session_id=self.session_id,
+        )
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.conn.execute(
+            f"UPDATE sync_files SET {sets} WHERE id = ?", (*values.values(), self.file_id)
+        )
+
+    # -- meta.json ------------------------------------------------------------------
+
+    def sync_meta(self, f, st: os.stat_result) -> None:
+        content = f.read()
+        sha1 = hashlib.sha1(content).hexdigest()
+        conn = self.conn
+
+        def write():
+            self.ensure_file_row()
+            conn.execute(
+                "INSERT OR IGNORE INTO file_contents (file_id, sha1, content, read_at) "
+                "VALUES (?, ?, ?, ?)",
+                (self.file_id, sha1, content, now_iso()),
+            )
+            self.update_file_row(position=len(content))
+            touched = {self.session_id}
+            if self.agent_id:
+                touched |= derive.refresh_subagents(conn, {self.agent_id})
+            touched.discard(None)
+            derive.refresh_sessions(conn, touched)
+
+        self.sync.write(write)
+        self.sync.advance(len(content))
+
+    # -- JSONL ----------------------------------------------------------------------
+
+    def sync_jsonl(self, f, st: os.stat_result) -> None:
+        row = self.row
+        generation = row["generation"] if row else 0
+        position = row["position"] if row else 0
+        tail_flag = row["tail_unterminated"] if row else 0
+        head_len = row["head_len"] if row else 0
+        rewritten = False
+        if row is not None:
+            if (row["device"], row["inode"]) != (st.st_dev, st.st_ino) or st.st_size < position:
+                rewritten = True
+            elif head_len and head_hash(os.pread(f.fileno(), head_len, 0)) != row["head_hash"]:
+                rewritten = True
+            elif tail_flag and st.st_size > position:
+                if os.pread(f.fileno(), 1, position) == b"\n":
+                    position += 1  # the newline the archived tail was waiting for
+                else:
+                    rewritten = True  # the "complete" tail went on: read the file again
+        if rewritten:
+            generation += 1
+            position = 0
+        self.generation = generation
+        self.dedup_until = -1
+        if generation > 0:
+            # Offsets up to which older generations hold rows that may repeat.
+            self.dedup_until = self.conn.execute(
+                "SELECT max(byte_offset) FROM events WHERE file_id = ? AND generation < ?",
+                (self.file_id, generation),
+            ).fetchone()[0]
+            if self.dedup_until is None:
+                self.dedup_until = -1
+        self.line_number = 1
+        if position > 0:
+            last = self.conn.execute(
+                "SELECT line_number FROM events WHERE file_id = ? AND generation = ? "
+                "ORDER BY byte_offset DESC LIMIT 1",
+                (self.file_id, generation),
+            ).fetchone()
+            self.line_number = (last[0] if last else 0) + 1
+        self.clear_flag = bool(tail_flag) and not rewritten
+        self.reset_generation = rewritten
+        self.last_committed = position
+        self.tail_flag = 0 if self.clear_flag or rewritten else tail_flag
+        self.committed = False
+        self.partial = False
+
+        size = st.st_size
+        f.seek(position)
+        batch = Batch(self)
+        limit = batch_bytes()
+        for offset, line in read_lines(f, position, size):
+            batch.add(offset, line, terminated=True)
+            if batch.nbytes >= limit or len(batch.rows) >= BATCH_LINES:
+                self.commit(batch, offset + len(line) + 1, 0, final=False)
+                batch = Batch(self)
+        position = batch.end if batch.rows else self.last_committed
+        tail_flag = 0 if batch.rows else self.tail_flag
+        if position < size:
+            tail = os.pread(f.fileno(), size - position, position) if size - position else b""
+            if tail_is_complete(tail) or time.time() - st.st_mtime >= STALE_TAIL_SECONDS:
+                batch.add(position, tail, terminated=False)
+                position = size
+                tail_flag = 1
+        if batch.rows or position != self.last_committed or self.partial:
+            self.commit(batch, position, tail_flag)
+        elif not self.committed and (
+            self.file_id is None or self.clear_flag or self.reset_generation or self.stat_changed()
+        ):
+            self.commit(batch, position, tail_flag)
+
+    def stat_changed(self) -> bool:
+        row, st = self.row, self.stat
+        return (
+            row is None
+            or row["deleted_at"] is not None
+            or (row["size"], row["mtime"], row["inode"], row["device"])
+            != (st.st_size, st.st_mtime, st.st_ino, st.st_dev)
+        )
+
+    def commit(self, batch: Batch, position: int, tail_flag: int, final: bool = True) -> None:
+        conn = self.conn
+        sync = self.sync
+        file_head_len = min(HEAD_BYTES, position)
+
+        def write():
+            self.ensure_file_row()
+            if batch.rows:
+                batch.write(conn, self.file_id)
+            head = os.pread(self.fd, file_head_len, 0) if file_head_len else b""
+            values = dict(
+                position=position,
+                generation=self.generation,
+                tail_unterminated=tail_flag,
+                head_len=len(head),
+                head_hash=head_hash(head) if head else None,
+            )
+            self.update_file_row(final, **values)
+            if batch.rows:
+                conn.execute(
+                    "UPDATE sync_files SET lines = lines + ?, errors = errors + ? WHERE id = ?",
+                    (batch.inserted, len(batch.errors), self.file_id),
+                )
+            events = batch.new_events
+            for ev in events:
+                ev.file_id = self.file_id
+            touched = {self.session_id}
+            if self.source.kind != "journal":
+                touched |= derive.on_batch(conn, events)
+            if self.agent_id and self.source.kind == "agent":
+                touched |= derive.refresh_subagents(conn, {self.agent_id})
+            touched.discard(None)
+            derive.refresh_sessions(conn, touched)
+
+        sync.write(write)
+        self.last_committed = position
+        self.tail_flag = tail_flag
+        self.committed = True
+        self.partial = not final
+        result = sync.result
+        result.lines_added += batch.inserted
+        result.errors += len(batch.errors)
+        sync.next_id = batch.next_id
+        sync.advance(batch.nbytes)
+
+
+def tail_is_complete(tail: bytes) -> bool:
+    """An unterminated last line that is already a whole JSON object or array."""
+    stripped = tail.rstrip()
+    if not stripped or stripped[-1:] not in (b"}", b"]"):
+        return False
+    try:
+        orjson.loads(tail)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def read_lines(f, position: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for every complete line between position and end, in chunks."""
+    pieces: list[bytes] = []
+    offset = position
+    remaining = end - position
+    while remaining > 0:
+        chunk = f.read(min(CHUNK_BYTES, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        start = 0
+        while True:
+            j = chunk.find(b"\n", start)
+            if j < 0:
+                break
+            if pieces:
+                pieces.append(chunk[start:j])
+                line = b"".join(pieces)
+                pieces = []
+            else:
+                line = chunk[start:j]
+            yield offset, line
+            offset += len(line) + 1
+            start = j + 1
+        if start < len(chunk):
+            pieces.append(chunk[start:])
+
+
+class Batch:
+    """Rows read from one file, written in one transaction."""
+
+    def __init__(self, fs: FileSync):
+        self.fs = fs
+        self.rows: list[tuple] = []
+        self.fts: list[tuple] = []
+        self.errors: list[tuple] = []
+        self.moves: list[tuple] = []
+        self.new_events: list[NewEvent] = []
+        self.nbytes = 0
+        self.inserted = 0
+        self.end = 0
+        self.next_id = fs.sync.next_id
+
+    def add(self, offset: int, line: bytes, terminated: bool) -> None:
+        fs = self.fs
+        self.nbytes += len(line) + terminated
+        self.end = offset + len(line) + terminated
+        line_number = fs.line_number
+        fs.line_number += 1
+        raw = stored_raw(line)
+        if offset <= fs.dedup_until:
+            old = fs.conn.execute(
+                "SELECT id FROM events WHERE file_id = ? AND byte_offset = ? AND generation < ? "
+                "AND raw = ? ORDER BY generation DESC LIMIT 1",
+                (fs.file_id, offset, fs.generation, raw),
+            ).fetchone()
+            if old is not None:
+                self.moves.append((fs.generation, line_number, old[0]))
+                self.rows.append(None)
+                return
+        event_id = self.next_id
+        self.next_id += 1
+        self.inserted += 1
+        if not line.strip():
+            obj, cols = None, EMPTY_COLUMNS
+        else:
+            try:
+                obj, cols = parse(line)
+            except LineError as e:
+                obj, cols = None, ERROR_COLUMNS
+                error = str(e).splitlines()[0] if str(e) else "unreadable line"
+                if not terminated:
+                    error = f"unterminated last line: {error}"
+                self.errors.append((event_id, offset, line_number, error, excerpt(line)))
+        if obj is not None:
+            if cols[SESSION_ID_INDEX] is None and fs.session_id:
+                cols = cols[:SESSION_ID_INDEX] + (fs.session_id,) + cols[SESSION_ID_INDEX + 1 :]
+            elif fs.session_id is None and cols[SESSION_ID_INDEX] and fs.source.kind != "session":
+                fs.session_id = cols[SESSION_ID_INDEX]  # flat agent files: the records say
+            if cols[AGENT_ID_INDEX] is None and fs.agent_id and fs.source.kind == "agent":
+                cols = cols[:AGENT_ID_INDEX] + (fs.agent_id,) + cols[AGENT_ID_INDEX + 1 :]
+            self.new_events.append(NewEvent(event_id, 0, obj, cols, fs.sync.host))
+        text = cols[-1]
+        if text:
+            self.fts.append((event_id, text))
+        self.rows.append((event_id, fs.generation, offset, line_number, *cols, raw))
+
+    def write(self, conn: sqlite3.Connection, file_id: int) -> None:
+        rows = [(r[0], file_id, *r[1:]) for r in self.rows if r is not None]
+        if rows:
+            conn.executemany(INSERT_EVENT, rows)
+        if self.fts:
+            conn.executemany(INSERT_FTS, self.fts)
+        if self.moves:
+            conn.executemany(
+                "UPDATE events SET generation = ?, line_number = ? WHERE id = ?", self.moves
+            )
+        if self.errors:
+            stamp = now_iso()
+            conn.executemany(INSERT_ERROR, [(file_id, *e, stamp) for e in self.errors])

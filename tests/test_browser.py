@@ -1,0 +1,202 @@
+"""End-to-end tests: a real `claude-sessions serve` on a copy of the samples, driven by
+headless Chromium (Debian's /usr/bin/chromium through Playwright).
+
+Set UPDATE_SCREENSHOTS=1 to refresh the README's screenshots in docs/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from .browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Server,
+    free_port,
+    isolated_env,
+    require_chromium,
+    screenshot_dir,
+)
+from .conftest import REAL
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def projects(workdir):
+    if not REAL.exists():
+        pytest.skip(f"samples not found at {REAL}")
+    dest = workdir / "projects"
+    shutil.copytree(REAL, dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def server(workdir, projects):
+    home = workdir / "home"
+    home.mkdir()
+    server = Server(
+        ["--db", str(workdir / "a.db"), "--projects", str(projects)],
+        env=isolated_env(home),
+        log_path=workdir / "serve.log",
+        port=free_port(),
+    )
+    try:
+        server.wait_until_up()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_chromium()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(workdir):
+    return screenshot_dir(workdir / "screenshots")
+
+
+def query(workdir, sql: str, params=()) -> list[tuple]:
+    """Read the served archive (read-only; the server keeps writing it)."""
+    conn = sqlite3.connect(f"file:{workdir / 'a.db'}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def session_with_tool_calls(workdir) -> tuple[str, str]:
+    """(session_id, source path) of the archived session with the most tool calls."""
+    rows = query(
+        workdir,
+        "select s.session_id, f.path from sessions s join sync_files f "
+        "on f.session_id = s.session_id and f.kind = 'session' "
+        "order by s.tool_calls desc limit 1",
+    )
+    assert rows, "the initial sync archived no session with a file"
+    return rows[0]
+
+
+def test_sessions_list(server, page, shots):
+    page.goto(server.url + "/")
+    links = page.locator("a[href*='/-/claude-sessions/session/']")
+    sync_api.expect(links.first).to_be_visible()
+    assert links.count() >= 10  # the samples hold 23 sessions
+    page.screenshot(path=shots / "sessions.png")
+    title = links.first.inner_text()
+    links.first.click()
+    sync_api.expect(page).to_have_url(re.compile(r"/-/claude-sessions/session/[^/?#]+"))
+    sync_api.expect(page.locator("h1")).to_contain_text(title.rstrip("…").strip())
+    assert page.locator(".cs-event").count() > 0
+
+
+def test_search_follows_a_hit_to_its_place(server, page, shots):
+    page.goto(server.url + "/-/claude-sessions/search?q=TestCacheManager")
+    hits = page.locator(".cs-hit")
+    sync_api.expect(hits.first).to_be_visible()
+    sync_api.expect(hits.first.locator("mark").first).to_contain_text("TestCacheManager")
+    page.screenshot(path=shots / "search.png")
+    link = hits.nth(2).locator(".cs-hit-head a").first
+    event_id = re.search(r"#e(\d+)$", link.get_attribute("href")).group(1)
+    link.click()
+    sync_api.expect(page).to_have_url(re.compile(rf"/-/claude-sessions/session/.+#e{event_id}$"))
+    target = page.locator(f"#e{event_id}")
+    sync_api.expect(target).to_be_in_viewport()
+    sync_api.expect(target).to_contain_text("TestCacheManager")
+
+
+def test_transcript_expands_a_tool_call(server, page, shots, workdir):
+    session_id, _ = session_with_tool_calls(workdir)
+    page.goto(f"{server.url}/-/claude-sessions/session/{session_id}")
+    call = page.locator("details.cs-tool").first
+    sync_api.expect(call).to_be_visible()
+    fields = call.locator(".cs-fields")
+    sync_api.expect(fields).to_be_hidden()
+    call.locator("summary").click()
+    sync_api.expect(call).to_have_attribute("open", "")
+    sync_api.expect(fields).to_be_visible()
+    call.scroll_into_view_if_needed()
+    page.screenshot(path=shots / "transcript.png")
+
+
+def test_status_page_sync_now(server, page, shots):
+    page.goto(server.url + "/-/claude-sessions")
+    assert page.locator("h1").inner_text() == "Sync status"
+    # The initial pass of serve is listed among the recent passes.
+    assert page.locator("#recent-runs tbody tr").count() >= 1
+    page.screenshot(path=shots / "status.png")
+    manual_runs = page.locator("#recent-runs tbody tr", has_text="manual")
+    sync_api.expect(manual_runs).to_have_count(0)
+    page.get_by_role("button", name="Sync now").click()
+    result = page.locator("#cs-sync-result")
+    sync_api.expect(result).to_contain_text("Synced:", timeout=60_000)
+    # The page stayed put (fetch, no reload) and the new pass arrived over SSE.
+    sync_api.expect(manual_runs.first).to_be_visible()
+
+
+def transcript_line(session_id: str, text: str) -> bytes:
+    """A user prompt record as Claude Code writes it, with its newline."""
+    record = {
+        "type": "user",
+        "uuid": str(uuid.uuid4()),
+        "parentUuid": None,
+        "sessionId": session_id,
+        "isSidechain": False,
+        "userType": "external",
+        "cwd": "/tmp",
+        "version": "2.1.42",
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "message": {"role": "user", "content": text},
+    }
+    return json.dumps(record).encode() + b"\n"
+
+
+def test_new_line_appears_live_in_the_open_transcript(server, page, workdir):
+    session_id, path = session_with_tool_calls(workdir)
+    page.goto(f"{server.url}/-/claude-sessions/session/{session_id}")
+    sync_api.expect(page.locator(".cs-event").first).to_be_visible()
+    page.evaluate("window.__not_reloaded = true")
+    marker = f"live-update-marker-{uuid.uuid4().hex[:12]}"
+    sync_api.expect(page.get_by_text(marker)).to_have_count(0)
+    # The test's own copy of the samples: appending is what Claude Code does.
+    with open(path, "ab") as f:
+        f.write(transcript_line(session_id, marker))
+    sync_api.expect(page.get_by_text(marker)).to_be_visible(timeout=30_000)
+    assert page.evaluate("window.__not_reloaded") is True
+
+
+def test_dashboard_renders_charts(server, page, shots):
+    page.goto(server.url + "/-/dashboards/claude-usage")
+    # vega-embed draws each vega-lite chart into a canvas (or an svg).
+    charts = page.locator(".vega-embed canvas, .vega-embed svg")
+    sync_api.expect(charts.first).to_be_visible(timeout=30_000)
+    assert charts.count() >= 3
+    sync_api.expect(page.locator("body")).not_to_contain_text("Error")
+    page.screenshot(path=shots / "dashboard.png")

@@ -1,0 +1,77 @@
+"""The overview dashboard in metadata.yml renders and every chart's SQL runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from datasette.app import Datasette
+from datasette_dashboards import replace_opts_in_query
+
+from ingest.sync import run_pass
+
+METADATA = Path(__file__).resolve().parent.parent / "metadata.yml"
+SLUG = "claude-usage"
+
+
+@pytest.fixture
+def dashboard_ds(real_projects, tmp_path):
+    metadata = yaml.safe_load(METADATA.read_text())
+    db = tmp_path / "claude-sessions.db"
+    run_pass(db, [real_projects], host="laptop")
+    return Datasette([str(db)], metadata=metadata), metadata
+
+
+def dashboard(metadata) -> dict:
+    return metadata["plugins"]["datasette-dashboards"][SLUG]
+
+
+FILTERS = {
+    "project": "-src-deep-manifest",
+    "model": "claude-opus-4-5-20251101",
+    "host": "laptop",
+    "date_start": "2025-11-01",
+    "date_end": "2025-11-30",
+}
+
+
+@pytest.mark.asyncio
+async def test_dashboard_page_renders(dashboard_ds):
+    ds, metadata = dashboard_ds
+    response = await ds.client.get(f"/-/dashboards/{SLUG}")
+    assert response.status_code == 200
+    assert "Claude Code usage" in response.text
+    response = await ds.client.get(f"/-/dashboards/{SLUG}", params=FILTERS)
+    assert response.status_code == 200
+    for name in dashboard(metadata)["charts"]:
+        response = await ds.client.get(f"/-/dashboards/{SLUG}/{name}")
+        assert response.status_code == 200, name
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("filters", [{}, FILTERS], ids=["no-filters", "all-filters"])
+async def test_every_chart_query_runs(dashboard_ds, filters):
+    ds, metadata = dashboard_ds
+    board = dashboard(metadata)
+    assert set(board["charts"]) == {name for row in board["layout"] for name in row}
+    non_empty = 0
+    for name, chart in board["charts"].items():
+        if chart["library"] == "markdown":
+            continue
+        sql = replace_opts_in_query(chart["query"], filters)
+        response = await ds.client.get(
+            f"/{chart['db']}.json", params={"sql": sql, "_shape": "array", **filters}
+        )
+        assert response.status_code == 200, (name, response.text)
+        rows = response.json()
+        non_empty += bool(rows)
+        if chart["library"] == "metric":
+            assert chart["display"]["field"] in rows[0]
+    assert non_empty >= 8
+    for flt in board["filters"].values():
+        if "query" in flt:
+            response = await ds.client.get(
+                f"/{flt['db']}.json", params={"sql": flt["query"], "_shape": "array"}
+            )
+            assert response.status_code == 200 and response.json()

@@ -1,0 +1,212 @@
+"""`claude-sessions serve`: a real process with its watch sidecar and Datasette children."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ingest import cli_serve
+from ingest.cli import cli
+
+from .browser_helpers import Server, child_pids, free_port
+from .test_status import append_prompts, session_file, wait_for
+
+
+def get_json(url: str, method: str = "GET") -> dict:
+    request = urllib.request.Request(url, method=method, headers={"accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def descendants(pid: int) -> set[int]:
+    found = set()
+    todo = [pid]
+    while todo:
+        for child in child_pids(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether pid exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def start_serve(tmp_path: Path, args: list[str]) -> Server:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return Server(args, env=env, log_path=tmp_path / "serve.log", port=free_port())
+
+
+def interrupt(server: Server) -> int:
+    """Ctrl-C: SIGINT to serve alone (its children run in their own sessions)."""
+    server.process.send_signal(signal.SIGINT)
+    return server.process.wait(timeout=30)
+
+
+def test_serve_syncs_watches_serves_and_stops_on_ctrl_c(tmp_path, real_projects):
+    db = tmp_path / "serve.db"
+    server = start_serve(
+        tmp_path,
+        ["--db", str(db), "--projects", str(real_projects), "--setting", "max_returned_rows", "7"],
+    )
+    try:
+        server.wait_until_up()
+        children = descendants(server.process.pid)
+        assert len(children) >= 2  # the watch sidecar and Datasette
+
+        status = get_json(server.url + "/-/claude-sessions/status.json")
+        assert status["ok"] is True
+        assert status["database"] == "serve"
+        assert status["recent_runs"][-1]["trigger"] == "serve"
+        assert status["files"]["lines"] > 0
+        # The further option reached Datasette.
+        settings = get_json(server.url + "/-/settings.json")
+        assert settings["max_returned_rows"] == 7
+        assert settings["sql_time_limit_ms"] == 5000
+
+        def sidecar_alive():
+            return get_json(server.url + "/-/claude-sessions/status.json")["sidecar"]["alive"]
+
+        wait_for(sidecar_alive, 30, "the watch sidecar's heartbeat")
+        path, session_id = session_file(real_projects)
+        append_prompts(path, session_id, ["served"])
+        # Loopback: an anonymous click may sync, through the sidecar.
+        result = get_json(server.url + "/-/claude-sessions/sync.json", method="POST")
+        assert result["ok"] is True
+        assert result["via"] == "sidecar"
+        conn = sqlite3.connect(db)
+        assert conn.execute("select count(*) from events where text = 'served'").fetchone() == (1,)
+        conn.close()
+
+        assert interrupt(server) == 0
+        assert not [pid for pid in children if running(pid)]
+        log = server.log()
+        assert f"Serving {server.url}/" in log
+        assert "Stopping" in log
+        assert not list(Path(cli_serve.tempfile.gettempdir()).glob("claude-sessions-serve-*"))
+    finally:
+        server.stop()
+
+
+def test_serve_stops_on_sigterm_too(tmp_path, real_projects):
+    server = start_serve(
+        tmp_path, ["--db", str(tmp_path / "a.db"), "--projects", str(real_projects), "--no-watch"]
+    )
+    try:
+        server.wait_until_up()
+        children = descendants(server.process.pid)
+        assert len(children) == 1  # --no-watch: Datasette only
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        assert not [pid for pid in children if running(pid)]
+    finally:
+        server.stop()
+
+
+def test_serve_starts_on_a_machine_without_transcripts(tmp_path, isolated_home):
+    server = start_serve(tmp_path, ["--db", str(tmp_path / "empty.db")])
+    try:
+        server.wait_until_up()
+        with urllib.request.urlopen(server.url + "/", timeout=30) as response:
+            assert response.status == 200
+        status = get_json(server.url + "/-/claude-sessions/status.json")
+        assert status["files"]["files"] == 0
+        assert "Nothing to sync yet" in server.log()
+        assert interrupt(server) == 0
+    finally:
+        server.stop()
+
+
+def test_serve_says_when_the_port_is_taken(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["serve", "--db", str(tmp_path / "a.db"), "--port", str(port)]
+        )
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: Port {port} on 127.0.0.1 is already in use; stop the other server or pick "
+        "another port with --port.\n"
+    )
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_serve_refuses_a_missing_projects_folder(tmp_path):
+    missing = tmp_path / "nowhere"
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--db", str(tmp_path / "a.db"), "--projects", str(missing), "--port", "1"],
+    )
+    assert result.exit_code != 0
+    # Port 1 cannot be bound without privileges, or is free for root: either way one sentence.
+    assert result.output.startswith("Error: ")
+    assert result.output.count("\n") == 1
+
+
+def test_serve_refuses_demo_with_projects(tmp_path):
+    result = CliRunner().invoke(cli, ["serve", "--demo", "--projects", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == "Error: Use either --demo or --projects, not both.\n"
+
+
+@pytest.mark.parametrize(
+    "host, allow_sync", [("127.0.0.1", True), ("::1", True), ("0.0.0.0", {"id": "root"})]
+)
+def test_metadata_grants_sync_on_loopback_only(tmp_path, host, allow_sync):
+    path = cli_serve.write_metadata(
+        tmp_path / "m.json", tmp_path / "arch.db", [tmp_path / "p1", tmp_path / "p2"], host
+    )
+    metadata = json.loads(path.read_text())
+    shipped = yaml.safe_load(cli_serve.plugin_file("metadata.yml").read_text())
+    assert metadata["title"] == shipped["title"]
+    config = metadata["plugins"][cli_serve.PLUGIN]
+    assert config["allow_sync"] == allow_sync
+    assert config["projects"] == [str(tmp_path / "p1"), str(tmp_path / "p2")]
+    assert config["database"] == "arch"
+
+
+def test_plugin_files_are_found_without_importing_datasette():
+    code = (
+        "import sys; from ingest import cli_serve; "
+        "print(cli_serve.plugin_file('metadata.yml'), cli_serve.plugin_file('templates')); "
+        "assert 'datasette' not in sys.modules"
+    )
+    out = subprocess.run(
+        [os.sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    metadata, templates = out.split()
+    assert Path(metadata).is_file()
+    assert (Path(templates) / "claude_sessions_status.html").is_file()
+
+
+def test_demo_corpus_is_written_once(monkeypatch):
+    monkeypatch.setattr(cli_serve, "DEMO_MB", 1)
+    db, roots = cli_serve.prepare_demo(None)
+    assert db == cli_serve.data_dir() / "demo" / "demo.db"
+    assert roots == [cli_serve.data_dir() / "demo" / "projects"]
+    files = sorted(roots[0].rglob("*.jsonl"))
+    assert files
+    stamp = files[0].stat().st_mtime_ns
+    time.sleep(0.01)
+    assert cli_serve.prepare_demo(None) == (db, roots)
+    assert files[0].stat().st_mtime_ns == stamp
+    assert not (cli_serve.data_dir() / "demo" / "projects.partial").exists()
