@@ -6,6 +6,7 @@ Query parameters:
 - ``session=<session_id>&after=<events.id>``: send ``event: events`` with a JSON list of
   that session's new events (id, session_id, agent_id, type, kind, role, timestamp, text
   cut to 2,000 characters).  Without ``after`` the stream starts at the newest event.
+  ``main=1`` keeps the main thread's events only, ``agent=<agent_id>`` one subagent's.
 
 Every stream also sends ``event: sidecar`` when the watch sidecar's state changes.  Each
 message carries ``id: <runs_after>.<after>`` so a reconnecting EventSource resumes where
@@ -52,22 +53,30 @@ def _runs_after(conn, after: int) -> list[dict]:
     return finished
 
 
-def _session_events(conn, session_id: str, after: int) -> list[dict]:
+def _session_events(conn, session_id: str, after: int, thread: str | None) -> list[dict]:
+    """New events of a session: ``thread`` None (all), "" (main thread) or an agent id."""
     # "+session_id" keeps SQLite on the rowid range (few new rows) instead of the
     # session index (every row of a long session).
+    where = ""
+    params: tuple = (TEXT_MAX, after, session_id)
+    if thread == "":
+        where = " and agent_id is null"
+    elif thread:
+        where = " and +agent_id = ?"
+        params += (thread,)
     return status.rows(
         conn,
-        """
+        f"""
         select id, session_id, agent_id, type, kind, role, timestamp, substr(text, 1, ?) as text
-        from events where id > ? and +session_id = ? order by id limit ?
+        from events where id > ? and +session_id = ?{where} order by id limit ?
         """,
-        (TEXT_MAX, after, session_id, EVENTS_MAX),
+        params + (EVENTS_MAX,),
     )
 
 
-def _poll(conn, runs_after: int | None, session_id: str | None, after: int | None):
+def _poll(conn, runs_after, session_id, after, thread):
     runs = _runs_after(conn, runs_after) if runs_after is not None else []
-    events = _session_events(conn, session_id, after) if session_id else []
+    events = _session_events(conn, session_id, after, thread) if session_id else []
     sidecar = status.sidecar_status(conn)
     return runs, events, {k: sidecar[k] for k in ("alive", "state", "pid", "host")}
 
@@ -108,9 +117,10 @@ async def live_events(datasette, request, send, receive):
     db = await status.archive_database(datasette)
     if db is None:
         raise NotFound("No claude-sessions archive is attached.")
-    await datasette.ensure_permissions(request.actor, [("view-database", db.name), "view-instance"])
+    await status.require_view(datasette, request, db)
     args = request.args
     session_id = args.get("session") or None
+    thread = "" if args.get("main") else (args.get("agent") or None)
     runs_after = _int(args.get("runs_after"), None)
     after = _int(args.get("after"), None)
     last_event_id = request.headers.get("last-event-id", "")
@@ -156,7 +166,13 @@ async def live_events(datasette, request, send, receive):
             not disconnected.is_set() and not exiting() and time.monotonic() - started < MAX_SECONDS
         ):
             runs, events, sidecar = await db.execute_fn(
-                functools.partial(_poll, runs_after=runs_after, session_id=session_id, after=after)
+                functools.partial(
+                    _poll,
+                    runs_after=runs_after,
+                    session_id=session_id,
+                    after=after,
+                    thread=thread,
+                )
             )
             sent = bool(runs or events)
             for run in runs:

@@ -8,8 +8,9 @@ Rules (see FORMAT.md §2.6, §3.4, §3.5):
   linear chain comes out as the chain; parallel tool calls, whose calls and results
   branch off each other, come out in the order they happened instead of one branch
   after the other; a rewound branch comes after the branch it replaced;
-- a record without a timestamp takes its parent's;
-- records caught in a parent cycle are freed one at a time (smallest first) as roots;
+- a record counts as no earlier than its parent (one without a timestamp takes its
+  parent's);
+- records caught in a parent cycle are freed as roots, earliest first, one per cycle;
 - records without a uuid (summaries, titles, snapshots, queue operations) follow the
   nearest earlier record of their own file that has one, in file order; those before
   any such record are roots placed by their own timestamp.
@@ -52,31 +53,38 @@ def conversation_order(rows: Iterable[tuple]) -> list[int]:
             children.setdefault(parent, []).append(event_id)
             has_parent.add(event_id)
 
-    heap: list[tuple[str, int]] = []
-    for event_id, _uuid, _parent in nodes:
-        if event_id not in has_parent:
-            heap.append((timestamps[event_id], event_id))
-    heap.extend((timestamps[e], e) for e in loose)
-    heapq.heapify(heap)
+    roots = [event_id for event_id, _uuid, _parent in nodes if event_id not in has_parent]
+    reached: set[int] = set()
 
+    def reach(start: int) -> None:
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            if node not in reached:
+                reached.add(node)
+                stack.extend(children.get(node, ()))
+
+    for root in roots:
+        reach(root)
+    if len(reached) < len(nodes):
+        # What is left hangs off a parent cycle: free its earliest member, repeat.
+        for _stamp, event_id in sorted((timestamps[e], e) for e, _u, _p in nodes):
+            if event_id not in reached:
+                roots.append(event_id)
+                reach(event_id)
+
+    heap = [(timestamps[e], e) for e in roots] + [(timestamps[e], e) for e in loose]
+    heapq.heapify(heap)
     order: list[int] = []
     placed: set[int] = set()
-    pending = sorted(((timestamps[e], e) for e, _u, _p in nodes), reverse=True)
-    while True:
-        while heap:
-            stamp, event_id = heapq.heappop(heap)
-            if event_id in placed:
-                continue
-            placed.add(event_id)
-            order.append(event_id)
-            order.extend(followers.get(event_id, ()))
-            for child in children.get(event_id, ()):
-                if child not in placed:
-                    heapq.heappush(heap, (max(timestamps[child], stamp), child))
-        # Whatever is left hangs off a parent cycle: free its smallest member.
-        while pending and pending[-1][1] in placed:
-            pending.pop()
-        if not pending:
-            break
-        heapq.heappush(heap, pending.pop())
+    while heap:
+        stamp, event_id = heapq.heappop(heap)
+        if event_id in placed:
+            continue
+        placed.add(event_id)
+        order.append(event_id)
+        order.extend(followers.get(event_id, ()))
+        for child in children.get(event_id, ()):
+            if child not in placed:
+                heapq.heappush(heap, (max(timestamps[child], stamp), child))
     return order

@@ -263,11 +263,7 @@ async def session_page(datasette, request):
             "pages": pages,
             "events": events,
             "agents": agents,
-            "linked_calls": {
-                a["tool_use_id"]: ctx.tool_calls.get(a["tool_use_id"], {}).get("event_id")
-                for a in agents
-                if a["tool_use_id"]
-            },
+            "spawned_by": _spawning_event(conn, agents, agent_id),
         }
 
     data = await db.execute_fn(build)
@@ -312,10 +308,8 @@ async def session_page(datasette, request):
         )
 
     spawned_by = None
-    if agent and agent.get("tool_use_id"):
-        call_event = data["linked_calls"].get(agent["tool_use_id"])
-        if call_event:
-            spawned_by = session_url(datasette, session_id, event=call_event)
+    if data["spawned_by"] is not None:
+        spawned_by = session_url(datasette, session_id, event=data["spawned_by"])
     context = {
         "database": db.name,
         "session_id": session_id,
@@ -348,6 +342,17 @@ async def session_page(datasette, request):
         "models": _models(data["session"]),
     }
     return await _render(datasette, request, "claude_sessions_session.html", context)
+
+
+def _spawning_event(conn, agents: list[dict], agent_id: str | None) -> int | None:
+    """Event id of the tool call that started the subagent, if known."""
+    tool_use_id = next((a["tool_use_id"] for a in agents if a["agent_id"] == agent_id), None)
+    if not tool_use_id:
+        return None
+    row = conn.execute(
+        "select event_id from tool_calls where tool_use_id = ?", (tool_use_id,)
+    ).fetchone()
+    return row[0] if row else None
 
 
 def _tilde(value: str) -> str:
@@ -465,7 +470,9 @@ def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> 
         hits = _rows(conn.execute(sql, params))
         count = conn.execute(count_sql, params).fetchone()[0]
     except sqlite3.OperationalError as e:
-        if "fts5" in str(e) or "syntax" in str(e) or "no such column" in str(e):
+        # FTS5 reports a bad query as "fts5: syntax error ...", "unterminated string",
+        # "no such column: x" (a word before a colon), ...; anything else is not ours.
+        if not any(word in str(e) for word in ("locked", "interrupted", "no such table")):
             return {
                 "hits": [],
                 "has_next": False,

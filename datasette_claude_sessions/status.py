@@ -30,7 +30,7 @@ import weakref
 from pathlib import Path
 
 from datasette import Forbidden, Response, hookimpl
-from datasette.utils import actor_matches_allow
+from datasette.utils import StartupError, actor_matches_allow
 
 from ingest.paths import default_projects_dirs, settings_path
 
@@ -64,7 +64,20 @@ def menu_links(datasette, actor, request):
 
 
 def startup(datasette):
-    return None
+    """Refuse a malformed plugin configuration with one sentence (datasette prints it)."""
+    config = plugin_config(datasette)
+    allow = config.get("allow_sync", DEFAULT_ALLOW_SYNC)
+    if not isinstance(allow, bool | dict):
+        raise StartupError(
+            f"{PLUGIN}: allow_sync must be true, false or an allow block like "
+            f'{{"id": "root"}}, not {allow!r}.'
+        )
+    projects = config.get("projects")
+    if projects is not None and not (
+        isinstance(projects, str)
+        or (isinstance(projects, list) and all(isinstance(p, str) for p in projects))
+    ):
+        raise StartupError(f"{PLUGIN}: projects must be a list of folders, not {projects!r}.")
 
 
 # --- permissions ---------------------------------------------------------------------------
@@ -334,15 +347,26 @@ async def current_status(datasette, db) -> dict:
 # --- pages ---------------------------------------------------------------------------------
 
 
-async def _require_view(datasette, request, db):
-    await datasette.ensure_permissions(request.actor, [("view-database", db.name), "view-instance"])
+async def require_view(datasette, request, db) -> None:
+    """Raise Forbidden unless the actor may see the archive database."""
+    if hasattr(datasette, "ensure_permissions"):  # Datasette 0.65
+        await datasette.ensure_permissions(
+            request.actor, [("view-database", db.name), "view-instance"]
+        )
+        return
+    from datasette.resources import DatabaseResource  # Datasette 1.0
+
+    if not await datasette.allowed(
+        action="view-database", resource=DatabaseResource(db.name), actor=request.actor
+    ):
+        raise Forbidden("You may not view this database.")
 
 
 async def status_page(datasette, request):
     db = await archive_database(datasette)
     context = {"db": db, "status": None, "can_sync": await can_sync(datasette, request.actor)}
     if db is not None:
-        await _require_view(datasette, request, db)
+        await require_view(datasette, request, db)
         context["status"] = await current_status(datasette, db)
         context["database"] = db.name
         context["live_url"] = datasette.urls.path(
@@ -350,7 +374,7 @@ async def status_page(datasette, request):
                 (context["status"]["last_run"] or {}).get("id", 0)
             )
         )
-    context["live_js"] = datasette.urls.static_plugins("datasette_claude_sessions", "live.js")
+    context["live_js"] = datasette.urls.static_plugins(PLUGIN, "live.js")
     context["human_bytes"] = human_bytes
     return Response.html(
         await datasette.render_template("claude_sessions_status.html", context, request=request)
@@ -361,19 +385,21 @@ async def status_json(datasette, request):
     db = await archive_database(datasette)
     if db is None:
         return Response.json({"ok": False, "error": "No claude-sessions archive is attached."}, 404)
-    await _require_view(datasette, request, db)
+    await require_view(datasette, request, db)
     return Response.json({"ok": True, "database": db.name, **await current_status(datasette, db)})
 
 
 def human_bytes(n: int | None) -> str:
     if n is None:
         return ""
-    value = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+    if n < 1024:
+        return f"{n} bytes"
+    value = n / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{n} bytes"
+    return f"{value:.1f} GB"
 
 
 # --- Sync now ------------------------------------------------------------------------------
@@ -399,7 +425,13 @@ async def sync_now(datasette, request):
         raise Forbidden(message)
     db = await archive_database(datasette)
     if db is None:
-        result = {"ok": False, "error": "No claude-sessions archive is attached."}
+        result = {"ok": False, "message": "No claude-sessions archive is attached."}
+    elif not db.is_mutable:
+        result = {
+            "ok": False,
+            "message": f"{db.path} is opened immutable (-i): Datasette would not see new "
+            "lines. Open it as a normal file to use Sync now.",
+        }
     else:
         result = await request_sync(datasette, db.path, projects_roots(datasette))
     if as_json:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from . import render
 from .order import conversation_order
 
@@ -359,8 +360,7 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
     )
 
 
-def _event_view(row: dict, ctx: Context) -> dict:
-    record = _record(row["raw"])
+def _event_view(row: dict, record: Any, ctx: Context) -> dict:
     label, css, blocks = _view_blocks(row, record, ctx)
     return {
         "id": row["id"],
@@ -456,8 +456,7 @@ def build_events(conn, ids: list[int], ctx: Context, session_id: str, depth: int
     ctx.tool_calls.update(_load_tool_calls(conn, _tool_ids(records)))
     views = []
     for row, record in zip(ordered, records, strict=True):
-        row = dict(row)
-        view = _event_view(row, ctx)
+        view = _event_view(row, record, ctx)
         views.append(view)
         for block in view["blocks"]:
             if block["type"] != "tool_use" or not block["agents"]:

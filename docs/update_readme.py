@@ -82,6 +82,8 @@ TABLE_NOTES = {
     "sync_heartbeat": "The running watch sidecar, refreshed every few seconds.",
     "api_calls": "One row per billed API response, deduplicated across lines and files "
     "(rules: [docs/usage-rules.md](docs/usage-rules.md)).",
+    "sessions_list": "One row per session with the columns the web app's sessions list "
+    "shows, a title on every row and a `day` to facet on.",
     "usage_settings": "Settings of the usage module: price overrides and the price table's "
     "fingerprint.",
 }
@@ -246,15 +248,25 @@ def schema_markdown(db_path: Path) -> str:
     if views:
         out.append("#### Views\n")
         out.append(
-            "The `usage_by_*` views sum `api_calls` by their own columns; they share "
+            "The `usage_by_*` views sum `api_calls` per their own columns, and share the "
+            "usage columns: "
             + ", ".join(f"`{c}`" for c in ROLLUP_COLUMNS)
-            + " (cache_creation_tokens is both TTLs; unpriced_calls counts calls of models "
-            "without a price; first_call / last_call are timestamps).\n"
+            + " (cache_creation_tokens covers both cache TTLs; unpriced_calls counts calls "
+            "of models without a price; first_call and last_call are timestamps).\n"
         )
-        out.append("| view | its own columns | rows from the samples |\n|---|---|---|")
+        out.append("| view | what | columns | rows from the samples |\n|---|---|---|---|")
         for name, count, cols in views:
-            own = ", ".join(f"`{c}`" for c in cols if c not in ROLLUP_COLUMNS)
-            out.append(f"| `{name}` | {own} | {count:,} |")
+            own = [c for c in cols if c not in ROLLUP_COLUMNS]
+            if len(own) < len(cols):
+                what = f"`api_calls` summed per {', '.join(own)}"
+                shown = [*own, "usage columns"]
+            else:
+                what = TABLE_NOTES.get(name, "")
+                shown = cols
+                if not what:
+                    missing.append(name)
+            listed = ", ".join(c if c == "usage columns" else f"`{c}`" for c in shown)
+            out.append(f"| `{name}` | {cell(what)} | {listed} | {count:,} |")
         out.append("")
     conn.close()
     if missing:

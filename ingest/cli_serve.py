@@ -24,7 +24,6 @@ from collections import deque
 from pathlib import Path
 
 import click
-import yaml
 
 from .cli import cli, db_option, projects_option, resolve_db, resolve_projects
 from .cli_sync import existing_roots
@@ -85,10 +84,10 @@ def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
         readable = existing_roots(projects, quiet=False)
     initial_sync(db, readable)
 
-    workdir = Path(tempfile.mkdtemp(prefix="claude-sessions-serve-"))
     children: list[subprocess.Popen] = []
     # SIGINT too: a shell starts background jobs with it ignored.
     previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in STOP_SIGNALS}
+    workdir = Path(tempfile.mkdtemp(prefix="claude-sessions-serve-"))
     try:
         if not no_watch:
             watcher = start_watch(db, roots if (demo or projects) else [])
@@ -104,10 +103,13 @@ def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
     except KeyboardInterrupt:
         click.echo("Stopping…", err=True)
     finally:
+        # A second Ctrl-C must not cut the cleanup short (it takes STOP_SECONDS at most).
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         stop_children(children)
+        shutil.rmtree(workdir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -232,9 +234,23 @@ def plugin_file(name: str) -> Path:
     raise click.ClickException(f"The plugin's {name} is missing from {package}.")
 
 
+def load_metadata(database: str) -> dict:
+    """metadata.yml with its archive sections renamed for ``database``.
+
+    The renaming lives in the plugin's metadata.py, loaded here as a plain file: importing
+    it through its package would import datasette.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "claude_sessions_metadata", plugin_file("metadata.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load_metadata(database, path=plugin_file("metadata.yml"))
+
+
 def write_metadata(path: Path, db: Path, roots: list[Path], host: str) -> Path:
     """metadata.yml plus this run's plugin settings, as JSON for `datasette --metadata`."""
-    metadata = yaml.safe_load(plugin_file("metadata.yml").read_text(encoding="utf-8")) or {}
+    metadata = load_metadata(db.stem)
     config = metadata.setdefault("plugins", {}).setdefault(PLUGIN, {}) or {}
     metadata["plugins"][PLUGIN] = config
     config["projects"] = [str(r) for r in roots]

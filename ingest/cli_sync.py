@@ -355,5 +355,9 @@ def export(session_id, export_all, output, force, db_path):
 
 @cli.command()
 def path():
-    """Print the archive's default path ($CLAUDE_SESSIONS_DB or the data directory)."""
+    """Print where the archive lives by default.
+
+    That is $CLAUDE_SESSIONS_DB when set, else claude-sessions.db in your user data
+    directory.  Every command takes --db to use another file.
+    """
     click.echo(default_db_path())

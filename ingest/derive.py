@@ -180,9 +180,9 @@ def refresh_subagents(conn: sqlite3.Connection, agent_ids: Iterable[str]) -> set
                 agent_files,
             ).fetchone()
         session_id = (
-            (existing[0] if existing else None)
+            next((f[2] for f in files if f[2]), None)
+            or (existing[0] if existing else None)
             or event_session
-            or next((f[2] for f in files if f[2]), None)
         )
         tool_use_id = existing[1] if existing else None
         if tool_use_id is None and isinstance(meta.get("toolUseId"), str):
@@ -389,9 +389,9 @@ def _title(conn: sqlite3.Connection, sid: str, first_prompt: str | None):
     summary = _scalar(
         conn,
         """
-        SELECT s.text FROM events leaf
-        JOIN events s ON json_extract(s.raw, '$.leafUuid') = leaf.uuid AND s.type = 'summary'
-        WHERE leaf.session_id = ? AND leaf.uuid IS NOT NULL AND s.text IS NOT NULL
+        SELECT s.text FROM events leaf, events s
+        WHERE leaf.session_id = ? AND leaf.uuid IS NOT NULL AND s.type = 'summary'
+            AND json_extract(s.raw, '$.leafUuid') = +leaf.uuid AND s.text IS NOT NULL
         ORDER BY s.id DESC LIMIT 1
         """,
         sid,

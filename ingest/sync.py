@@ -248,6 +248,8 @@ class Pass:
         self.result: PassResult | None = None
         self.done_bytes = 0
         self.total_bytes = 0
+        self.pending: list[Callable[[], tuple[set, set]]] = []
+        self.pending_bytes = 0
 
     # -- the pass -------------------------------------------------------------------
 
@@ -321,6 +323,7 @@ class Pass:
         for source, row in todo:
             FileSync(self, source, row).run()
             result.files_changed += 1
+        self.flush()
         if gone:
             self.mark_deleted(gone)
 
@@ -373,21 +376,49 @@ class Pass:
         self.write(write)
 
     def write(self, fn: Callable[[], None]) -> None:
-        """Run fn in one IMMEDIATE transaction (foreign keys checked at commit)."""
+        """Run fn in one IMMEDIATE transaction (foreign keys checked at commit).
+
+        Only BEGIN can meet another writer (SQLITE_BUSY): it is retried with backoff.
+        Once begun, WAL readers cannot block the commit."""
         conn = self.conn
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            conn.execute("PRAGMA defer_foreign_keys=ON")
+            fn()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
-        def transaction():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("PRAGMA defer_foreign_keys=ON")
-                fn()
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+    def queue(self, nbytes: int, write: Callable[[], tuple[set, set]]) -> None:
+        """Add a file's batch to the next transaction; ``write`` returns the (sessions,
+        agents) it touched.  Small files share a transaction, so a pass over many new
+        files commits every few MB, not once per file."""
+        self.pending.append(write)
+        self.pending_bytes += nbytes
+        self.advance(nbytes)
+        if self.pending_bytes >= batch_bytes():
+            self.flush()
 
-        retry_busy(transaction)
+    def flush(self) -> None:
+        """Write the queued batches, then refresh the subagents and sessions they touched."""
+        if not self.pending:
+            return
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
+
+        def write():
+            sessions, agents = set(), set()
+            for fn in pending:
+                touched_sessions, touched_agents = fn()
+                sessions |= touched_sessions
+                agents |= touched_agents
+            agents.discard(None)
+            sessions |= derive.refresh_subagents(self.conn, agents)
+            sessions.discard(None)
+            derive.refresh_sessions(self.conn, sessions)
+
+        self.write(write)
 
     def advance(self, nbytes: int) -> None:
         self.result.bytes_read += nbytes
@@ -537,14 +568,9 @@ class FileSync:
                 (self.file_id, sha1, content, now_iso()),
             )
             self.update_file_row(position=len(content))
-            touched = {self.session_id}
-            if self.agent_id:
-                touched |= derive.refresh_subagents(conn, {self.agent_id})
-            touched.discard(None)
-            derive.refresh_sessions(conn, touched)
+            return {self.session_id}, {self.agent_id}
 
-        self.sync.write(write)
-        self.sync.advance(len(content))
+        self.sync.queue(len(content), write)
 
     # -- JSONL ----------------------------------------------------------------------
 
@@ -627,15 +653,16 @@ class FileSync:
         )
 
     def commit(self, batch: Batch, position: int, tail_flag: int, final: bool = True) -> None:
+        """Queue the batch and the file's new state for the pass's next transaction."""
         conn = self.conn
         sync = self.sync
-        file_head_len = min(HEAD_BYTES, position)
+        head_len = min(HEAD_BYTES, position)
+        head = os.pread(self.fd, head_len, 0) if head_len else b""
 
         def write():
             self.ensure_file_row()
             if batch.rows:
                 batch.write(conn, self.file_id)
-            head = os.pread(self.fd, file_head_len, 0) if file_head_len else b""
             values = dict(
                 position=position,
                 generation=self.generation,
@@ -655,12 +682,10 @@ class FileSync:
             touched = {self.session_id}
             if self.source.kind != "journal":
                 touched |= derive.on_batch(conn, events)
-            if self.agent_id and self.source.kind == "agent":
-                touched |= derive.refresh_subagents(conn, {self.agent_id})
-            touched.discard(None)
-            derive.refresh_sessions(conn, touched)
+            return touched, {self.agent_id if self.source.kind == "agent" else None}
 
-        sync.write(write)
+        sync.next_id = batch.next_id
+        sync.queue(batch.nbytes, write)
         self.last_committed = position
         self.tail_flag = tail_flag
         self.committed = True
@@ -668,8 +693,6 @@ class FileSync:
         result = sync.result
         result.lines_added += batch.inserted
         result.errors += len(batch.errors)
-        sync.next_id = batch.next_id
-        sync.advance(batch.nbytes)
 
 
 def tail_is_complete(tail: bytes) -> bool:
@@ -759,7 +782,11 @@ class Batch:
                     error = f"unterminated last line: {error}"
                 self.errors.append((event_id, offset, line_number, error, excerpt(line)))
         if obj is not None:
-            if cols[SESSION_ID_INDEX] is None and fs.session_id:
+            record_session = cols[SESSION_ID_INDEX]
+            if fs.session_id and (
+                record_session is None or record_session.startswith(f"{fs.session_id}#")
+            ):
+                # no sessionId, or a workflow agent's "<session>#agent-<id>": the file's
                 cols = cols[:SESSION_ID_INDEX] + (fs.session_id,) + cols[SESSION_ID_INDEX + 1 :]
             elif fs.session_id is None and cols[SESSION_ID_INDEX] and fs.source.kind != "session":
                 fs.session_id = cols[SESSION_ID_INDEX]  # flat agent files: the records say

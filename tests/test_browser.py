@@ -142,16 +142,16 @@ def test_transcript_expands_a_tool_call(server, page, shots, workdir):
     call.locator("summary").click()
     sync_api.expect(call).to_have_attribute("open", "")
     sync_api.expect(fields).to_be_visible()
-    call.scroll_into_view_if_needed()
+    # Show the call with the prompt before it, not glued to the top edge.
+    call.evaluate("e => window.scrollTo(0, e.getBoundingClientRect().top + scrollY - 320)")
     page.screenshot(path=shots / "transcript.png")
 
 
 def test_status_page_sync_now(server, page, shots):
-    page.goto(server.url + "/-/claude-sessions")
+    page.goto(server.url + "/-/claude-sessions/status")
     assert page.locator("h1").inner_text() == "Sync status"
     # The initial pass of serve is listed among the recent passes.
     assert page.locator("#recent-runs tbody tr").count() >= 1
-    page.screenshot(path=shots / "status.png")
     manual_runs = page.locator("#recent-runs tbody tr", has_text="manual")
     sync_api.expect(manual_runs).to_have_count(0)
     page.get_by_role("button", name="Sync now").click()
@@ -159,6 +159,7 @@ def test_status_page_sync_now(server, page, shots):
     sync_api.expect(result).to_contain_text("Synced:", timeout=60_000)
     # The page stayed put (fetch, no reload) and the new pass arrived over SSE.
     sync_api.expect(manual_runs.first).to_be_visible()
+    page.screenshot(path=shots / "status.png")
 
 
 def transcript_line(session_id: str, text: str) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from datasette.app import Datasette
+from datasette.utils import StartupError
 from itsdangerous.url_safe import URLSafeSerializer
 
 from datasette_claude_sessions import status
@@ -112,3 +113,17 @@ async def test_status_pages_follow_view_permissions(archive, real_projects):
     assert (await ds.client.get("/-/claude-sessions/live")).status_code == 403
     root = actor_cookie(ds, "root")
     assert (await ds.client.get("/-/claude-sessions/status.json", headers=root)).status_code == 200
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "config, sentence",
+    [
+        ({"allow_sync": "yes"}, "allow_sync must be true, false or an allow block"),
+        ({"projects": [1, 2]}, "projects must be a list of folders"),
+    ],
+)
+async def test_malformed_configuration_stops_startup(archive, config, sentence):
+    ds = Datasette([str(archive)], metadata={"plugins": {"datasette-claude-sessions": config}})
+    with pytest.raises(StartupError, match=sentence):
+        await ds.invoke_startup()

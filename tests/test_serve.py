@@ -50,7 +50,9 @@ def running(pid: int) -> bool:
 
 
 def start_serve(tmp_path: Path, args: list[str]) -> Server:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    """serve with its temporary files under tmp_path/tmp, to check they are removed."""
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path / "tmp"))
     return Server(args, env=env, log_path=tmp_path / "serve.log", port=free_port())
 
 
@@ -100,7 +102,7 @@ def test_serve_syncs_watches_serves_and_stops_on_ctrl_c(tmp_path, real_projects)
         log = server.log()
         assert f"Serving {server.url}/" in log
         assert "Stopping" in log
-        assert not list(Path(cli_serve.tempfile.gettempdir()).glob("claude-sessions-serve-*"))
+        assert not list((tmp_path / "tmp").iterdir())
     finally:
         server.stop()
 
@@ -154,12 +156,11 @@ def test_serve_refuses_a_missing_projects_folder(tmp_path):
     missing = tmp_path / "nowhere"
     result = CliRunner().invoke(
         cli,
-        ["serve", "--db", str(tmp_path / "a.db"), "--projects", str(missing), "--port", "1"],
+        ["serve", "--db", str(tmp_path / "a.db"), "--projects", str(missing)]
+        + ["--port", str(free_port())],
     )
-    assert result.exit_code != 0
-    # Port 1 cannot be bound without privileges, or is free for root: either way one sentence.
-    assert result.output.startswith("Error: ")
-    assert result.output.count("\n") == 1
+    assert result.exit_code == 1
+    assert result.output == f"Error: --projects {missing} does not exist.\n"
 
 
 def test_serve_refuses_demo_with_projects(tmp_path):
@@ -178,6 +179,10 @@ def test_metadata_grants_sync_on_loopback_only(tmp_path, host, allow_sync):
     metadata = json.loads(path.read_text())
     shipped = yaml.safe_load(cli_serve.plugin_file("metadata.yml").read_text())
     assert metadata["title"] == shipped["title"]
+    # The archive's section follows the file name (Datasette names databases by stem).
+    assert metadata["databases"]["arch"] == shipped["databases"]["claude-sessions"]
+    assert "claude-sessions" not in metadata["databases"]
+    assert '"db": "claude-sessions"' not in path.read_text()
     config = metadata["plugins"][cli_serve.PLUGIN]
     assert config["allow_sync"] == allow_sync
     assert config["projects"] == [str(tmp_path / "p1"), str(tmp_path / "p2")]
@@ -188,6 +193,7 @@ def test_plugin_files_are_found_without_importing_datasette():
     code = (
         "import sys; from ingest import cli_serve; "
         "print(cli_serve.plugin_file('metadata.yml'), cli_serve.plugin_file('templates')); "
+        "cli_serve.load_metadata('other'); "
         "assert 'datasette' not in sys.modules"
     )
     out = subprocess.run(

@@ -27,7 +27,7 @@ import orjson
 import pytest
 from datasette.app import Datasette
 
-from datasette_claude_sessions import status
+from datasette_claude_sessions import live, status
 from ingest.lock import WriterLock
 from ingest.sync import run_pass
 
@@ -133,7 +133,7 @@ async def test_status_page_shows_figures_button_and_live_script(archive, real_pr
     assert 'id="recent-runs"' in html
     assert f'href="/{archive.stem}/sync_runs/1"' in html
     assert "No watch sidecar has run on this archive yet" in html
-    script = "/-/static-plugins/datasette_claude_sessions/live.js"
+    script = "/-/static-plugins/datasette-claude-sessions/live.js"
     assert script in html
     js = await ds.client.get(script)
     assert js.status_code == 200
@@ -379,6 +379,19 @@ async def test_sync_now_reports_a_busy_writer(archive, real_projects, monkeypatc
     assert f"Another sync (pid {os.getpid()}) is writing to {archive}" in data["message"]
 
 
+@pytest.mark.asyncio
+async def test_sync_now_refuses_an_immutable_archive(archive, real_projects):
+    ds = Datasette(
+        immutables=[str(archive)],
+        metadata={"plugins": {PLUGIN: {"projects": [str(real_projects)], "allow_sync": True}}},
+    )
+    before = scalar(archive, "select count(*) from sync_runs")
+    response = await ds.client.post("/-/claude-sessions/sync.json")
+    assert response.status_code == 409
+    assert "is opened immutable (-i)" in response.json()["message"]
+    assert scalar(archive, "select count(*) from sync_runs") == before
+
+
 def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from ingest.cli import cli; cli()", *args]
 
@@ -569,3 +582,64 @@ def test_open_live_stream_does_not_hold_up_shutdown(live_server):
     # Without the shutdown check uvicorn would wait MAX_SECONDS (300 s) for the stream.
     assert live_server.process.wait(timeout=30) == 0
     assert ended.wait(10)
+
+
+def test_live_session_events_filter_by_thread(archive, real_projects):
+    path, session_id = session_file(real_projects)
+    last = scalar(archive, "select max(id) from events")
+    append_prompts(path, session_id, ["main thread line"])
+    run_pass(archive, [real_projects], trigger="cli")
+    conn = sqlite3.connect(archive)
+    try:
+        every = live._session_events(conn, session_id, last, None)
+        main = live._session_events(conn, session_id, last, "")
+        agent = live._session_events(conn, session_id, last, "a0123456789")
+        other = live._session_events(conn, "no-such-session", last, None)
+    finally:
+        conn.close()
+    assert [e["text"] for e in every] == ["main thread line"]
+    assert main == every
+    assert agent == other == []
+
+
+def test_status_page_updates_live_in_a_browser(tmp_path, real_projects):
+    """live.js: a new pass appears without a reload; the Sync now button answers in place."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from .browser_helpers import CHROMIUM, CHROMIUM_ARGS, Server, require_chromium
+
+    require_chromium()
+    db = tmp_path / "live.db"
+    server = Server(
+        ["--db", str(db), "--projects", str(real_projects), "--no-watch"],
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        log_path=tmp_path / "serve.log",
+        port=free_port(),
+    )
+    try:
+        server.wait_until_up()
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(server.url + "/-/claude-sessions/status")
+                rows = "document.querySelectorAll('#recent-runs tbody tr').length"
+                assert page.evaluate(rows) == 1
+                path, session_id = session_file(real_projects)
+                append_prompts(path, session_id, ["from the terminal"])
+                run_pass(db, [real_projects], trigger="cli")
+                page.wait_for_function(f"{rows} === 2", timeout=15000)
+                assert "1 new lines" in page.inner_text("#cs-last-pass")
+
+                page.click("form.cs-sync button")
+                page.wait_for_function(
+                    "document.getElementById('cs-sync-result').textContent.startsWith('Synced')",
+                    timeout=15000,
+                )
+                assert page.url.endswith("/-/claude-sessions/status")  # no reload
+                page.wait_for_function(f"{rows} === 3", timeout=15000)
+                first_trigger = page.inner_text("#recent-runs tbody tr:first-child td:nth-child(2)")
+                assert first_trigger == "manual"
+            finally:
+                browser.close()
+    finally:
+        server.stop()

@@ -61,6 +61,12 @@
   function showSidecar(sidecar) {
     var node = document.getElementById("cs-sidecar");
     if (!node) return;
+    if (node.getAttribute("data-alive") === String(sidecar.alive)) {
+      var state = document.getElementById("cs-sidecar-state");
+      if (state && sidecar.state) state.textContent = sidecar.state;
+      return;
+    }
+    node.setAttribute("data-alive", String(sidecar.alive));
     node.textContent = sidecar.alive
       ? "● The watch sidecar (pid " + sidecar.pid + " on " + sidecar.host + ") is running: " + sidecar.state + "."
       : "● The watch sidecar is not running" + (sidecar.state ? " (state " + sidecar.state + ")" : "") + ".";

@@ -1,0 +1,123 @@
+"""metadata.yml: descriptions for the whole schema, valid table settings, canned queries
+that run read-only and return rows on the real samples."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import yaml
+
+from datasette_claude_sessions import metadata_path
+from datasette_claude_sessions.metadata import load_metadata
+
+from .pages_helpers import build_archive, datasette_for, fixture
+
+QUERY_ARGS = {
+    "search": "?q=claude",
+    "project_sessions": "?project=claude",
+    "sessions_touching_file": "?path=.py",
+}
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    # The real samples plus a file with unreadable lines, so ingest_errors has rows.
+    tmp = tmp_path_factory.mktemp("meta")
+    return build_archive(tmp, extra={"-tmp-edge/edge.jsonl": fixture("edge_cases.jsonl")})
+
+
+@pytest.fixture(scope="module")
+def archive_meta():
+    return load_metadata()["databases"]["claude-sessions"]
+
+
+def schema(db_path) -> dict[str, tuple[str, list[str]]]:
+    conn = sqlite3.connect(db_path)
+    objects = {}
+    for name, kind in conn.execute(
+        "select name, type from sqlite_master where type in ('table', 'view') "
+        "and name not like 'events_fts_%' and name not like '_sqlite%' and name != 'sqlite_stat1'"
+    ):
+        columns = [row[1] for row in conn.execute(f"pragma table_info([{name}])")]
+        objects[name] = (kind, columns)
+    conn.close()
+    return objects
+
+
+def test_every_table_and_column_is_described(archive, archive_meta):
+    tables = archive_meta["tables"]
+    for name, (kind, columns) in schema(archive).items():
+        assert tables.get(name, {}).get("description"), f"{name} has no description"
+        if kind == "table":
+            described = tables[name].get("columns") or {}
+            missing = [c for c in columns if not described.get(c)]
+            assert not missing, f"{name}: no description for {missing}"
+
+
+def test_table_settings_name_real_columns(archive, archive_meta):
+    objects = schema(archive)
+    for name, settings in archive_meta["tables"].items():
+        assert name in objects, f"metadata.yml describes {name}, which does not exist"
+        columns = objects[name][1]
+        for key in ("label_column", "sort", "sort_desc"):
+            if key in settings:
+                assert settings[key] in columns, (name, key)
+        for column in settings.get("columns") or {}:
+            assert column in columns, (name, column)
+        for facet in settings.get("facets") or []:
+            column = facet if isinstance(facet, str) else next(iter(facet.values()))
+            assert column in columns, (name, facet)
+    assert archive_meta["tables"]["sessions"]["label_column"] == "title"
+    assert archive_meta["tables"]["projects"]["label_column"] == "name"
+    assert archive_meta["tables"]["sync_files"]["label_column"] == "rel_path"
+    assert archive_meta["tables"]["events"]["fts_table"] == "events_fts"
+
+
+def test_canned_queries_are_read_only(archive, archive_meta):
+    conn = sqlite3.connect(archive)
+    conn.execute("pragma query_only = 1")
+    for name, query in archive_meta["queries"].items():
+        assert not query.get("write"), name
+        assert query["sql"].lstrip().lower().startswith(("select", "with")), name
+        params = {p: "x" for p in ("q", "project", "path")}
+        conn.execute(query["sql"], {k: v for k, v in params.items() if f":{k}" in query["sql"]})
+    conn.close()
+
+
+@pytest.mark.asyncio
+async def test_canned_queries_return_rows(archive, archive_meta):
+    ds = datasette_for(archive)
+    for name in archive_meta["queries"]:
+        response = await ds.client.get(f"/claude-sessions/{name}.json{QUERY_ARGS.get(name, '')}")
+        assert response.status_code == 200, (name, response.text[:300])
+        data = response.json()
+        assert data["ok"], name
+        assert data["rows"], f"{name} returned no rows"
+        html = await ds.client.get(f"/claude-sessions/{name}{QUERY_ARGS.get(name, '')}")
+        assert html.status_code == 200, name
+
+
+@pytest.mark.asyncio
+async def test_table_pages_use_the_settings(archive):
+    ds = datasette_for(archive)
+    sessions = (await ds.client.get("/claude-sessions/sessions.json?_shape=objects")).json()
+    stamps = [r["last_timestamp"] or "" for r in sessions["rows"]]
+    assert stamps == sorted(stamps, reverse=True)
+    assert {"project_path", "models", "git_branch", "first_timestamp"} <= set(
+        sessions["facet_results"]
+    )
+    search = (await ds.client.get("/claude-sessions/events.json?_search=renderer")).json()
+    assert search["rows"]
+    page = await ds.client.get("/claude-sessions/tool_calls")
+    assert "One row per tool call" in page.text
+
+
+def test_metadata_for_another_database_name():
+    data = load_metadata("work")
+    assert "work" in data["databases"] and "claude-sessions" not in data["databases"]
+    assert "queries" in data["databases"]["work"]
+    dumped = yaml.safe_dump(data.get("plugins", {}).get("datasette-dashboards", {}))
+    assert "db: claude-sessions" not in dumped
+    original = yaml.safe_load(metadata_path().read_text(encoding="utf-8"))
+    assert "claude-sessions" in original["databases"]

@@ -1,0 +1,300 @@
+"""The home, transcript and search pages, against archives synced from real samples."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from datasette.app import Datasette
+
+from datasette_claude_sessions.order import conversation_order
+
+from .pages_helpers import (
+    build_archive,
+    datasette_for,
+    fixture,
+    synthetic_session,
+    write_jsonl,
+)
+
+FLAT_AGENT_SESSION = "a7da6a22-facc-4fcd-8bab-f83c87862004"  # agent-c8d9b115.jsonl next to it
+NESTED_AGENT_SESSION = "29ccd257-68b1-427f-ae5f-6524b7cb6f20"  # <sid>/subagents/agent-a2271d1
+BIG = "b16b16b1-0000-4000-8000-000000000001"
+
+
+@pytest.fixture(scope="module")
+def real_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("real")
+    return build_archive(tmp, extra={"-tmp-dag/s1.jsonl": fixture("dag_within_fork.jsonl")})
+
+
+@pytest.fixture(scope="module")
+def big_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("big")
+    write_jsonl(tmp / "projects" / "-work-big" / f"{BIG}.jsonl", synthetic_session(BIG, 3000))
+    return build_archive(tmp, real=False)
+
+
+def anchors(html: str) -> list[int]:
+    return [int(m) for m in re.findall(r'class="cs-event[^"]*" id="e(\d+)"', html)]
+
+
+# Home ------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_home_lists_recent_sessions(real_db):
+    ds = datasette_for(real_db)
+    response = await ds.client.get("/")
+    assert response.status_code == 200
+    html = response.text
+    assert f"/-/claude-sessions/session/{NESTED_AGENT_SESSION}" in html
+    assert "/claude-sessions/sessions_list" in html
+    assert 'action="/-/claude-sessions/search"' in html
+    data = (await ds.client.get("/-/claude-sessions.json")).json()
+    assert data["archive"] == "claude-sessions"
+    assert data["sessions"] >= 23
+    newest = [r["last_timestamp"] for r in data["recent"]]
+    assert newest == sorted(newest, reverse=True)
+    assert data["recent"][0]["url"].startswith("/-/claude-sessions/session/")
+
+
+@pytest.mark.asyncio
+async def test_home_of_an_empty_archive_says_what_to_do(tmp_path):
+    db_path = build_archive(tmp_path, real=False)
+    response = await datasette_for(db_path).client.get("/-/claude-sessions")
+    assert response.status_code == 200
+    assert "The archive is empty" in response.text
+    assert "claude-sessions sync" in response.text
+    assert "serve --demo" in response.text
+    assert "projects</code>" in response.text  # where Claude Code writes transcripts
+    assert (await datasette_for(db_path).client.get("/-/claude-sessions.json")).json()[
+        "sessions"
+    ] == 0
+
+
+@pytest.mark.asyncio
+async def test_home_without_an_archive(tmp_path):
+    response = await Datasette(memory=True).client.get("/")
+    assert response.status_code == 200
+    assert "No archive attached" in response.text
+    search = await Datasette(memory=True).client.get("/-/claude-sessions/search?q=x")
+    assert search.status_code == 404
+
+
+# Sessions list (a Datasette view configured in metadata.yml) ------------------------------
+
+
+@pytest.mark.asyncio
+async def test_sessions_list_links_titles_and_has_facets(real_db):
+    ds = datasette_for(real_db)
+    response = await ds.client.get("/claude-sessions/sessions_list")
+    assert response.status_code == 200
+    assert f'<a href="/-/claude-sessions/session/{NESTED_AGENT_SESSION}">' in response.text
+    data = (await ds.client.get("/claude-sessions/sessions_list.json?_shape=objects")).json()
+    assert set(data["facet_results"]) >= {"project", "models", "branch", "day"}
+    models = {f["value"] for f in data["facet_results"]["models"]["results"]}
+    assert "claude-opus-4-5-20251101" in models
+    last = [r["last_activity"] for r in data["rows"]]
+    assert last == sorted(last, reverse=True)
+
+
+# Transcript ------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_transcript_renders_and_links_raw_json(real_db):
+    ds = datasette_for(real_db)
+    response = await ds.client.get(f"/-/claude-sessions/session/{FLAT_AGENT_SESSION}")
+    assert response.status_code == 200
+    html = response.text
+    ids = anchors(html)
+    assert len(ids) > 100
+    first = ids[0]
+    assert f'href="/claude-sessions/events/{first}"' in html
+    assert f'href="/claude-sessions/events/{first}.json"' in html
+    assert 'class="cs-md"' in html  # Markdown answers
+    assert "cs-tool" in html and "<details" in html  # collapsed tool calls
+    raw = await ds.client.get(f"/claude-sessions/events/{first}.json")
+    assert raw.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_transcript_groups_lines_of_one_message(real_db):
+    ds = datasette_for(real_db)
+    html = (await ds.client.get(f"/-/claude-sessions/session/{FLAT_AGENT_SESSION}")).text
+    data = (await ds.client.get(f"/-/claude-sessions/session/{FLAT_AGENT_SESSION}.json")).json()
+    ids = [e["message_id"] for e in data["events"] if e["type"] == "assistant"]
+    assert len(ids) > len(set(ids))  # some responses span several lines...
+    assert '<section class="cs-turn' in html  # ...and are shown as one turn
+
+
+@pytest.mark.parametrize(
+    ("session_id", "agent_id"),
+    [(FLAT_AGENT_SESSION, "c8d9b115"), (NESTED_AGENT_SESSION, "a2271d1")],
+)
+@pytest.mark.asyncio
+async def test_subagent_nested_under_its_tool_call(real_db, session_id, agent_id):
+    ds = datasette_for(real_db)
+    html = (await ds.client.get(f"/-/claude-sessions/session/{session_id}")).text
+    agent = (
+        await ds.client.get(f"/-/claude-sessions/session/{session_id}.json?agent={agent_id}")
+    ).json()
+    assert agent["total_events"] > 10
+    agent_ids = [e["id"] for e in agent["events"]]
+    start = html.index(f"Subagent <code>{agent_id}</code>")
+    # Right after the Task call's tool_use block, the agent's whole transcript, in order.
+    assert html.rindex('<details class="cs-tool ', 0, start) > html.rindex("cs-event", 0, start)
+    assert anchors(html[start:])[: len(agent_ids)] == agent_ids
+    # The agent's own page exists and points back to the call.
+    page = await ds.client.get(f"/-/claude-sessions/session/{session_id}?agent={agent_id}")
+    assert page.status_code == 200
+    assert "started by" in page.text
+
+
+@pytest.mark.asyncio
+async def test_transcript_follows_parent_uuid(real_db):
+    ds = datasette_for(real_db)
+    data = (await ds.client.get("/-/claude-sessions/session/s1.json")).json()
+    uuids = [e["record"]["uuid"] for e in data["events"]]
+    assert uuids == ["a", "b", "c", "d", "e", "f", "d_prime", "e_prime"]
+
+
+def test_order_rules():
+    # (id, uuid, parent_uuid, timestamp, file_id); rows in file order.
+    t = "2025-01-01T00:00:0{}.000Z".format
+    rows = [
+        (1, None, None, None, 1),  # summary before anything: a root, no timestamp
+        (2, "p", None, t(1), 1),  # prompt
+        (3, "a1", "p", t(2), 1),  # tool_use 1
+        (4, "a2", "a1", t(3), 1),  # tool_use 2 (parallel call, chained to the first)
+        (5, "r1", "a1", t(4), 1),  # result 1 hangs off the first call
+        (6, "r2", "a2", t(5), 1),  # result 2
+        (7, None, None, t(5), 1),  # queue operation: follows r2 in file order
+        (8, "next", "r2", t(6), 1),  # the conversation continues
+        (9, "x", "y", t(7), 1),  # cycle x <-> y
+        (10, "y", "x", t(8), 1),
+        (11, "orphan", "missing", t(0), 1),  # dangling parent: a root by its timestamp
+        (12, "self", "self", t(9), 1),  # its own parent
+    ]
+    order = conversation_order(rows)
+    assert sorted(order) == list(range(1, 13))
+    assert order[:2] == [1, 11]
+    assert order[2:9] == [2, 3, 4, 5, 6, 7, 8]
+    assert order[9:] == [9, 10, 12]
+
+
+def test_order_compaction_boundary_is_a_root():
+    t = "2025-01-01T00:00:0{}.000Z".format
+    rows = [
+        (1, "p", None, t(1), 1),
+        (2, "a", "p", t(2), 1),
+        (3, "boundary", None, t(5), 1),  # compact_boundary: parentUuid null
+        (4, "summary", "boundary", t(6), 1),
+        (5, "late", "a", t(3), 1),
+    ]
+    assert conversation_order(rows) == [1, 2, 5, 3, 4]
+
+
+@pytest.mark.asyncio
+async def test_large_session_is_paged(big_db):
+    ds = datasette_for(big_db)
+    url = f"/-/claude-sessions/session/{BIG}"
+    first = await ds.client.get(url)
+    assert first.status_code == 200
+    assert len(anchors(first.text)) == 500
+    assert "events 1–500 of 3,000" in first.text
+    page2 = (await ds.client.get(url + ".json?page=2")).json()
+    assert page2["pages"] == 6
+    assert [e["position"] for e in page2["events"]] == list(range(500, 1000))
+    assert page2["events"][0]["record"]["uuid"] == f"{BIG}-u500"
+    assert page2["next_url"].endswith("page=3&_format=json")
+    target = page2["events"][0]["id"] + 1999  # position 2499: ids follow file order here
+    jump = await ds.client.get(f"{url}?event={target}")
+    assert "events 2,001–2,500 of 3,000" in jump.text
+    assert target in anchors(jump.text)
+    last = (await ds.client.get(url + ".json?page=99")).json()
+    assert last["page"] == 6 and last["next_url"] is None
+
+
+@pytest.mark.asyncio
+async def test_event_link_redirects_to_its_thread(real_db):
+    ds = datasette_for(real_db)
+    agent = (
+        await ds.client.get(f"/-/claude-sessions/session/{NESTED_AGENT_SESSION}.json?agent=a2271d1")
+    ).json()
+    event_id = agent["events"][5]["id"]
+    response = await ds.client.get(f"/-/claude-sessions/session/other?event={event_id}")
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(f"/-/claude-sessions/session/{NESTED_AGENT_SESSION}?")
+    assert parse_qs(urlsplit(location).query)["agent"] == ["a2271d1"]
+    assert location.endswith(f"#e{event_id}")
+
+
+@pytest.mark.asyncio
+async def test_unknown_session_is_404(real_db):
+    ds = datasette_for(real_db)
+    response = await ds.client.get("/-/claude-sessions/session/nope")
+    assert response.status_code == 404
+    assert "No session nope" in response.text
+
+
+# Search ----------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_search_highlights_and_links_into_transcript(real_db):
+    ds = datasette_for(real_db)
+    response = await ds.client.get("/-/claude-sessions/search?q=renderer")
+    assert response.status_code == 200
+    assert "<mark>renderer</mark>" in response.text.lower()
+    data = (await ds.client.get("/-/claude-sessions/search.json?q=renderer")).json()
+    assert data["hits"] and data["count"] >= len(data["hits"])
+    hit = data["hits"][0]
+    assert hit["url"].endswith(f"#e{hit['id']}")
+    page = await ds.client.get(hit["url"].split("#")[0])
+    assert hit["id"] in anchors(page.text)
+
+
+@pytest.mark.asyncio
+async def test_search_filters(real_db):
+    ds = datasette_for(real_db)
+
+    async def hits(query: str) -> list[dict]:
+        return (await ds.client.get("/-/claude-sessions/search.json?" + query)).json()["hits"]
+
+    every = await hits("q=claude")
+    assert {h["kind"] for h in every} > {"tool_result"}
+    prompts = await hits("q=claude&kind=prompt")
+    assert prompts and {h["kind"] for h in prompts} == {"prompt"}
+    project = await hits("q=claude&project=/src/experiments/claude_p")
+    assert project and {h["project_path"] for h in project} == {"/src/experiments/claude_p"}
+    dated = await hits("q=claude&from=2026-01-01&to=2026-01-23&sort=newest")
+    assert dated and all("2026-01-01" <= h["timestamp"][:10] <= "2026-01-23" for h in dated)
+    assert [h["id"] for h in dated] == sorted((h["id"] for h in dated), reverse=True)
+    page2 = (await ds.client.get("/-/claude-sessions/search.json?q=claude&page=2")).json()
+    assert page2["hits"] and not {h["id"] for h in page2["hits"]} & {h["id"] for h in every}
+    assert page2["previous_url"]
+
+
+@pytest.mark.asyncio
+async def test_search_bad_syntax_is_a_message(real_db):
+    ds = datasette_for(real_db)
+    quoted = await ds.client.get('/-/claude-sessions/search?q="unbalanced AND (')
+    assert quoted.status_code == 200
+    raw = await ds.client.get('/-/claude-sessions/search?q="unbalanced AND (&syntax=fts')
+    assert raw.status_code == 200
+    assert "could not be read as an FTS5 query" in raw.text
+    data = (
+        await ds.client.get("/-/claude-sessions/search.json?q=NEAR(&syntax=fts&kind=bogus")
+    ).json()
+    assert data["hits"] == [] and len(data["errors"]) == 2
+
+
+@pytest.mark.asyncio
+async def test_events_table_links_rows_to_transcript(real_db):
+    ds = datasette_for(real_db)
+    html = (await ds.client.get("/claude-sessions/events?_search=renderer&_size=5")).text
+    assert re.search(r'href="/-/claude-sessions/session/[^"?]+\?event=(\d+)#e\1"', html)
