@@ -1,7 +1,7 @@
 """Benchmark the web app's live parts on a generated demo corpus and print the figures.
 
     python bench/bench_status.py --mb 1000     # status.json on a ~1 GB archive
-    python bench/bench_status.py --mb 50 --keep
+    python bench/bench_status.py --mb 50 --work /tmp/bench-status   # reuse on the next run
 
 Everything happens in a temporary folder (HOME, CLAUDE_CONFIG_DIR, CLAUDE_SESSIONS_DB
 and XDG_DATA_HOME point inside it, for this process and its children).
@@ -11,6 +11,7 @@ What is measured:
 - ``/-/claude-sessions/status.json`` through ``datasette.client`` (in-process, no
   network: the server's own time), median / p90 / max of 50 requests, with the figures
   cache cleared before each (``cold``: every stat and scan done) and kept (``warm``);
+  ``--archive`` times only this, on an existing archive;
 - append -> row: one line appended to a session file while ``claude-sessions watch``
   runs, until its ``events`` row is visible to a reader (polled every 2 ms), 20 times;
 - append -> SSE: the same, until ``/-/claude-sessions/live?session=`` of a real
@@ -61,15 +62,12 @@ def summary(values: list[float]) -> str:
     return f"median {statistics.median(values):7.2f}  p90 {p90:7.2f}  max {values[-1]:7.2f} ms"
 
 
-async def time_status_json(db: Path, projects: Path, requests: int) -> dict[str, list[float]]:
+async def time_status_json(db: Path, requests: int) -> dict[str, list[float]]:
     from datasette.app import Datasette
 
     from datasette_claude_sessions import status
 
-    ds = Datasette(
-        [str(db)],
-        metadata={"plugins": {"datasette-claude-sessions": {"projects": [str(projects)]}}},
-    )
+    ds = Datasette([str(db)])
     await ds.client.get("/-/claude-sessions/status.json")  # startup, schema caches
     timings: dict[str, list[float]] = {"cold": [], "warm": []}
     for mode in ("cold", "warm"):
@@ -190,15 +188,44 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder")
+    parser.add_argument(
+        "--work", type=Path, help="Folder to use and keep (its corpus and archive are reused)"
+    )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="Only time status.json on this existing archive (opened read-only)",
+    )
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-status-"))
+    if args.archive:
+        with tempfile.TemporaryDirectory(prefix="bench-status-") as home:
+            isolate(Path(home))
+            conn = sqlite3.connect(f"file:{args.archive}?mode=ro", uri=True)
+            counts = [
+                conn.execute(f"select count(*) from {table}").fetchone()[0]
+                for table in ("events", "sync_files", "sessions")
+            ]
+            conn.close()
+            size = args.archive.stat().st_size / 1e6
+            print(
+                f"archive: {counts[0]:,} lines, {counts[1]:,} files, {counts[2]:,} sessions, "
+                f"{size:,.0f} MB"
+            )
+            timings = asyncio.run(time_status_json(args.archive, args.requests))
+            for mode, values in timings.items():
+                print(f"status.json {mode:4}:   {summary(values)}")
+        return
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-status-"))
+    work.mkdir(parents=True, exist_ok=True)
     isolate(work)
     try:
         projects, db = work / "projects", work / "archive.db"
-        started = time.perf_counter()
-        generate(projects, mb=args.mb, seed=1)
-        print(f"corpus: {args.mb:g} MB written in {time.perf_counter() - started:.1f} s")
+        if not projects.exists():
+            started = time.perf_counter()
+            generate(projects, mb=args.mb, seed=1)
+            print(f"corpus: {args.mb:g} MB written in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
         result = run_pass(db, [projects], trigger="cli")
         size = sum(os.path.getsize(f"{db}{s}") for s in ("", "-wal") if os.path.exists(f"{db}{s}"))
@@ -207,7 +234,7 @@ def main() -> None:
             f"{size / 1e6:,.0f} MB, synced in {time.perf_counter() - started:.1f} s"
         )
 
-        timings = asyncio.run(time_status_json(db, projects, args.requests))
+        timings = asyncio.run(time_status_json(db, args.requests))
         for mode, values in timings.items():
             print(f"status.json {mode:4}:   {summary(values)}")
 
@@ -231,7 +258,7 @@ def main() -> None:
             watch.send_signal(signal.SIGTERM)
             watch.wait(timeout=30)
     finally:
-        if args.keep:
+        if args.keep or args.work:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)

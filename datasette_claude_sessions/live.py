@@ -9,11 +9,11 @@ Query parameters:
   ``main=1`` keeps the main thread's events only, ``agent=<agent_id>`` one subagent's.
 
 Every stream also sends ``event: sidecar`` when the watch sidecar's state changes.  Each
-message carries ``id: <runs_after>.<after>`` so a reconnecting EventSource resumes where
-it stopped (Last-Event-ID).  The database is polled every POLL_SECONDS with indexed
-queries; a comment line every KEEPALIVE_SECONDS keeps proxies from closing the stream,
-which ends when the client disconnects, when the server shuts down, or after MAX_SECONDS
-(the browser reconnects).
+message, and the stream's first line, carries ``id: <runs_after>.<after>`` so a
+reconnecting EventSource resumes where it stopped (Last-Event-ID).  The database is
+polled every POLL_SECONDS with indexed queries; a comment line every KEEPALIVE_SECONDS
+keeps proxies from closing the stream, which ends when the client disconnects, when the
+server shuts down, or after MAX_SECONDS (the browser reconnects).
 """
 
 from __future__ import annotations
@@ -158,7 +158,9 @@ async def live_events(datasette, request, send, receive):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     try:
-        await push(b"retry: 1000\n\n")
+        # The id sets the browser's Last-Event-ID before any event: a reconnect resumes
+        # from here even when nothing arrived.
+        await push(f"retry: 1000\nid: {runs_after}.{after or 0}\n\n".encode())
         started = last_sent = time.monotonic()
         sidecar_seen = None
         exiting = server_exiting()
@@ -184,7 +186,7 @@ async def live_events(datasette, request, send, receive):
             if sidecar != sidecar_seen:
                 sidecar_seen = sidecar
                 sent = True
-                await push(message("sidecar", sidecar))
+                await push(message("sidecar", sidecar, f"{runs_after}.{after or 0}"))
             if sent:
                 last_sent = time.monotonic()
             elif time.monotonic() - last_sent > KEEPALIVE_SECONDS:

@@ -4,6 +4,9 @@ metadata.yml describes the archive under ``databases: claude-sessions:`` (the st
 the default claude-sessions.db).  Datasette names a database after its file stem, so
 ``serve --db other.db`` needs that section under ``other``, and the dashboards'
 ``db:`` settings to say ``other`` too: ``load_metadata("other")`` does both.
+
+``claude-sessions serve`` loads this file as a plain module (importing the package would
+import datasette), so it imports nothing but yaml at module level.
 """
 
 from __future__ import annotations

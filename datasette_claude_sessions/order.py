@@ -26,65 +26,92 @@ def conversation_order(rows: Iterable[tuple]) -> list[int]:
     """Ordered event ids from ``(id, uuid, parent_uuid, timestamp, file_id)`` rows.
 
     Rows must come in ``id`` order (the order lines were read, so file order per file).
+    Records are addressed by their position in ``rows`` below, so ties between equal
+    timestamps go to the smaller id.
     """
     rows = list(rows)
-    by_uuid: dict[str, int] = {}
-    timestamps: dict[int, str] = {}
-    followers: dict[int, list[int]] = {}
-    last_with_uuid: dict[int, int] = {}
-    loose: list[int] = []  # events without uuid before any uuid event of their file
-    nodes: list[tuple[int, str, str | None]] = []
-    for event_id, uuid, parent_uuid, timestamp, file_id in rows:
-        timestamps[event_id] = timestamp or ""
-        if uuid:
-            by_uuid.setdefault(uuid, event_id)
-            nodes.append((event_id, uuid, parent_uuid))
-            last_with_uuid[file_id] = event_id
-        elif file_id in last_with_uuid:
-            followers.setdefault(last_with_uuid[file_id], []).append(event_id)
-        else:
-            loose.append(event_id)
+    ids = [row[0] for row in rows]
+    stamps = [row[3] or "" for row in rows]
+    position: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row[1] and row[1] not in position:
+            position[row[1]] = i
 
     children: dict[int, list[int]] = {}
-    has_parent: set[int] = set()
-    for event_id, _uuid, parent_uuid in nodes:
-        parent = by_uuid.get(parent_uuid) if parent_uuid else None
-        if parent is not None and parent != event_id:
-            children.setdefault(parent, []).append(event_id)
-            has_parent.add(event_id)
+    followers: dict[int, list[int]] = {}
+    last_with_uuid: dict[int, int] = {}
+    nodes: list[int] = []
+    roots: list[int] = []
+    for i, (_id, uuid, parent_uuid, _stamp, file_id) in enumerate(rows):
+        if not uuid:
+            # Summaries, titles, snapshots, queue operations: keep their file position.
+            if file_id in last_with_uuid:
+                followers.setdefault(last_with_uuid[file_id], []).append(i)
+            else:
+                roots.append(i)
+            continue
+        nodes.append(i)
+        last_with_uuid[file_id] = i
+        parent = position.get(parent_uuid) if parent_uuid else None
+        if parent is None or parent == i:
+            roots.append(i)
+        else:
+            children.setdefault(parent, []).append(i)
 
-    roots = [event_id for event_id, _uuid, _parent in nodes if event_id not in has_parent]
-    reached: set[int] = set()
+    order, placed = _walk(ids, stamps, roots, children, followers)
+    if len(order) < len(rows):
+        # Some records hang off a parent cycle: free the earliest of each, then redo the
+        # walk so they still come at their time.
+        order, placed = _walk(
+            ids, stamps, roots + _cycle_roots(nodes, stamps, placed, children), children, followers
+        )
+    return order
 
-    def reach(start: int) -> None:
-        stack = [start]
+
+def _walk(ids, stamps, roots, children, followers) -> tuple[list[int], bytearray]:
+    """Topological order by smallest (timestamp, position) among placeable records."""
+    heap = [(stamps[i], i) for i in roots]
+    heapq.heapify(heap)
+    placed = bytearray(len(ids))
+    order: list[int] = []
+    while heap:
+        stamp, i = heapq.heappop(heap)
+        while not placed[i]:
+            placed[i] = 1
+            order.append(ids[i])
+            for j in followers.get(i, ()):
+                placed[j] = 1
+                order.append(ids[j])
+            kids = children.get(i)
+            if not kids:
+                break
+            if len(kids) == 1:
+                # A plain chain: go straight on unless something queued comes first.
+                child = kids[0]
+                key = stamps[child] if stamps[child] > stamp else stamp
+                if not placed[child] and (not heap or (key, child) <= heap[0]):
+                    stamp, i = key, child
+                    continue
+            for child in kids:
+                if not placed[child]:
+                    key = stamps[child] if stamps[child] > stamp else stamp
+                    heapq.heappush(heap, (key, child))
+            break
+    return order, placed
+
+
+def _cycle_roots(nodes, stamps, placed, children) -> list[int]:
+    """The earliest unplaced record of each group hanging off a cycle."""
+    freed: list[int] = []
+    reached = set()
+    for i in sorted((i for i in nodes if not placed[i]), key=lambda i: (stamps[i], i)):
+        if i in reached:
+            continue
+        freed.append(i)
+        stack = [i]
         while stack:
             node = stack.pop()
             if node not in reached:
                 reached.add(node)
                 stack.extend(children.get(node, ()))
-
-    for root in roots:
-        reach(root)
-    if len(reached) < len(nodes):
-        # What is left hangs off a parent cycle: free its earliest member, repeat.
-        for _stamp, event_id in sorted((timestamps[e], e) for e, _u, _p in nodes):
-            if event_id not in reached:
-                roots.append(event_id)
-                reach(event_id)
-
-    heap = [(timestamps[e], e) for e in roots] + [(timestamps[e], e) for e in loose]
-    heapq.heapify(heap)
-    order: list[int] = []
-    placed: set[int] = set()
-    while heap:
-        stamp, event_id = heapq.heappop(heap)
-        if event_id in placed:
-            continue
-        placed.add(event_id)
-        order.append(event_id)
-        order.extend(followers.get(event_id, ()))
-        for child in children.get(event_id, ()):
-            if child not in placed:
-                heapq.heappush(heap, (max(timestamps[child], stamp), child))
-    return order
+    return freed

@@ -21,7 +21,9 @@ import sqlite3
 from html import escape
 from urllib.parse import urlencode
 
+from datasette.utils import tilde_decode, tilde_encode
 from datasette.utils.asgi import Forbidden, NotFound, Response
+from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from . import render, transcript
@@ -39,6 +41,7 @@ def routes():
         (r"^/$", home),
         (rf"^{PREFIX}/?$", home),
         (rf"^{PREFIX}\.(?P<format>json)$", home),
+        # Session ids are tilde-encoded in the path, like Datasette's table names.
         (rf"^{PREFIX}/session/(?P<session_id>[^/]+?)(?:\.(?P<format>json))?$", session_page),
         (rf"^{PREFIX}/search(?:\.(?P<format>json))?$", search_page),
     ]
@@ -89,7 +92,7 @@ def _path(datasette, path: str) -> str:
 def session_url(datasette, session_id: str, **params) -> str:
     """URL of a transcript page; ``event=`` adds the #e<id> anchor."""
     query = {k: v for k, v in params.items() if v is not None}
-    url = _path(datasette, f"{PREFIX}/session/{session_id}")
+    url = _path(datasette, f"{PREFIX}/session/{tilde_encode(session_id)}")
     if query:
         url += "?" + urlencode(query)
     if params.get("event") is not None:
@@ -97,9 +100,8 @@ def session_url(datasette, session_id: str, **params) -> str:
     return url
 
 
-async def _render(datasette, request, template: str, context: dict, status: int = 200):
-    html = await datasette.render_template(template, context, request=request)
-    return Response.html(html, status=status)
+async def _render(datasette, request, template: str, context: dict):
+    return Response.html(await datasette.render_template(template, context, request=request))
 
 
 async def _archive_or_404(datasette, request):
@@ -129,18 +131,28 @@ async def home(datasette, request):
     context["session_url"] = lambda sid: session_url(datasette, sid)
     context["json_url"] = _path(datasette, f"{PREFIX}.json")
     context["dashboards_url"] = _path(datasette, "/-/dashboards")
-    context["title"] = datasette.metadata("title") or "Claude Code sessions"
-    context["description"] = datasette.metadata("description")
+    metadata = await _instance_metadata(datasette)
+    context["title"] = metadata.get("title") or "Claude Code sessions"
+    context["description"] = metadata.get("description")
     context["databases"] = [
         (name, str(datasette.urls.database(name)))
         for name in datasette.databases
         if not name.startswith("_")
     ]
     if db is not None:
-        context["sessions_url"] = str(datasette.urls.table(db.name, "sessions_list"))
+        # sessions_list is a view of migration m003; an archive older than that (opened
+        # without syncing) still has the sessions table.
+        listing = "sessions_list" if context["has_sessions_list"] else "sessions"
+        context["sessions_url"] = str(datasette.urls.table(db.name, listing))
         context["projects_url"] = str(datasette.urls.table(db.name, "projects"))
         context["database_url"] = str(datasette.urls.database(db.name))
     return await _render(datasette, request, "claude_sessions_home.html", context)
+
+
+async def _instance_metadata(datasette) -> dict:
+    if hasattr(datasette, "get_instance_metadata"):  # Datasette 1.0
+        return await datasette.get_instance_metadata()
+    return datasette.metadata() or {}
 
 
 def _projects_dirs() -> list[str]:
@@ -175,7 +187,11 @@ def _home_data(conn) -> dict:
             "order by last_timestamp desc limit 15"
         )
     )
+    has_list = conn.execute(
+        "select 1 from sqlite_master where type = 'view' and name = 'sessions_list'"
+    ).fetchone()
     return {
+        "has_sessions_list": bool(has_list),
         "sessions": totals[0],
         "prompts": totals[1],
         "first_timestamp": totals[2],
@@ -202,7 +218,7 @@ def _int_arg(request, name: str, default: int | None = None) -> int | None:
 
 async def session_page(datasette, request):
     db = await _archive_or_404(datasette, request)
-    session_id = request.url_vars["session_id"]
+    session_id = tilde_decode(request.url_vars["session_id"])
     agent_id = request.args.get("agent") or None
     event_id = _int_arg(request, "event")
     size = max(1, min(_int_arg(request, "size", transcript.PAGE_SIZE), transcript.MAX_PAGE_SIZE))
@@ -222,10 +238,6 @@ async def session_page(datasette, request):
             return Response.redirect(target)
 
     def urls(kind: str, **kw) -> str:
-        if kind == "row":
-            return str(datasette.urls.row(db.name, "events", kw["event_id"]))
-        if kind == "row_json":
-            return str(datasette.urls.row(db.name, "events", kw["event_id"], format="json"))
         if kind == "agent":
             return session_url(datasette, session_id, agent=kw["agent_id"])
         if kind == "event":
@@ -233,10 +245,12 @@ async def session_page(datasette, request):
         raise ValueError(kind)
 
     requested_page = _int_arg(request, "page", 1)
+    events_url = str(datasette.urls.table(db.name, "events"))
+    cache_key = db.path or db.name
 
     def build(conn):
         session = _rows(conn.execute("select * from sessions where session_id = ?", (session_id,)))
-        order = transcript.thread_order(conn, session_id, agent_id)
+        order = transcript.thread_order(conn, session_id, agent_id, cache_key)
         pages = max(1, math.ceil(len(order) / size))
         page = requested_page
         if event_id is not None and event_id in order:
@@ -244,12 +258,13 @@ async def session_page(datasette, request):
         page = max(1, min(page, pages))
         ids = order[(page - 1) * size : page * size]
         agents = transcript.session_agents(conn, session_id)
-        ctx = transcript.Context(urls=urls)
+        ctx = transcript.Context(urls=urls, events_url=events_url, cache_key=cache_key)
         if not as_json:
             for agent in agents:
                 if agent["tool_use_id"]:
                     ctx.agents_by_call.setdefault(agent["tool_use_id"], []).append(agent)
         events = transcript.build_events(conn, ids, ctx, session_id)
+        body = None if as_json else render_turns(transcript.group_turns(events))
         project = None
         if session and session[0]["project_path"]:
             project = _rows(
@@ -259,9 +274,11 @@ async def session_page(datasette, request):
             "session": session[0] if session else None,
             "project": project[0] if project else None,
             "total": len(order),
+            "max_id": max(order, default=0),
             "page": page,
             "pages": pages,
             "events": events,
+            "body": body,
             "agents": agents,
             "spawned_by": _spawning_event(conn, agents, agent_id),
         }
@@ -310,15 +327,23 @@ async def session_page(datasette, request):
     spawned_by = None
     if data["spawned_by"] is not None:
         spawned_by = session_url(datasette, session_id, event=data["spawned_by"])
+    live_url = None
+    if page == pages:
+        # New lines of this thread appear at the end of its last page (static/live.js).
+        live = {"session": session_id, "after": data["max_id"]}
+        live.update({"agent": agent_id} if agent_id else {"main": 1})
+        live_url = _path(datasette, f"{PREFIX}/live") + "?" + urlencode(live)
     context = {
         "database": db.name,
         "session_id": session_id,
+        "live_url": live_url,
+        "live_js": datasette.urls.static_plugins(PLUGIN, "live.js"),
         "session": data["session"],
         "project": data["project"],
         "agent_id": agent_id,
         "agent": agent,
         "spawned_by": spawned_by,
-        "turns": transcript.group_turns(data["events"]),
+        "transcript_html": data["body"],
         "total": data["total"],
         "page": page,
         "pages": pages,
@@ -336,7 +361,7 @@ async def session_page(datasette, request):
         "events_url": str(datasette.urls.table(db.name, "events"))
         + "?"
         + urlencode({"session_id": session_id, "_sort": "id"}),
-        "session_row_url": str(datasette.urls.row(db.name, "sessions", _tilde(session_id))),
+        "session_row_url": str(datasette.urls.row(db.name, "sessions", tilde_encode(session_id))),
         "search_url": _path(datasette, f"{PREFIX}/search"),
         "home_url": _path(datasette, PREFIX),
         "models": _models(data["session"]),
@@ -355,12 +380,6 @@ def _spawning_event(conn, agents: list[dict], agent_id: str | None) -> int | Non
     return row[0] if row else None
 
 
-def _tilde(value: str) -> str:
-    from datasette.utils import tilde_encode
-
-    return tilde_encode(value)
-
-
 def _models(session: dict | None) -> list[str]:
     import json
 
@@ -377,6 +396,21 @@ def _page_window(page: int, pages: int) -> list[int]:
     """Page numbers to link: first, last, and two either side of the current one."""
     wanted = {1, pages} | set(range(page - 2, page + 3))
     return sorted(n for n in wanted if 1 <= n <= pages)
+
+
+_sync_env: Environment | None = None
+
+
+def render_turns(turns: list[dict]) -> Markup:
+    """The transcript body, rendered in the worker thread by a plain (not async) Jinja
+    environment: several times faster than Datasette's async one for 500 events."""
+    global _sync_env
+    if _sync_env is None:
+        from . import templates_dir
+
+        _sync_env = Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=True)
+    template = _sync_env.get_template("claude_sessions/_turns.html")
+    return Markup(template.render(turns=turns))
 
 
 # Search ----------------------------------------------------------------------------------
@@ -430,19 +464,21 @@ def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> 
     match = filters["q"] if filters["syntax"] == "fts" else fts_query(filters["q"])
     if not match:
         return {"hits": [], "has_next": False, "count": 0, "error": None}
+    # The unary + keeps SQLite from driving the query from an events index (every prompt,
+    # say) instead of from the FTS match: filters are checked on matching rows only.
     where = ["events_fts match :match"]
     params: dict = {"match": match, "open": open_mark, "close": close_mark}
     if filters["kind"]:
-        where.append("e.kind = :kind")
+        where.append("+e.kind = :kind")
         params["kind"] = filters["kind"]
     if filters["project"]:
-        where.append("s.project_path = :project")
+        where.append("+s.project_path = :project")
         params["project"] = filters["project"]
     if filters["from"]:
-        where.append("e.timestamp >= :from")
+        where.append("+e.timestamp >= :from")
         params["from"] = filters["from"]
     if filters["to"]:
-        where.append("e.timestamp < date(:to, '+1 day')")
+        where.append("+e.timestamp < date(:to, '+1 day')")
         params["to"] = filters["to"]
     order = {
         "rank": "events_fts.rank",
@@ -462,13 +498,16 @@ def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> 
         f"{joins} where {' and '.join(where)} order by {order} "
         f"limit {SEARCH_PAGE_SIZE + 1} offset {(page - 1) * SEARCH_PAGE_SIZE}"
     )
+    # Matches are counted (up to a cap) from the index alone; with filters that would
+    # mean joining every match a second time, so filtered searches only say "more".
     count_sql = (
-        f"select count(*) from (select 1 {joins} where {' and '.join(where)} "
+        "select count(*) from (select 1 from events_fts where events_fts match :match "
         f"limit {SEARCH_COUNT_CAP + 1})"
     )
+    filtered = len(where) > 1
     try:
         hits = _rows(conn.execute(sql, params))
-        count = conn.execute(count_sql, params).fetchone()[0]
+        count = None if filtered else conn.execute(count_sql, {"match": match}).fetchone()[0]
     except sqlite3.OperationalError as e:
         # FTS5 reports a bad query as "fts5: syntax error ...", "unterminated string",
         # "no such column: x" (a word before a colon), ...; anything else is not ours.
@@ -535,7 +574,7 @@ async def search_page(datasette, request):
                 "page": page,
                 "page_size": SEARCH_PAGE_SIZE,
                 "count": result["count"],
-                "count_capped": result["count"] > SEARCH_COUNT_CAP,
+                "count_capped": result["count"] is not None and result["count"] > SEARCH_COUNT_CAP,
                 "errors": errors,
                 "hits": [dict(h, snippet_html=str(h["snippet_html"])) for h in hits],
                 "next_url": next_url and next_url.replace("?", "?_format=json&", 1),

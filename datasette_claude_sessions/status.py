@@ -2,7 +2,8 @@
 
 Pages:
 
-- ``/-/claude-sessions/status``: the status page (last pass, sidecar, backlog, errors, retention).
+- ``/-/claude-sessions/status``: the status page (last pass, sidecar, backlog, errors,
+  retention).
 - ``/-/claude-sessions/status.json``: the same figures as JSON.
 - ``POST /-/claude-sessions/sync`` (``/sync.json`` for a JSON answer): run a pass now.
 - ``/-/claude-sessions/live``: Server-Sent Events, see live.py.
@@ -33,6 +34,7 @@ from datasette import Forbidden, Response, hookimpl
 from datasette.utils import StartupError, actor_matches_allow
 
 from ingest.paths import default_projects_dirs, settings_path
+from ingest.usage import status_figures as usage_figures
 
 from . import live
 
@@ -337,6 +339,7 @@ def compute_status(
         **_slow_figures(conn, db_path, now, settings_file),
         "recent_runs": runs,
         "ingest_errors": errors,
+        "usage": usage_figures(conn, now),
     }
 
 

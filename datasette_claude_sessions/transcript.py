@@ -9,6 +9,8 @@ Python, then queries for the page's rows only.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ INLINE_BUDGET = 1500
 MAX_AGENT_DEPTH = 3
 # Tool inputs/results and other long values are cut for display; the raw JSON link
 # always has everything.
-TEXT_LIMIT = 30_000
+TEXT_LIMIT = 10_000
 
 _ORDER_COLUMNS = "e.id, e.uuid, e.parent_uuid, e.timestamp, e.file_id"
 _MAIN_THREAD_SQL = f"""
@@ -45,12 +47,49 @@ from events where id in ({})
 """
 
 
-def thread_order(conn, session_id: str, agent_id: str | None) -> list[int]:
-    """Ordered event ids of a session's main thread, or of one of its subagents."""
-    if agent_id is None:
-        rows = conn.execute(_MAIN_THREAD_SQL, (session_id,)).fetchall()
-    else:
-        rows = conn.execute(_AGENT_SQL, (session_id, agent_id)).fetchall()
+_ORDER_CACHE: OrderedDict[tuple, tuple[tuple, list[int]]] = OrderedDict()
+_ORDER_CACHE_SIZE = 16
+_ORDER_CACHE_LOCK = threading.Lock()
+
+
+def thread_order(conn, session_id: str, agent_id: str | None, cache_key: str = "") -> list[int]:
+    """Ordered event ids of a session's main thread, or of one of its subagents.
+
+    Orders are cached per (cache_key, session, agent) while the session's event count and
+    largest id stay the same, so paging through a big session orders it once.
+    """
+    version = tuple(
+        conn.execute(
+            "select count(*), max(id) from events where session_id = ?", (session_id,)
+        ).fetchone()
+    )
+    key = (cache_key, session_id, agent_id)
+    with _ORDER_CACHE_LOCK:
+        cached = _ORDER_CACHE.get(key)
+        if cached and cached[0] == version:
+            _ORDER_CACHE.move_to_end(key)
+            return cached[1]
+    order = _compute_order(conn, session_id, agent_id)
+    with _ORDER_CACHE_LOCK:
+        _ORDER_CACHE[key] = (version, order)
+        while len(_ORDER_CACHE) > _ORDER_CACHE_SIZE:
+            _ORDER_CACHE.popitem(last=False)
+    return order
+
+
+def _compute_order(conn, session_id: str, agent_id: str | None) -> list[int]:
+    # Plain tuples and str: Datasette's sqlite3.Row and decoding text_factory cost more
+    # than the query on a 50,000-event session.  uuids and timestamps come from parsed
+    # JSON, so they are valid UTF-8.
+    row_factory, text_factory = conn.row_factory, conn.text_factory
+    conn.row_factory, conn.text_factory = None, str
+    try:
+        if agent_id is None:
+            rows = conn.execute(_MAIN_THREAD_SQL, (session_id,)).fetchall()
+        else:
+            rows = conn.execute(_AGENT_SQL, (session_id, agent_id)).fetchall()
+    finally:
+        conn.row_factory, conn.text_factory = row_factory, text_factory
     return conversation_order(rows)
 
 
@@ -119,6 +158,8 @@ class Context:
     """What rendering one page needs besides the events themselves."""
 
     urls: Any  # callable(kind, **kw) -> str, supplied by pages.py
+    events_url: str  # the events table page; rows are at <events_url>/<id>
+    cache_key: str = ""  # the database, for thread_order's cache
     tool_calls: dict[str, dict] = field(default_factory=dict)
     agents_by_call: dict[str, list[dict]] = field(default_factory=dict)
     on_page: set[int] = field(default_factory=set)
@@ -306,7 +347,9 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
         css = "answer"
         if record.get("isApiErrorMessage") or record.get("error"):
             css = "answer error"
-        label = "Answer" if not row["is_sidechain"] else "Sidechain answer"
+        label = {"thinking": "Thinking", "tool_use": "Tool call"}.get(kind, "Answer")
+        if row["is_sidechain"]:
+            label = f"Sidechain {label.lower()}"
         return label, css, blocks
 
     if rtype == "system":
@@ -372,8 +415,8 @@ def _event_view(row: dict, record: Any, ctx: Context) -> dict:
         "model": row["model"],
         "message_id": row["message_id"],
         "sidechain": bool(row["is_sidechain"]),
-        "raw_url": ctx.urls("row", event_id=row["id"]),
-        "raw_json_url": ctx.urls("row_json", event_id=row["id"]),
+        "raw_url": f"{ctx.events_url}/{row['id']}",
+        "raw_json_url": f"{ctx.events_url}/{row['id']}.json",
         "blocks": blocks,
         "record": record,
     }
@@ -472,7 +515,7 @@ def _nested_agent(conn, agent: dict, ctx: Context, session_id: str, depth: int) 
     nested["url"] = ctx.urls("agent", agent_id=agent["agent_id"])
     nested["turns"] = []
     nested["shown"] = 0
-    order = thread_order(conn, session_id, agent["agent_id"])
+    order = thread_order(conn, session_id, agent["agent_id"], ctx.cache_key)
     nested["total"] = len(order)
     if depth > MAX_AGENT_DEPTH or ctx.budget <= 0:
         return nested

@@ -6,7 +6,8 @@
 Blocks between ``<!-- [[[help CMD]]] -->`` and ``<!-- [[[end]]] -->`` get the output of
 ``claude-sessions CMD --help``; the block after ``<!-- [[[schema]]] -->`` gets every table and
 view of an archive synced from ../shared/samples/real, with the column comments written in
-the schema's SQL.  Like cog in sqlite-utils: the README cannot drift from the code.
+the schema's SQL; the block after ``<!-- [[[queries]]] -->`` lists metadata.yml's canned
+queries.  Like cog in sqlite-utils: the README cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -274,6 +275,21 @@ def schema_markdown(db_path: Path) -> str:
     return "\n".join(out)
 
 
+def queries_markdown() -> str:
+    """The canned queries of metadata.yml, with their parameters."""
+    import yaml
+
+    metadata = yaml.safe_load((ROOT / "metadata.yml").read_text(encoding="utf-8"))
+    out = ["| query | parameters | what |", "|---|---|---|"]
+    for database, config in (metadata.get("databases") or {}).items():
+        for name, query in (config.get("queries") or {}).items():
+            params = dict.fromkeys(re.findall(r"(?<!:):(\w+)", query.get("sql", "")))
+            listed = ", ".join(f"`{p}`" for p in params)
+            what = query.get("description") or query.get("title") or ""
+            out.append(f"| `/{database}/{name}` | {listed} | {cell(what)} |")
+    return "\n".join(out) + "\n"
+
+
 def render(readme: str) -> str:
     schema_cache: dict[str, str] = {}
 
@@ -286,6 +302,8 @@ def render(readme: str) -> str:
                 with tempfile.TemporaryDirectory() as tmp:
                     schema_cache["schema"] = schema_markdown(sample_archive(Path(tmp)))
             body = schema_cache["schema"]
+        elif what == "queries":
+            body = queries_markdown()
         else:
             raise SystemExit(f"unknown README block: {what!r}")
         return m.group(1) + body + m.group(4)

@@ -58,7 +58,7 @@ def open_archive(db_path: Path) -> sqlite3.Connection:
             f"No archive at {db_path}; run `claude-sessions sync` first (or give --db)."
         )
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     except sqlite3.DatabaseError:
         raise click.ClickException(f"{db_path} is not a SQLite database.") from None
@@ -110,22 +110,17 @@ def report(
     """Rows of the report: a key column or two, then METRICS."""
     sums = TOKEN_SUMS.format(cost=cost)
     if by in ("day", "week", "month"):
-        # Sum per UTC quarter-hour in SQL (every time zone offset is a multiple of 15
-        # minutes), then fold the quarters into local days, weeks or months.
+        # Sum per UTC hour in SQL, then fold the hours into local days, weeks or months.
+        # Zones with a half- or quarter-hour offset need quarter hours (every offset in
+        # use is a multiple of 15 minutes).
+        hour = "substr(timestamp, 1, 13) || ':00'"
         quarter = (
             "substr(timestamp, 1, 14) || "
             "printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15)"
         )
-        sql = (
-            f"SELECT {quarter} AS q, {sums} FROM api_calls WHERE timestamp IS NOT NULL "
-            f"AND {where} GROUP BY q ORDER BY q"
-        )
-        buckets: dict[str, list] = {}
-        for q, *values in conn.execute(sql, params):
-            local = clock.local(usage.parse_ts(q + ":00Z"))
-            label = bucket_label(by, local.date())
-            acc = buckets.setdefault(label, [0, 0, 0, 0, 0, 0, None, 0])
-            _add(acc, values)
+        buckets = _fold(conn, by, hour, sums, where, params, clock)
+        if buckets is None:
+            buckets = _fold(conn, by, quarter, sums, where, params, clock, whole_hours=False)
         return [
             {by: label, **dict(zip(METRICS, acc, strict=True))} for label, acc in buckets.items()
         ]
@@ -162,6 +157,22 @@ def report(
         {by: key, **dict(zip(METRICS, values, strict=True))}
         for key, *values in conn.execute(sql, params)
     ]
+
+
+def _fold(conn, by, slot, sums, where, params, clock, whole_hours=True) -> dict | None:
+    """Per-slot sums folded into labelled buckets; None when a slot straddles two days."""
+    sql = (
+        f"SELECT {slot} AS slot, {sums} FROM api_calls WHERE timestamp IS NOT NULL "
+        f"AND {where} GROUP BY slot ORDER BY slot"
+    )
+    buckets: dict[str, list] = {}
+    for start, *values in conn.execute(sql, params):
+        local = clock.local(usage.parse_ts(start + ":00Z"))
+        if whole_hours and local.minute:
+            return None
+        acc = buckets.setdefault(bucket_label(by, local.date()), [0, 0, 0, 0, 0, 0, None, 0])
+        _add(acc, values)
+    return buckets
 
 
 def _add(acc: list, values) -> None:
@@ -336,9 +347,10 @@ def cost(db_path, by, since, until, project, host, as_json, pricing, tz_name, ut
 
 
 def _unpriced(conn, where: str, params: list, cost_expr: str) -> list[dict]:
+    unpriced = "priced = 0" if cost_expr == "cost_usd" else f"{cost_expr} IS NULL"
     sql = (
         f"SELECT model, count(*), sum(total_tokens) FROM api_calls "
-        f"WHERE {cost_expr} IS NULL AND {where} GROUP BY model ORDER BY 2 DESC"
+        f"WHERE {unpriced} AND {where} GROUP BY model ORDER BY 2 DESC"
     )
     return [{"model": m, "calls": n, "total_tokens": t} for m, n, t in conn.execute(sql, params)]
 

@@ -16,11 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from pathlib import Path
 
 import click
@@ -48,7 +46,13 @@ DATASETTE_SETTINGS = (("sql_time_limit_ms", "5000"), ("facet_time_limit_ms", "50
     help="Address to listen on.  On a loopback address anyone who can open the page may "
     "press Sync now; on any other address only who `allow_sync` names (see README).",
 )
-@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=8001,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
 @click.option(
     "--no-watch", is_flag=True, help="Do not start the watch sidecar (archive on demand only)."
 )
@@ -270,29 +274,15 @@ def start_datasette(
     for name, value in DATASETTE_SETTINGS:
         command += ["--setting", name, value]
     command += extra
-    process = subprocess.Popen(
-        command, start_new_session=True, stderr=subprocess.PIPE, text=True, errors="replace"
-    )
-    process.stderr_tail = deque(maxlen=20)
-    threading.Thread(target=_forward_stderr, args=(process,), daemon=True).start()
-    return process
-
-
-def _forward_stderr(process: subprocess.Popen) -> None:
-    """Show Datasette's log and keep its last lines for an error message."""
-    for line in process.stderr:
-        process.stderr_tail.append(line.rstrip())
-        sys.stderr.write(line)
+    return subprocess.Popen(command, start_new_session=True)
 
 
 def wait_until_up(process: subprocess.Popen, url: str) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            time.sleep(0.2)  # let the stderr thread catch up
-            last = next((line for line in reversed(process.stderr_tail) if line.strip()), "")
             raise click.ClickException(
-                f"Datasette exited with code {process.returncode}" + (f": {last}" if last else ".")
+                f"Datasette exited with code {process.returncode}; its message is above."
             )
         try:
             with urllib.request.urlopen(url + "-/versions.json", timeout=2):

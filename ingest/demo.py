@@ -132,9 +132,15 @@ PROMPTS = [
     "Write a README section about {feature}.",
     "{thing_cap} broke after yesterday's deploy, can you look at {file}?",
     "Let's add {feature}. Plan first, then implement it step by step.",
+    "Can you make {thing} configurable from the settings file?",
+]
+FOLLOW_UPS = [
     "ok, now run the tests again",
     "looks good, commit it with a sensible message",
-    "Can you make {thing} configurable from the settings file?",
+    "That didn't work, I still get `{error}`.",
+    "Can you also update {file}?",
+    "yes, go ahead",
+    "Hmm, keep the old behaviour behind a flag instead.",
 ]
 SUBAGENT_PROMPTS = [
     "Use a subagent to explore how {thing} works across the codebase.",
@@ -1031,7 +1037,7 @@ class _Session(_Thread):
         if force_task:
             prompt: Any = self.fill(r.choice(SUBAGENT_PROMPTS))
         else:
-            prompt = self.fill(r.choice(PROMPTS))
+            prompt = self.fill(r.choice(FOLLOW_UPS if not first and r.random() < 0.3 else PROMPTS))
         self.last_prompt = prompt
         if self.budget > 60_000 and (roll > 0.98 or "image" not in self.s.shown):
             self.s.shown.add("image")
@@ -1051,9 +1057,10 @@ class _Session(_Thread):
         if self.v >= (2, 0):
             backups = {}
             for f in r.sample(self.project["files"], r.randint(0, 3)):
+                version = r.randint(1, 4)
                 backups[self.cwd + "/" + f] = {
-                    "backupFileName": f"{r.getrandbits(64):016x}@v{r.randint(1, 4)}",
-                    "version": r.randint(1, 4),
+                    "backupFileName": f"{r.getrandbits(64):016x}@v{version}",
+                    "version": version,
                     "backupTime": iso(self.t),
                 }
             snap = {

@@ -38,7 +38,9 @@ INSERT INTO tool_calls (tool_use_id, session_id, agent_id, name, input, event_id
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tool_use_id) DO UPDATE SET
     session_id = excluded.session_id, agent_id = excluded.agent_id, name = excluded.name,
-    input = excluded.input, event_id = excluded.event_id, started_at = excluded.started_at
+    input = excluded.input, event_id = excluded.event_id, started_at = excluded.started_at,
+    duration_ms = CAST(round((julianday(tool_calls.finished_at)
+        - julianday(excluded.started_at)) * 86400000) AS INTEGER)
 WHERE tool_calls.event_id IS NULL
     OR coalesce(excluded.started_at, '') < coalesce(tool_calls.started_at, '')
 """
@@ -50,14 +52,11 @@ ON CONFLICT (tool_use_id) DO UPDATE SET
     session_id = coalesce(tool_calls.session_id, excluded.session_id),
     agent_id = coalesce(tool_calls.agent_id, excluded.agent_id),
     result_event_id = excluded.result_event_id, result = excluded.result,
-    is_error = excluded.is_error, finished_at = excluded.finished_at
+    is_error = excluded.is_error, finished_at = excluded.finished_at,
+    duration_ms = CAST(round((julianday(excluded.finished_at)
+        - julianday(tool_calls.started_at)) * 86400000) AS INTEGER)
 WHERE tool_calls.result_event_id IS NULL
     OR coalesce(excluded.finished_at, '') < coalesce(tool_calls.finished_at, '')
-"""
-UPDATE_DURATION = """
-UPDATE tool_calls SET duration_ms =
-    CAST(round((julianday(finished_at) - julianday(started_at)) * 86400000) AS INTEGER)
-WHERE tool_use_id = ?
 """
 LINK_SUBAGENT = """
 INSERT INTO subagents (agent_id, session_id, tool_use_id) VALUES (?, ?, ?)
@@ -128,9 +127,6 @@ def on_batch(conn: sqlite3.Connection, batch: list[NewEvent]) -> set[str]:
         conn.executemany(UPSERT_TOOL_USE, uses)
     if results:
         conn.executemany(UPSERT_TOOL_RESULT, results)
-    if uses or results:
-        ids = {u[0] for u in uses} | {r[0] for r in results}
-        conn.executemany(UPDATE_DURATION, [(i,) for i in ids])
     if links:
         conn.executemany(LINK_SUBAGENT, links)
         touched |= refresh_subagents(conn, {link[0] for link in links})
@@ -363,9 +359,9 @@ def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
 def _first_prompt(conn: sqlite3.Connection, sid: str) -> str | None:
     rows = conn.execute(
         f"SELECT substr(text, 1, {FIRST_PROMPT_CHARS}) FROM events WHERE session_id = ? "
-        "AND kind = 'prompt' "
+        "AND +kind = 'prompt' "  # + : walk this session's events, not every prompt
         "AND coalesce(is_meta, 0) = 0 AND coalesce(is_sidechain, 0) = 0 AND text IS NOT NULL "
-        "ORDER BY timestamp IS NULL, timestamp, id",
+        "ORDER BY timestamp",  # the order of idx_events_session: no sort, stops early
         (sid,),
     )
     for (text,) in rows:

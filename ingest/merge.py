@@ -75,7 +75,7 @@ def check_other(db_path: Path, other: Path) -> None:
     if db_path.exists() and os.path.samefile(db_path, other):
         raise MergeError(f"{other} is the archive itself; give another machine's archive.")
     try:
-        conn = sqlite3.connect(f"file:{other}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{other.resolve().as_uri()}?mode=ro", uri=True)
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         finally:

@@ -59,12 +59,15 @@ UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 
+# raw is bound as bytes and stored as TEXT when the last parameter says the bytes are
+# UTF-8 (SQLite's CAST keeps them as they are; no decoding to a Python str and back).
+_N = len(EVENT_COLUMNS) + 6
 INSERT_EVENT = (
     "INSERT INTO events (id, file_id, generation, byte_offset, line_number, "
     + ", ".join(EVENT_COLUMNS)
     + ", raw) VALUES ("
-    + ", ".join("?" * (len(EVENT_COLUMNS) + 6))
-    + ")"
+    + ", ".join(f"?{i}" for i in range(1, _N))
+    + f", CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END)"
 )
 INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
 INSERT_ERROR = (
@@ -74,8 +77,8 @@ INSERT_ERROR = (
 
 
 def batch_bytes() -> int:
-    """Bytes of source read per transaction ($CLAUDE_SESSIONS_BATCH_BYTES, default 4 MiB)."""
-    return int(os.environ.get("CLAUDE_SESSIONS_BATCH_BYTES") or 4 << 20)
+    """Bytes of source read per transaction ($CLAUDE_SESSIONS_BATCH_BYTES, default 2 MiB)."""
+    return int(os.environ.get("CLAUDE_SESSIONS_BATCH_BYTES") or 2 << 20)
 
 
 BATCH_LINES = 20_000
@@ -184,7 +187,7 @@ _schema_ready: set[str] = set()
 def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
     """Connect with the writer's pragmas and make sure the schema is current."""
     conn = schema.connect(str(db_path))
-    conn.execute("PRAGMA cache_size=-16000")
+    conn.execute("PRAGMA cache_size=-8000")
     conn.execute("PRAGMA temp_store=MEMORY")
     key = os.path.abspath(db_path)
     if key not in _schema_ready:
@@ -449,12 +452,12 @@ def excerpt(line: bytes) -> str:
     return text[:EXCERPT_CHARS]
 
 
-def stored_raw(line: bytes) -> str | bytes:
-    """The raw column value: TEXT when the bytes are valid UTF-8, else a BLOB."""
+def is_utf8(line: bytes) -> bool:
     try:
-        return line.decode("utf-8")
+        line.decode("utf-8")
     except UnicodeDecodeError:
-        return line
+        return False
+    return True
 
 
 def clean_text(value):
@@ -756,12 +759,11 @@ class Batch:
         self.end = offset + len(line) + terminated
         line_number = fs.line_number
         fs.line_number += 1
-        raw = stored_raw(line)
         if offset <= fs.dedup_until:
             old = fs.conn.execute(
                 "SELECT id FROM events WHERE file_id = ? AND byte_offset = ? AND generation < ? "
-                "AND raw = ? ORDER BY generation DESC LIMIT 1",
-                (fs.file_id, offset, fs.generation, raw),
+                "AND CAST(raw AS BLOB) = ? ORDER BY generation DESC LIMIT 1",
+                (fs.file_id, offset, fs.generation, line),
             ).fetchone()
             if old is not None:
                 self.moves.append((fs.generation, line_number, old[0]))
@@ -770,6 +772,7 @@ class Batch:
         event_id = self.next_id
         self.next_id += 1
         self.inserted += 1
+        utf8 = 1  # parsed lines are valid UTF-8 (orjson checks), blank ones are ASCII
         if not line.strip():
             obj, cols = None, EMPTY_COLUMNS
         else:
@@ -777,6 +780,7 @@ class Batch:
                 obj, cols = parse(line)
             except LineError as e:
                 obj, cols = None, ERROR_COLUMNS
+                utf8 = is_utf8(line)
                 error = str(e).splitlines()[0] if str(e) else "unreadable line"
                 if not terminated:
                     error = f"unterminated last line: {error}"
@@ -796,7 +800,7 @@ class Batch:
         text = cols[-1]
         if text:
             self.fts.append((event_id, text))
-        self.rows.append((event_id, fs.generation, offset, line_number, *cols, raw))
+        self.rows.append((event_id, fs.generation, offset, line_number, *cols, line, utf8))
 
     def write(self, conn: sqlite3.Connection, file_id: int) -> None:
         rows = [(r[0], file_id, *r[1:]) for r in self.rows if r is not None]

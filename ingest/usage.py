@@ -55,6 +55,15 @@ API_CALL_COLUMNS = (
     "priced",
 )
 _COL = {name: i for i, name in enumerate(API_CALL_COLUMNS)}
+_COST_ARGS = (
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_5m_tokens",
+    "cache_creation_1h_tokens",
+    "cache_read_tokens",
+    "speed",
+)
 _INSERT = (
     f"INSERT OR IGNORE INTO api_calls ({', '.join(API_CALL_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in API_CALL_COLUMNS)})"
@@ -140,6 +149,13 @@ def m100_api_calls(db) -> None:
         )
 
 
+@migrations(name="m101_api_calls_unpriced_index")
+def m101_api_calls_unpriced_index(db) -> None:
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_api_calls_unpriced ON api_calls(model) WHERE priced = 0"
+    )
+
+
 # ---------------------------------------------------------------------------
 # Rows from transcript lines
 
@@ -148,8 +164,8 @@ def _int(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _call_row(ev: NewEvent, file_info: tuple, table: PriceTable) -> tuple | None:
-    """The api_calls row for an assistant line with usage, or None."""
+def _call_row(ev: NewEvent, file_info: tuple) -> tuple | None:
+    """The api_calls row for an assistant line with usage (not priced yet), or None."""
     obj = ev.obj
     message = obj.get("message")
     if not isinstance(message, dict):
@@ -176,7 +192,6 @@ def _call_row(ev: NewEvent, file_info: tuple, table: PriceTable) -> tuple | None
     is_sidechain = 1 if obj.get("isSidechain") is True else 0
     agent_id = ev.cols[_AGENT_ID_INDEX] or file_info[1]
     timestamp = obj.get("timestamp") if isinstance(obj.get("timestamp"), str) else None
-    cost = table.cost(model, input_tokens, output_tokens, write_5m, write_1h, cache_read, speed)
     return (
         ev.event_id,
         dedup_key,
@@ -197,9 +212,15 @@ def _call_row(ev: NewEvent, file_info: tuple, table: PriceTable) -> tuple | None
         input_tokens + output_tokens + cache_write + cache_read,
         searches,
         speed,
-        cost,
-        0 if cost is None else 1,
+        None,
+        0,
     )
+
+
+def _priced(row: tuple, table: PriceTable) -> tuple:
+    """The row with cost_usd and priced filled in."""
+    cost = table.cost(*(row[_COL[c]] for c in _COST_ARGS))
+    return (*row[: _COL["cost_usd"]], cost, 0 if cost is None else 1)
 
 
 def _rank(row: tuple) -> tuple:
@@ -240,7 +261,7 @@ def on_batch(conn, batch) -> None:
             files[ev.file_id] = conn.execute(
                 "SELECT project_dir, agent_id FROM sync_files WHERE id = ?", (ev.file_id,)
             ).fetchone() or (None, None)
-        row = _call_row(ev, files[ev.file_id], table)
+        row = _call_row(ev, files[ev.file_id])
         if row is None:
             continue
         if row[_COL["message_id"]] is None:
@@ -248,7 +269,7 @@ def on_batch(conn, batch) -> None:
         else:
             by_message[row[_COL["message_id"]]].append(row)
     if without_id:
-        conn.executemany(_INSERT, without_id)
+        conn.executemany(_INSERT, [_priced(row, table) for row in without_id])
     if not by_message:
         return
     stored: dict[str, list[tuple]] = defaultdict(list)
@@ -271,7 +292,7 @@ def on_batch(conn, batch) -> None:
     if deletes:
         conn.executemany("DELETE FROM api_calls WHERE id = ?", deletes)
     if inserts:
-        conn.executemany(_INSERT, inserts)
+        conn.executemany(_INSERT, [_priced(row, table) for row in inserts])
 
 
 # ---------------------------------------------------------------------------
@@ -481,3 +502,21 @@ def unpriced_models(conn) -> list[dict]:
         {"model": model, "calls": calls, "total_tokens": tokens, "last_call": last}
         for model, calls, tokens, last in rows
     ]
+
+
+def status_figures(conn, now: datetime | None = None) -> dict:
+    """JSON-ready usage figures for the status page: the running 5-hour block and the
+    models without a price (empty when the archive has no api_calls table yet)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_calls'"
+    ).fetchone()
+    if not exists:
+        return {"current_block": None, "unpriced_models": []}
+    block = current_block(conn, now)
+    if block is not None:
+        block = {
+            **block,
+            "start": block["start"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": block["end"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    return {"current_block": block, "unpriced_models": unpriced_models(conn)}

@@ -10,8 +10,10 @@ import json
 import re
 import shutil
 import sqlite3
+import urllib.request
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -92,13 +94,13 @@ def query(workdir, sql: str, params=()) -> list[tuple]:
         conn.close()
 
 
-def session_with_tool_calls(workdir) -> tuple[str, str]:
-    """(session_id, source path) of the archived session with the most tool calls."""
+def session_file(workdir, order_by: str) -> tuple[str, str]:
+    """(session_id, source path) of the first archived session in this order."""
     rows = query(
         workdir,
         "select s.session_id, f.path from sessions s join sync_files f "
         "on f.session_id = s.session_id and f.kind = 'session' "
-        "order by s.tool_calls desc limit 1",
+        f"where s.prompts > 0 order by {order_by} limit 1",
     )
     assert rows, "the initial sync archived no session with a file"
     return rows[0]
@@ -133,7 +135,7 @@ def test_search_follows_a_hit_to_its_place(server, page, shots):
 
 
 def test_transcript_expands_a_tool_call(server, page, shots, workdir):
-    session_id, _ = session_with_tool_calls(workdir)
+    session_id, _ = session_file(workdir, "s.tool_calls desc")
     page.goto(f"{server.url}/-/claude-sessions/session/{session_id}")
     call = page.locator("details.cs-tool").first
     sync_api.expect(call).to_be_visible()
@@ -180,7 +182,8 @@ def transcript_line(session_id: str, text: str) -> bytes:
 
 
 def test_new_line_appears_live_in_the_open_transcript(server, page, workdir):
-    session_id, path = session_with_tool_calls(workdir)
+    # A short session: its transcript fits on one page, so new lines belong on it.
+    session_id, path = session_file(workdir, "s.events")
     page.goto(f"{server.url}/-/claude-sessions/session/{session_id}")
     sync_api.expect(page.locator(".cs-event").first).to_be_visible()
     page.evaluate("window.__not_reloaded = true")
@@ -194,10 +197,32 @@ def test_new_line_appears_live_in_the_open_transcript(server, page, workdir):
 
 
 def test_dashboard_renders_charts(server, page, shots):
+    errors, queries = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: "sql=" in r.url and queries.append((r.status, r.url)))
     page.goto(server.url + "/-/dashboards/claude-usage")
     # vega-embed draws each vega-lite chart into a canvas (or an svg).
-    charts = page.locator(".vega-embed canvas, .vega-embed svg")
+    charts = page.locator(".dashboard-card-chart canvas, .dashboard-card-chart svg")
     sync_api.expect(charts.first).to_be_visible(timeout=30_000)
+    page.wait_for_load_state("networkidle")
     assert charts.count() >= 3
-    sync_api.expect(page.locator("body")).not_to_contain_text("Error")
+    assert queries, "the dashboard ran no chart query"
+    assert [q for q in queries if q[0] != 200] == []
+    assert errors == []
     page.screenshot(path=shots / "dashboard.png")
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+CURL = re.compile(r"^curl -s (?:-X (?P<method>POST) )?'http://127\.0\.0\.1:8001(?P<path>[^']+)'$")
+
+
+def test_readme_curl_examples_answer_json(server):
+    """Every `curl` line of the README answers 200 with JSON (the archive here is `a`)."""
+    examples = [m for line in README.read_text().splitlines() if (m := CURL.match(line))]
+    assert len(examples) >= 5
+    for m in examples:
+        path = re.sub(r"^/claude-sessions(?=[/.])", "/a", m["path"])
+        request = urllib.request.Request(server.url + path, method=m["method"] or "GET")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200, path
+            assert json.loads(response.read()) is not None, path

@@ -149,3 +149,11 @@ def test_missing_or_foreign_archive(tmp_path):
     bad_prices.write_text("models = 3")
     result = run("reprice", "--db", tmp_path / "none.db", "--pricing", bad_prices, ok=False)
     assert "has no 'models' table" in result.output
+
+
+def test_half_hour_time_zone(synced):
+    utc = json.loads(run("cost", "--db", synced, "--json", "--utc").output)
+    india = json.loads(run("cost", "--db", synced, "--json", "--timezone", "Asia/Kolkata").output)
+    assert india["totals"] == utc["totals"]
+    assert india["timezone"] == "Asia/Kolkata"
+    assert [r["day"] for r in india["rows"]] == sorted(r["day"] for r in india["rows"])

@@ -75,3 +75,14 @@ async def test_every_chart_query_runs(dashboard_ds, filters):
                 f"/{flt['db']}.json", params={"sql": flt["query"], "_shape": "array"}
             )
             assert response.status_code == 200 and response.json()
+
+
+@pytest.mark.asyncio
+async def test_status_json_has_usage(dashboard_ds):
+    ds, _ = dashboard_ds
+    response = await ds.client.get("/-/claude-sessions/status.json")
+    assert response.status_code == 200
+    usage = response.json()["usage"]
+    assert usage == {"current_block": None, "unpriced_models": []}
+    page = await ds.client.get("/-/claude-sessions/status")
+    assert page.status_code == 200 and 'id="cs-usage"' in page.text

@@ -16,6 +16,7 @@ from .pages_helpers import build_archive, datasette_for, write_jsonl
 
 SID = "e0000000-0000-4000-8000-00000000000e"
 AGENT = "aevil01"
+EVIL_SID = "x\"><script>alert('sid')</script>?a=1#b"
 CWD = "/tmp/<script>alert('cwd')</script>/proj"
 SVG = base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>").decode()
 
@@ -145,6 +146,7 @@ def hostile_records() -> list[dict]:
             "level": "error",
             **envelope("u6", "u5", 6),
         },
+        msg("u7", None, 7, "user", "other session", sessionId=EVIL_SID),
     ]
 
 
@@ -252,6 +254,10 @@ async def test_hostile_text_is_shown_escaped(hostile_db):
     assert "[image not shown: image/svg+xml]" in html
     assert "[image not shown: image/png]" in html
     assert "Subagent <code>aevil01</code>" in html  # nested under the Task call
+    home = (await ds.client.get("/-/claude-sessions.json")).json()
+    evil = next(r for r in home["recent"] if r["session_id"] == EVIL_SID)
+    page = await ds.client.get(evil["url"])
+    assert page.status_code == 200 and "other session" in page.text
 
 
 @pytest.mark.asyncio

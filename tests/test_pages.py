@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
+import sqlite3
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from datasette.app import Datasette
 
 from datasette_claude_sessions.order import conversation_order
+from datasette_claude_sessions.pages import session_url
+from ingest.sync import run_pass
 
 from .pages_helpers import (
     build_archive,
@@ -298,3 +302,69 @@ async def test_events_table_links_rows_to_transcript(real_db):
     ds = datasette_for(real_db)
     html = (await ds.client.get("/claude-sessions/events?_search=renderer&_size=5")).text
     assert re.search(r'href="/-/claude-sessions/session/[^"?]+\?event=(\d+)#e\1"', html)
+
+
+@pytest.mark.asyncio
+async def test_compaction_is_marked(tmp_path):
+    sid = "c0c0c0c0-0000-4000-8000-000000000001"
+    base = {"sessionId": sid, "cwd": "/work/c", "version": "2.1.0"}
+
+    def rec(uuid, parent, second, **fields):
+        stamp = f"2025-09-02T10:00:{second:02d}.000Z"
+        return {**base, "uuid": uuid, "parentUuid": parent, "timestamp": stamp, **fields}
+
+    write_jsonl(
+        tmp_path / "projects" / "-work-c" / f"{sid}.jsonl",
+        [
+            rec("p1", None, 1, type="user", message={"role": "user", "content": "Before"}),
+            rec(
+                "b1",
+                None,
+                5,
+                type="system",
+                subtype="compact_boundary",
+                content="Conversation compacted",
+                logicalParentUuid="p1",
+                compactMetadata={"trigger": "auto", "preTokens": 155000},
+            ),
+            rec(
+                "s1",
+                "b1",
+                6,
+                type="user",
+                isCompactSummary=True,
+                message={"role": "user", "content": "This session is being continued..."},
+            ),
+            rec("p2", "s1", 7, type="user", message={"role": "user", "content": "After"}),
+        ],
+    )
+    ds = datasette_for(build_archive(tmp_path, real=False))
+    html = (await ds.client.get(f"/-/claude-sessions/session/{sid}")).text
+    assert "Conversation compacted (trigger: auto, 155,000 tokens before)" in html
+    assert "Compaction summary" in html
+    assert html.index("Before") < html.index("Conversation compacted") < html.index("After")
+
+
+@pytest.mark.asyncio
+async def test_every_fixture_session_renders(tmp_path):
+    # Every edge case of samples/fixtures (sidechains, teammates, workflows, hooks, broken
+    # lines, every tool's records) opens, paged and as JSON, without a server error.
+    projects = tmp_path / "projects"
+    shutil.copytree(fixture("."), projects / "-fixtures")
+    db_path = tmp_path / "claude-sessions.db"
+    run_pass(db_path, [projects], trigger="cli")
+    ds = datasette_for(db_path)
+    conn = sqlite3.connect(db_path)
+    threads = conn.execute(
+        "select distinct e.session_id, coalesce(e.agent_id, f.agent_id) from events e "
+        "join sync_files f on f.id = e.file_id where e.session_id is not null"
+    ).fetchall()
+    conn.close()
+    assert len(threads) > 30
+    for session_id, agent_id in threads:
+        url = session_url(ds, session_id, agent=agent_id)
+        html = await ds.client.get(url)
+        assert html.status_code == 200, url
+        assert anchors(html.text), url
+        data = await ds.client.get(url.replace("?", ".json?") if "?" in url else url + ".json")
+        assert data.status_code == 200 and data.json()["events"], url

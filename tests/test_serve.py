@@ -216,3 +216,13 @@ def test_demo_corpus_is_written_once(monkeypatch):
     assert cli_serve.prepare_demo(None) == (db, roots)
     assert files[0].stat().st_mtime_ns == stamp
     assert not (cli_serve.data_dir() / "demo" / "projects.partial").exists()
+
+
+def test_serve_reports_a_datasette_option_it_rejects(tmp_path, real_projects):
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--db", str(tmp_path / "a.db"), "--projects", str(real_projects), "--no-watch"]
+        + ["--port", str(free_port()), "--no-such-datasette-option"],
+    )
+    assert result.exit_code == 1
+    assert result.output.endswith("Error: Datasette exited with code 2; its message is above.\n")

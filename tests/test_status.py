@@ -356,7 +356,7 @@ async def test_concurrent_clicks_join_one_pass(archive, real_projects):
         ]
         while status._running.get(ds) is None:
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # the second click reaches request_sync meanwhile
     finally:
         lock.release()
     first, second = [r.json() for r in await asyncio.gather(*clicks)]

@@ -509,3 +509,28 @@ def test_second_writer_gives_up_or_waits(root, db_path):
     finally:
         lock.release()
     assert lock.holder_pid() is None
+
+
+def test_rebuild_all_matches_incremental(real_projects, db_path):
+    from ingest import derive
+    from ingest.sync import open_db
+
+    run_pass(db_path, [real_projects])
+    tables = {
+        "sessions": "SELECT session_id, project_path, title, title_source, first_prompt, "
+        "events, prompts, assistant_messages, tool_calls, subagents, models, git_branch, "
+        "version FROM sessions",
+        "tool_calls": "SELECT tool_use_id, session_id, name, input, event_id, result_event_id, "
+        "result, is_error, started_at, finished_at, duration_ms FROM tool_calls",
+        "subagents": "SELECT * FROM subagents",
+        "projects": "SELECT * FROM projects",
+    }
+    before = {name: sorted(query(db_path, sql), key=repr) for name, sql in tables.items()}
+    conn = open_db(db_path)
+    conn.execute("BEGIN IMMEDIATE")
+    derive.rebuild_all(conn)
+    conn.execute("COMMIT")
+    conn.close()
+    after = {name: sorted(query(db_path, sql), key=repr) for name, sql in tables.items()}
+    assert after == before
+    assert len(after["sessions"]) == 23

@@ -324,3 +324,21 @@ def test_blocks_and_current_block(tmp_path, db_path):
     assert block["cost_per_hour"] == pytest.approx(2.0)  # $2 from 08:30 to 09:30
     assert block["projected_cost_usd"] == pytest.approx(2.0 + 2.0 * 2.5)
     assert usage.current_block(conn, now=datetime(2025, 6, 2, 13, 0, tzinfo=UTC)) is None
+
+
+def test_status_figures_are_json(tmp_path, db_path):
+    root = tmp_path / "projects"
+    write_jsonl(
+        root / "-p" / f"{SID}.jsonl",
+        [
+            line("m1", "r1", ts="2025-06-02T08:30:00.000Z", model="claude-imaginary-9"),
+            line("m2", "r2", ts="2025-06-02T09:30:00.000Z", model=HAIKU),
+        ],
+    )
+    run_pass(db_path, [root])
+    conn = schema.connect(str(db_path))
+    figures = usage.status_figures(conn, now=datetime(2025, 6, 2, 10, 0, tzinfo=UTC))
+    again = json.loads(json.dumps(figures))
+    assert again["current_block"]["start"] == "2025-06-02T08:00:00Z"
+    assert again["current_block"]["calls"] == 2
+    assert again["unpriced_models"][0]["model"] == "claude-imaginary-9"
