@@ -35,11 +35,16 @@ _TABLE_SEP = re.compile(r"^ *\|? *:?-{2,}:? *(\| *:?-{2,}:? *)*\|? *$")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 _LINK = re.compile(r"(!?)\[([^\]\n]{1,1000})\]\(([^()\s]{1,2000})(?:[ \t]+&quot;[^\n]*?&quot;)?\)")
 _AUTOLINK = re.compile(r"\bhttps?://(?:(?!&lt;|&gt;|&quot;|&#x27;)[^\s\x00])+")
-_STRONG = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|(?<!\w)__(?=\S)(.+?)(?<=\S)__(?!\w)")
+# Emphasis spans never contain their own delimiter, so a scan from an opener stops at the
+# next delimiter: linear time even on lines full of unmatched ** or __.
+_STRONG = re.compile(
+    r"\*\*(?=\S)((?:[^*\n]|\*(?!\*))+?)(?<=\S)\*\*"
+    r"|(?<!\w)__(?=\S)((?:[^_\n]|_(?!_))+?)(?<=\S)__(?!\w)"
+)
 _EM = re.compile(
     r"(?<![*\w])\*(?=[^\s*])([^*\n]+?)(?<=[^\s*])\*(?![*\w])|(?<!\w)_(?=\S)([^_\n]+?)(?<=\S)_(?!\w)"
 )
-_DEL = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_DEL = re.compile(r"~~(?=\S)((?:[^~\n]|~(?!~))+?)(?<=\S)~~")
 _TOKEN = re.compile("\x00(\\d+)\x00")
 
 

@@ -26,6 +26,7 @@ import os
 import signal
 import socket
 import sqlite3
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -281,15 +282,8 @@ def database_bytes(db_path: str) -> int:
     return total
 
 
-_slow_cache: dict[str, tuple[float, dict]] = {}
-
-
-def _slow_figures(conn: sqlite3.Connection, db_path: str, now: dt.datetime, settings_file):
-    """The figures that cost a scan or a stat per file: cached for CACHE_SECONDS."""
-    key = f"{db_path}\0{settings_file}"
-    cached = _slow_cache.get(key)
-    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
-        return cached[1]
+def slow_figures(conn: sqlite3.Connection, now: dt.datetime, settings_file: Path) -> dict:
+    """The figures that cost a scan of sync_files or sessions, or a stat per file."""
     files = rows(
         conn,
         """
@@ -300,14 +294,74 @@ def _slow_figures(conn: sqlite3.Connection, db_path: str, now: dt.datetime, sett
         from sync_files
         """,
     )[0]
-    figures = {
+    return {
         "files": files,
         "sessions": conn.execute("select count(*) from sessions").fetchone()[0],
         "pending": pending_bytes(conn),
         "retention": retention(conn, now, settings_file),
     }
-    _slow_cache[key] = (time.monotonic(), figures)
-    return figures
+
+
+class Refresher:
+    """slow_figures() of one archive, recomputed in a thread of its own.
+
+    A request gets the latest result at once and starts a refresh when that result is
+    older than CACHE_SECONDS, so no request pays for the scans and stats (about 25 ms on
+    a 1 GB archive) but the very first one, which waits for them.
+    """
+
+    def __init__(self, db_path: str, settings_file: Path):
+        self.db_path = db_path
+        self.settings_file = settings_file
+        self.lock = threading.Lock()
+        self.value: dict | None = None
+        self.error: Exception | None = None
+        self.at = 0.0
+        self.thread: threading.Thread | None = None
+
+    def get(self) -> dict:
+        with self.lock:
+            if time.monotonic() - self.at >= CACHE_SECONDS and self.thread is None:
+                self.thread = threading.Thread(target=self._refresh, daemon=True)
+                self.thread.start()
+            thread = self.thread
+        if self.value is None and thread is not None:
+            thread.join()
+        if self.value is None:
+            raise self.error
+        return self.value
+
+    def _refresh(self) -> None:
+        value = error = None
+        try:
+            conn = _read_only(self.db_path)
+            try:
+                value = slow_figures(conn, utcnow(), self.settings_file)
+            finally:
+                conn.close()
+        except Exception as e:  # handed to the waiting request
+            error = e
+        with self.lock:
+            self.value = value if value is not None else self.value
+            self.error = error
+            self.at = time.monotonic()
+            self.thread = None
+
+
+_refreshers: dict[tuple[str, Path], Refresher] = {}
+
+
+def cached_slow_figures(db_path: str, settings_file: Path) -> dict:
+    key = (db_path, settings_file)
+    refresher = _refreshers.get(key)
+    if refresher is None:
+        refresher = _refreshers.setdefault(key, Refresher(db_path, settings_file))
+    return refresher.get()
+
+
+def forget_cached_figures() -> None:
+    """Drop every cached slow figure: the next request computes them afresh."""
+    _refreshers.clear()
 
 
 def compute_status(
@@ -336,7 +390,7 @@ def compute_status(
         "running": bool(runs and not runs[0]["ended_at"]),
         "sidecar": sidecar_status(conn, now),
         "database_bytes": database_bytes(db_path),
-        **_slow_figures(conn, db_path, now, settings_file),
+        **cached_slow_figures(db_path, settings_file),
         "recent_runs": runs,
         "ingest_errors": errors,
         "usage": usage_figures(conn, now),

@@ -5,6 +5,7 @@ This module never imports datasette: Datasette runs as ``python -m datasette ser
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import importlib.util
 import ipaddress
@@ -32,7 +33,8 @@ PLUGIN = "datasette-claude-sessions"
 DEMO_MB = 20
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 5.0
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DATASETTE_SETTINGS = (("sql_time_limit_ms", "5000"), ("facet_time_limit_ms", "500"))
 
 
@@ -80,6 +82,12 @@ def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
     if demo and projects:
         raise click.ClickException("Use either --demo or --projects, not both.")
     check_port_free(host, port)
+    if not is_loopback(host):
+        click.echo(
+            f"Listening on {host}: whoever can reach it can read your transcripts, unless "
+            "you add authentication to Datasette; Sync now is limited to `allow_sync`.",
+            err=True,
+        )
     if demo:
         db, roots = prepare_demo(db_path)
         readable = roots
@@ -118,6 +126,22 @@ def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
 
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def start_child(command: list[str]) -> subprocess.Popen:
+    """A child in a session of its own, so Ctrl-C reaches serve alone, which stops it.
+
+    On Linux the child also gets SIGTERM should serve die without cleaning up (SIGKILL).
+    """
+    return subprocess.Popen(
+        command,
+        start_new_session=True,
+        preexec_fn=_terminate_with_parent if sys.platform == "linux" else None,
+    )
+
+
+def _terminate_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def is_loopback(host: str) -> bool:
@@ -220,7 +244,7 @@ def start_watch(db: Path, roots: list[Path]) -> subprocess.Popen | None:
     command += ["watch", "--db", str(db)]
     for root in roots:
         command += ["--projects", str(root)]
-    return subprocess.Popen(command, start_new_session=True)
+    return start_child(command)
 
 
 def plugin_file(name: str) -> Path:
@@ -274,7 +298,7 @@ def start_datasette(
     for name, value in DATASETTE_SETTINGS:
         command += ["--setting", name, value]
     command += extra
-    return subprocess.Popen(command, start_new_session=True)
+    return start_child(command)
 
 
 def wait_until_up(process: subprocess.Popen, url: str) -> None:

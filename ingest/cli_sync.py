@@ -60,14 +60,25 @@ def database_errors(db: Path):
         raise click.ClickException(f"Cannot use {db} as the archive: {e}.") from None
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def summary_line(result: PassResult) -> str:
     line = (
-        f"Synced {result.files_scanned:,} files ({result.files_changed:,} changed): "
-        f"{result.lines_added:,} new lines, {result.bytes_read / 1e6:,.1f} MB "
+        f"Synced {plural(result.files_scanned, 'file')} ({result.files_changed:,} changed): "
+        f"{plural(result.lines_added, 'new line')}, {result.bytes_read / 1e6:,.1f} MB "
         f"in {result.seconds:.2f} s"
     )
-    if result.errors:
-        line += f"; {result.errors:,} unreadable lines kept as errors (see ingest_errors)"
+    bad_lines = result.errors - len(result.unreadable)
+    if bad_lines:
+        line += f"; {plural(bad_lines, 'unreadable line')} kept as errors (see ingest_errors)"
+    if result.unreadable:
+        line += (
+            f"; could not read {plural(len(result.unreadable), 'file')} "
+            f"(e.g. {result.unreadable[0]}),"
+            " retried next pass"
+        )
     return line + "."
 
 

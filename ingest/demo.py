@@ -271,7 +271,7 @@ class _Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.shared = shared
         self.path = path
-        self.fp = open(path, "wb", buffering=1 << 20)  # noqa: SIM115
+        self.fp = open(path, "wb", buffering=1 << 20)
         self.bytes = 0
         self.last_t = shared.now - SPAN_DAYS * DAY
         shared.files += 1
@@ -1399,7 +1399,7 @@ def generate(
         )
         session.run(max(budget, 1), force_task=force_task, resume_of=resume_of)
         writer.close()
-        # Odd files a reader must tolerate: empty files, summary-only, snapshot-only.
+        # Odd files a reader must tolerate (FORMAT.md 1.2): empty, summary-only, snapshot-only.
         if shared.want("empty", 0.02):
             _Writer(
                 shared,
@@ -1418,6 +1418,29 @@ def generate(
                     "leafUuid": session.last,
                 }
             )
+            w.close()
+        if v21 and shared.want("snapshot-only", 0.01):
+            w = _Writer(
+                shared,
+                root / project["dir"] / f"{uuid.UUID(int=rng.getrandbits(128), version=4)}.jsonl",
+            )
+            w.last_t = session.t - 600
+            for _ in range(rng.randint(1, 4)):
+                message_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                w.last_t += rng.uniform(1, 60)
+                snapshot = {
+                    "messageId": message_id,
+                    "trackedFileBackups": {},
+                    "timestamp": iso(w.last_t),
+                }
+                w.write(
+                    {
+                        "type": "file-history-snapshot",
+                        "messageId": message_id,
+                        "snapshot": snapshot,
+                        "isSnapshotUpdate": False,
+                    }
+                )
             w.close()
 
     if progress is not None and shared.pending:

@@ -10,13 +10,13 @@ Rules:
   the earliest copy wins.
 - a subagent is known from its agent file, its meta.json, or the parent's tool_result
   (``toolUseResult.agentId`` or an ``agentId: <id>`` line in the result text).
-- a sessions row exists for a session id that has at least one record other than a
-  ``summary`` (summary-only files are not sessions), or that a subagent/tool call names.
+- a sessions row exists for a session id that a record itself carries (summary-only and
+  snapshot-only files, whose records have no sessionId, are not sessions), or that a
+  subagent or tool call names.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -253,14 +253,12 @@ def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
         last_ts,
         prompts,
         messages,
-        records,
     ) = conn.execute(
         """
         SELECT count(*), min(timestamp), max(timestamp),
             coalesce(sum(kind = 'prompt' AND coalesce(is_meta, 0) = 0
                 AND coalesce(is_sidechain, 0) = 0), 0),
-            count(DISTINCT CASE WHEN type = 'assistant' THEN message_id END),
-            coalesce(sum(type IS NOT NULL AND type != 'summary'), 0)
+            count(DISTINCT CASE WHEN type = 'assistant' THEN message_id END)
         FROM events WHERE session_id = ?
         """,
         (sid,),
@@ -274,7 +272,7 @@ def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
     referenced = _scalar(
         conn, "SELECT 1 FROM tool_calls WHERE session_id = ? LIMIT 1", sid
     ) or _scalar(conn, "SELECT 1 FROM subagents WHERE session_id = ? LIMIT 1", sid)
-    if not records and not referenced:
+    if not referenced and not _named_by_a_record(conn, sid):
         return None
     models = [
         r[0]
@@ -354,6 +352,19 @@ def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
         ),
     )
     return cwd
+
+
+def _named_by_a_record(conn: sqlite3.Connection, sid: str) -> bool:
+    """Whether a record itself carries this sessionId.  Summary-only and snapshot-only
+    files have none: their rows get the file's session id, but they are no session."""
+    return bool(
+        _scalar(
+            conn,
+            "SELECT 1 FROM events WHERE session_id = ? AND CASE WHEN type IS NOT NULL "
+            "THEN json_extract(raw, '$.sessionId') END IS NOT NULL LIMIT 1",
+            sid,
+        )
+    )
 
 
 def _first_prompt(conn: sqlite3.Connection, sid: str) -> str | None:
@@ -448,6 +459,8 @@ def refresh_projects(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
 
 def rebuild_all(conn: sqlite3.Connection, chunk: int = 2000) -> None:
     """Recompute every derived table from events (call inside a transaction)."""
+    from .sync import parse  # the engine's parser (sync imports this module)
+
     conn.execute("PRAGMA defer_foreign_keys=ON")
     for table in ("subagents", "tool_calls", "sessions", "projects"):
         conn.execute(f"DELETE FROM {table}")
@@ -466,10 +479,7 @@ def rebuild_all(conn: sqlite3.Connection, chunk: int = 2000) -> None:
         last_id = rows[-1][0]
         batch = []
         for event_id, file_id, host, raw, *values in rows:
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                obj = json.loads(raw)  # lone surrogates: see sync.parse
+            obj, _ = parse(raw.encode("utf-8") if isinstance(raw, str) else raw)
             batch.append(NewEvent(event_id, file_id, obj, tuple(values), host))
         on_batch(conn, batch)
     agents = [

@@ -29,9 +29,10 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
@@ -47,6 +48,7 @@ from .parse import (
     parse_line,
 )
 
+T = TypeVar("T")
 CHUNK_BYTES = 1 << 20
 HEAD_BYTES = 4096
 # An unterminated last line that is not valid JSON is archived (as an error) once the
@@ -93,6 +95,7 @@ class PassResult:
     bytes_read: int = 0
     errors: int = 0
     seconds: float = 0.0
+    unreadable: list[str] = field(default_factory=list)  # "path: reason", retried next pass
 
 
 @dataclass
@@ -227,13 +230,13 @@ def run_pass(
         lock.release()
 
 
-def retry_busy(fn: Callable[[], None], attempts: int = 6) -> None:
-    """Run a write transaction, retrying with backoff while another connection holds it."""
+def retry_busy(fn: Callable[[], T], attempts: int = 6) -> T:
+    """fn() (a write), retried with backoff while another connection holds the database
+    longer than the busy timeout."""
     delay = 0.05
     for attempt in range(attempts):
         try:
-            fn()
-            return
+            return fn()
         except sqlite3.OperationalError as e:
             msg = str(e)
             if attempt == attempts - 1 or ("locked" not in msg and "busy" not in msg):
@@ -251,6 +254,7 @@ class Pass:
         self.result: PassResult | None = None
         self.done_bytes = 0
         self.total_bytes = 0
+        self.unreadable: list[str] = []
         self.pending: list[Callable[[], tuple[set, set]]] = []
         self.pending_bytes = 0
 
@@ -259,10 +263,14 @@ class Pass:
     def run(self, trigger: str, paths: list[Path] | None) -> PassResult:
         started = time.monotonic()
         conn = self.conn
-        run_id = conn.execute(
-            "INSERT INTO sync_runs (trigger, host, pid, started_at) VALUES (?, ?, ?, ?)",
-            (trigger, self.host, os.getpid(), now_iso()),
-        ).lastrowid
+        run_id = retry_busy(
+            lambda: (
+                conn.execute(
+                    "INSERT INTO sync_runs (trigger, host, pid, started_at) VALUES (?, ?, ?, ?)",
+                    (trigger, self.host, os.getpid(), now_iso()),
+                ).lastrowid
+            )
+        )
         self.result = result = PassResult(run_id=run_id)
         try:
             self.sync_all(paths)
@@ -273,7 +281,12 @@ class Pass:
             self.finish_run(result, f"{type(e).__name__}: {e}")
             raise
         result.seconds = time.monotonic() - started
-        self.finish_run(result, None)
+        result.unreadable = self.unreadable
+        result.errors += len(self.unreadable)
+        note = None
+        if self.unreadable:
+            note = f"could not read {len(self.unreadable)} files, e.g. {self.unreadable[0]}"
+        self.finish_run(result, note)
         return result
 
     def finish_run(self, result: PassResult, error: str | None) -> None:
@@ -314,10 +327,11 @@ class Pass:
             if row is not None and unchanged(row, source.stat, now):
                 continue
             todo.append((source, row))
+        looked_at = self.looked_at(paths)
         gone = [
             row
             for path, row in known.items()
-            if path not in found and row["deleted_at"] is None and self.covers(path, paths)
+            if row["deleted_at"] is None and path not in found and looked_at(path)
         ]
         self.total_bytes = sum(
             max(0, s.stat.st_size - (row["position"] if row else 0)) for s, row in todo
@@ -357,12 +371,12 @@ class Pass:
                 found[source.path] = source
         return found
 
-    def covers(self, path: str, paths: list[Path] | None) -> bool:
-        """Whether a tracked file was looked for in this pass (so absence means deleted)."""
-        p = Path(path)
-        if paths is None:
-            return any(r in p.parents for r in self.roots)
-        return any(p == q.absolute() or q.absolute() in p.parents for q in paths)
+    def looked_at(self, paths: list[Path] | None) -> Callable[[str], bool]:
+        """Whether this pass looked for a tracked file (so its absence means deleted)."""
+        places = [str(p.absolute()) for p in (self.roots if paths is None else paths)]
+        prefixes = tuple(p.rstrip(os.sep) + os.sep for p in places)
+        exact = set(places)
+        return lambda path: path in exact or path.startswith(prefixes)
 
     def mark_deleted(self, rows: list[sqlite3.Row]) -> None:
         conn = self.conn
@@ -460,10 +474,14 @@ def is_utf8(line: bytes) -> bool:
     return True
 
 
-def clean_text(value):
-    """Strings with lone surrogates (from stdlib json) cannot be stored: replace them."""
+def without_surrogates(value):
+    """The parsed value with lone surrogates (which SQLite and orjson refuse) replaced."""
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_surrogates(v) for v in value]
     return value
 
 
@@ -483,7 +501,8 @@ def parse(line: bytes):
             raise e from None
         if not isinstance(obj, dict):
             raise
-        return obj, tuple(clean_text(v) for v in extract(obj))
+        obj = without_surrogates(obj)
+        return obj, extract(obj)
 
 
 class FileSync:
@@ -503,6 +522,9 @@ class FileSync:
             f = open(self.source.path, "rb", buffering=0)
         except (FileNotFoundError, NotADirectoryError):
             return  # gone since the walk; the next pass marks it deleted
+        except OSError as e:
+            self.sync.unreadable.append(f"{self.source.path}: {e.strerror}")
+            return  # tried again next pass
         with f:
             self.fd = f.fileno()
             st = os.fstat(self.fd)
@@ -587,10 +609,10 @@ class FileSync:
         if row is not None:
             if (row["device"], row["inode"]) != (st.st_dev, st.st_ino) or st.st_size < position:
                 rewritten = True
-            elif head_len and head_hash(os.pread(f.fileno(), head_len, 0)) != row["head_hash"]:
+            elif head_len and head_hash(os.pread(self.fd, head_len, 0)) != row["head_hash"]:
                 rewritten = True
             elif tail_flag and st.st_size > position:
-                if os.pread(f.fileno(), 1, position) == b"\n":
+                if os.pread(self.fd, 1, position) == b"\n":
                     position += 1  # the newline the archived tail was waiting for
                 else:
                     rewritten = True  # the "complete" tail went on: read the file again
@@ -634,11 +656,14 @@ class FileSync:
         position = batch.end if batch.rows else self.last_committed
         tail_flag = 0 if batch.rows else self.tail_flag
         if position < size:
-            tail = os.pread(f.fileno(), size - position, position) if size - position else b""
-            if tail_is_complete(tail) or time.time() - st.st_mtime >= STALE_TAIL_SECONDS:
-                batch.add(position, tail, terminated=False)
-                position = size
-                tail_flag = 1
+            stale = time.time() - st.st_mtime >= STALE_TAIL_SECONDS
+            end = os.pread(self.fd, min(64, size - position), size - min(64, size - position))
+            if stale or end.rstrip()[-1:] in (b"}", b"]"):  # else: surely incomplete
+                tail = os.pread(self.fd, size - position, position)
+                if stale or tail_is_complete(tail):
+                    batch.add(position, tail, terminated=False)
+                    position = size
+                    tail_flag = 1
         if batch.rows or position != self.last_committed or self.partial:
             self.commit(batch, position, tail_flag)
         elif not self.committed and (
@@ -700,8 +725,7 @@ class FileSync:
 
 def tail_is_complete(tail: bytes) -> bool:
     """An unterminated last line that is already a whole JSON object or array."""
-    stripped = tail.rstrip()
-    if not stripped or stripped[-1:] not in (b"}", b"]"):
+    if tail.rstrip()[-1:] not in (b"}", b"]"):
         return False
     try:
         orjson.loads(tail)

@@ -80,9 +80,10 @@ def test_size_near_target_and_summary(corpus):
     sessions = [
         p for p in root.glob("*/*.jsonl") if not p.name.startswith("agent-") and p.stat().st_size
     ]
-    # every non-empty top-level file is a session, except summary-only files
-    summary_only = [p for p in sessions if {r["type"] for r in records(p)} == {"summary"}]
-    assert summary["sessions"] == len(sessions) - len(summary_only)
+    # every non-empty top-level file is a session, except summary- or snapshot-only files
+    odd = [p for p in sessions if not {r["type"] for r in records(p)} & CONVERSATION]
+    assert {r["type"] for p in odd for r in records(p)} == {"summary", "file-history-snapshot"}
+    assert summary["sessions"] == len(sessions) - len(odd)
     assert summary["projects"] == len([p for p in root.iterdir() if p.is_dir()]) >= 3
     sizes = sorted(p.stat().st_size for p in sessions)
     assert sizes[-1] > 5 * sizes[len(sizes) // 2]  # a long tail, as with lognormal sizes

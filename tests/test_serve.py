@@ -8,6 +8,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -122,6 +123,24 @@ def test_serve_stops_on_sigterm_too(tmp_path, real_projects):
         server.stop()
 
 
+def test_children_stop_when_serve_is_killed(tmp_path, real_projects):
+    """SIGKILL leaves serve no chance to clean up: its children get SIGTERM (Linux)."""
+    if sys.platform != "linux":
+        pytest.skip("PR_SET_PDEATHSIG is Linux only")
+    server = start_serve(
+        tmp_path, ["--db", str(tmp_path / "a.db"), "--projects", str(real_projects)]
+    )
+    try:
+        server.wait_until_up()
+        children = descendants(server.process.pid)
+        assert len(children) >= 2
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=30)
+        wait_for(lambda: not [pid for pid in children if running(pid)], 30, "the children to stop")
+    finally:
+        server.stop()
+
+
 def test_serve_starts_on_a_machine_without_transcripts(tmp_path, isolated_home):
     server = start_serve(tmp_path, ["--db", str(tmp_path / "empty.db")])
     try:
@@ -197,7 +216,7 @@ def test_plugin_files_are_found_without_importing_datasette():
         "assert 'datasette' not in sys.modules"
     )
     out = subprocess.run(
-        [os.sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     metadata, templates = out.split()
     assert Path(metadata).is_file()

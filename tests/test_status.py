@@ -87,7 +87,7 @@ def scalar(db_path: Path, sql: str, params=()):
 @pytest.fixture
 def archive(real_projects, db_path) -> Path:
     run_pass(db_path, [real_projects], trigger="cli")
-    status._slow_cache.clear()
+    status.forget_cached_figures()
     return db_path
 
 
@@ -116,8 +116,24 @@ async def test_status_json_reports_the_archive(archive, real_projects):
 
     path, session_id = session_file(real_projects)
     written = append_prompts(path, session_id, ["not synced yet"])
-    status._slow_cache.clear()
+    status.forget_cached_figures()
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()
+    assert data["pending"]["bytes"] == written
+
+
+@pytest.mark.asyncio
+async def test_slow_figures_are_refreshed_in_the_background(archive, real_projects):
+    ds = make_datasette(archive, real_projects)
+    first = (await ds.client.get("/-/claude-sessions/status.json")).json()
+    assert first["pending"]["bytes"] == 0
+    path, session_id = session_file(real_projects)
+    written = append_prompts(path, session_id, ["seen by the next refresh"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        data = (await ds.client.get("/-/claude-sessions/status.json")).json()
+        if data["pending"]["bytes"]:
+            break
+        await asyncio.sleep(0.1)
     assert data["pending"]["bytes"] == written
 
 
@@ -169,7 +185,7 @@ async def test_retention_warning_follows_settings_json(archive, real_projects, i
 
     # The samples are months old: with a 1-day period they are all due.
     settings.write_text(json.dumps({"cleanupPeriodDays": 1}))
-    status._slow_cache.clear()
+    status.forget_cached_figures()
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()["retention"]
     due = scalar(
         archive,
@@ -186,7 +202,7 @@ async def test_retention_warning_follows_settings_json(archive, real_projects, i
         if source.is_file():
             source.unlink()
     run_pass(archive, [real_projects], trigger="cli")
-    status._slow_cache.clear()
+    status.forget_cached_figures()
     response = await ds.client.get("/-/claude-sessions/status")
     assert "exist only in this archive" in response.text
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()["retention"]
@@ -195,7 +211,7 @@ async def test_retention_warning_follows_settings_json(archive, real_projects, i
     assert data["sessions_archived_only"] == gone
 
     settings.write_text("{not json")
-    status._slow_cache.clear()
+    status.forget_cached_figures()
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()["retention"]
     assert data["cleanup_period_days"] == 30
     assert data["problem"].startswith(f"Could not read {settings}")
@@ -208,7 +224,7 @@ async def test_ingest_errors_are_listed_with_file_and_offset(archive, real_proje
     with open(path, "ab") as f:
         f.write(b"this line is not JSON\n")
     run_pass(archive, [real_projects], trigger="cli")
-    status._slow_cache.clear()
+    status.forget_cached_figures()
     ds = make_datasette(archive, real_projects)
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()
     error = data["ingest_errors"][0]

@@ -111,9 +111,11 @@ def test_real_samples_every_line_once(real_projects, db_path, tmp_path):
 
 def test_real_samples_derived_tables(real_projects, db_path):
     run_pass(db_path, [real_projects])
-    # 23 sessions; the summary-only file 4e27c414 is not one of them
-    assert query(db_path, "SELECT count(*) FROM sessions")[0][0] == 23
+    # 22 sessions, as in reference-usage.json: the summary-only file 4e27c414 and the
+    # snapshot-only file a95fea4a are none (their records carry no sessionId)
+    assert query(db_path, "SELECT count(*) FROM sessions")[0][0] == 22
     assert not query(db_path, "SELECT 1 FROM sessions WHERE session_id LIKE '4e27c414%'")
+    assert not query(db_path, "SELECT 1 FROM sessions WHERE session_id LIKE 'a95fea4a%'")
     assert query(db_path, "SELECT count(*) FROM projects")[0][0] == 4
     (title,) = query(
         db_path,
@@ -250,8 +252,10 @@ def test_stale_invalid_tail_is_archived_as_error(root, db_path, tmp_path):
 def test_malformed_lines_archived_byte_exact(root, db_path, tmp_path):
     path = session_file(root)
     bad = [b"not json at all", b'"a string"', b"[1, 2]", b'{"type": "user", "x": "\xff\xfe"}']
-    lone = b'{"type": "user", "sessionId": "%s", "message": {"content": "cut \\ud83d"}}' % (
-        SESSION.encode()
+    lone = (
+        b'{"type": "assistant", "sessionId": "%s", "message": {"content": [{"type": "tool_use",'
+        b' "id": "toolu_S", "name": "Bash", "input": {"command": "echo \\ud83d"}}]}}'
+        % SESSION.encode()
     )
     path.write_bytes(
         record(0) + b"\n" + b"\n".join(bad) + b"\n\n   \n" + lone + b"\n" + record(1) + b"\n"
@@ -265,7 +269,8 @@ def test_malformed_lines_archived_byte_exact(root, db_path, tmp_path):
     kinds = query(db_path, "SELECT kind, typeof(raw) FROM events ORDER BY byte_offset")
     assert kinds[1:5] == [("error", "text")] * 3 + [("error", "blob")]
     assert kinds[5:7] == [(None, "text"), (None, "text")]  # empty lines are rows too
-    assert kinds[7] == ("prompt", "text")  # a lone surrogate escape is valid JSON
+    assert kinds[7] == ("tool_use", "text")  # a lone surrogate escape is valid JSON
+    assert query(db_path, "SELECT name FROM tool_calls") == [("Bash",)]
     (files,) = query(db_path, "SELECT lines, errors FROM sync_files")
     assert files == (9, 4)
     assert_export_matches(db_path, root, tmp_path)
@@ -533,4 +538,22 @@ def test_rebuild_all_matches_incremental(real_projects, db_path):
     conn.close()
     after = {name: sorted(query(db_path, sql), key=repr) for name, sql in tables.items()}
     assert after == before
-    assert len(after["sessions"]) == 23
+    assert len(after["sessions"]) == 22
+
+
+@pytest.mark.asyncio
+async def test_datasette_finds_the_fts_index(real_projects, db_path):
+    from datasette.app import Datasette
+
+    run_pass(db_path, [real_projects])
+    expected = query(
+        db_path,
+        "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'pydantic'",
+    )[0][0]
+    assert expected > 0
+    ds = Datasette([str(db_path)])
+    response = await ds.client.get(
+        f"/{db_path.stem}/events.json?_search=pydantic&_shape=array&_size=max&_col=id"
+    )
+    assert response.status_code == 200
+    assert len(response.json()) == expected

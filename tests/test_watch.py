@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
+from ingest.cli import cli
 from ingest.lock import LockBusy
 from ingest.sync import run_pass
 from ingest.watch import run_watch
@@ -134,6 +137,9 @@ def test_heartbeat_and_second_watch_refused(root, db_path, watcher):
     wait_for(lambda: query(db_path, "SELECT beat_at FROM sync_heartbeat")[0][0] != beat)
     with pytest.raises(LockBusy, match="already running"):
         run_watch(db_path, [root], stop_event=threading.Event())
+    status = CliRunner().invoke(cli, ["status", "--db", str(db_path), "--json"])
+    sidecar = json.loads(status.output)["sidecar"]
+    assert sidecar["alive"] is True and sidecar["pid"] == os.getpid()
     # a plain sync still runs next to the sidecar (the writer lock is per pass)
     assert run_pass(db_path, [root], wait=5).run_id > 0
 
