@@ -176,7 +176,8 @@ def discover(root: Path) -> Iterator[Source]:
 
 
 def make_source(root: str, path: str, stat: os.stat_result) -> Source | None:
-    rel_path = os.path.relpath(path, root).replace(os.sep, "/")
+    """The Source for a file at path under root (path starts with root)."""
+    rel_path = path[len(root) :].lstrip(os.sep).replace(os.sep, "/")
     info = classify(rel_path)
     if info is None:
         return None
