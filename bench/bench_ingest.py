@@ -14,8 +14,9 @@ What is measured (one run each unless said):
 - initial ``claude-sessions sync`` of the corpus: wall time of the real CLI process
   (start-up included), its CPU time and its peak RSS (``/usr/bin/time -v``, else
   ``os.wait4``);
-- an append pass: 10 lines appended to one session file, then one pass, timed both
-  in-process (``run_pass`` only: the engine's own cost) and as CLI wall time;
+- an append pass: 10 lines appended to one session file, then one pass over the whole
+  tree, timed in-process (``run_pass`` only: the engine's own cost, tree walk included)
+  and as CLI wall time; and once with ``run_pass(paths=[file])``, what watch does;
 - a no-change pass over the whole tree and over a separate tree of about 1,000 small
   files (in-process ``run_pass``, median of 5 after a warm pass; CLI wall time once);
 - the same bytes through a floor (read every file line by line and ``orjson.loads``
@@ -115,12 +116,12 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from ingest.cli import cli; cli()", *args]
 
 
-def in_process_pass(db: Path, roots: list[Path]) -> float:
-    """Seconds of one run_pass in this process."""
+def in_process_pass(db: Path, roots: list[Path], paths: list[Path] | None = None) -> float:
+    """Seconds of one run_pass in this process (paths: only those files, as watch does)."""
     from ingest.sync import run_pass
 
     started = time.perf_counter()
-    run_pass(db, roots, trigger="cli")
+    run_pass(db, roots, trigger="cli", paths=paths)
     return time.perf_counter() - started
 
 
@@ -248,6 +249,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     append_lines(target)
     fig["append_pass_ms"] = in_process_pass(db, [projects]) * 1000
     append_lines(target)
+    fig["append_pass_file_ms"] = in_process_pass(db, [projects], paths=[target]) * 1000
+    append_lines(target)
     fig["append_pass_cli_s"] = run_measured(quiet_sync, env).wall
     fig["nochange_tree_files"] = summary["files"]
     passes = [in_process_pass(db, [projects]) for _ in range(5)]
@@ -320,6 +323,7 @@ def print_table(f: dict) -> None:
             f"<= {TARGETS['append_pass_ms']:.0f} ms",
             verdict(f["append_pass_ms"] <= TARGETS["append_pass_ms"]),
         ),
+        ("Append 10 lines: run_pass(paths=[file])", f"{f['append_pass_file_ms']:.1f} ms"),
         ("Append 10 lines: CLI wall", f"{f['append_pass_cli_s']:.2f} s"),
         (
             f"No change, {f['nochange_tree_files']:,} files: run_pass",

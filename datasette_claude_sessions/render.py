@@ -26,14 +26,16 @@ SAFE_SCHEMES = ("http://", "https://", "mailto:")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([\w+#.-]*)")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
+_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*)$")
 _HR = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _QUOTE = re.compile(r"^ {0,3}> ?")
 _ITEM = re.compile(r"^( *)([-*+]|\d{1,9}[.)])[ \t]+(.*)$")
 _TABLE_SEP = re.compile(r"^ *\|? *:?-{2,}:? *(\| *:?-{2,}:? *)*\|? *$")
 
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
-_LINK = re.compile(r"(!?)\[([^\]\n]{1,1000})\]\(([^()\s]{1,2000})(?:[ \t]+&quot;[^\n]*?&quot;)?\)")
+_BACKTICKS = re.compile(r"`+")
+_LINK = re.compile(
+    r"(!?)\[([^\]\n]{1,1000})\]\(([^()\s]{1,2000})(?:[ \t]{1,10}&quot;[^\n]{0,300}?&quot;)?\)"
+)
 _AUTOLINK = re.compile(r"\bhttps?://(?:(?!&lt;|&gt;|&quot;|&#x27;)[^\s\x00])+")
 # Emphasis spans never contain their own delimiter, so a scan from an opener stops at the
 # next delimiter: linear time even on lines full of unmatched ** or __.
@@ -81,7 +83,7 @@ def inline(text: str) -> str:
         saved.append(fragment)
         return f"\x00{len(saved) - 1}\x00"
 
-    html = _CODE_SPAN.sub(lambda m: keep(f"<code>{m.group(2).strip()}</code>"), html)
+    html = _code_spans(html, keep)
 
     def link(m: re.Match) -> str:
         bang, label, target = m.groups()
@@ -112,6 +114,42 @@ def inline(text: str) -> str:
             break
         html = _TOKEN.sub(lambda m: saved[int(m.group(1))], html)
     return html
+
+
+def _code_spans(html: str, keep) -> str:
+    """Replace `code` spans (a run of backticks up to the next run of the same length) by
+    placeholders; paired by scanning the runs once, not by a backtracking regex."""
+    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(html)]
+    if len(runs) < 2:
+        return html
+    next_same: list[int | None] = [None] * len(runs)
+    seen: dict[int, int] = {}
+    for i in range(len(runs) - 1, -1, -1):
+        length = runs[i][1] - runs[i][0]
+        next_same[i] = seen.get(length)
+        seen[length] = i
+    parts, pos, i = [], 0, 0
+    while i < len(runs):
+        j = next_same[i]
+        if j is None:
+            i += 1
+            continue
+        start, end = runs[i]
+        parts.append(html[pos:start])
+        parts.append(keep(f"<code>{html[end : runs[j][0]].strip()}</code>"))
+        pos = runs[j][1]
+        i = j + 1
+    parts.append(html[pos:])
+    return "".join(parts)
+
+
+def _heading_text(text: str) -> str:
+    """Heading text without a closing run of #s (done without a backtracking regex)."""
+    text = text.rstrip()
+    bare = text.rstrip("#")
+    if bare != text and (not bare or bare[-1] in " \t"):
+        return bare.rstrip()
+    return text
 
 
 def _cells(line: str) -> list[str]:
@@ -162,7 +200,7 @@ def _blocks(lines: list[str], depth: int) -> list[str]:
         heading = _HEADING.match(line)
         if heading:
             level = len(heading.group(1))
-            out.append(f"<h{level}>{inline(heading.group(2))}</h{level}>")
+            out.append(f"<h{level}>{inline(_heading_text(heading.group(2)))}</h{level}>")
             i += 1
             continue
         if _HR.match(line):

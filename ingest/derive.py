@@ -247,22 +247,6 @@ def _scalar(conn: sqlite3.Connection, sql: str, *params):
 
 
 def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
-    (
-        events,
-        first_ts,
-        last_ts,
-        prompts,
-        messages,
-    ) = conn.execute(
-        """
-        SELECT count(*), min(timestamp), max(timestamp),
-            coalesce(sum(kind = 'prompt' AND coalesce(is_meta, 0) = 0
-                AND coalesce(is_sidechain, 0) = 0), 0),
-            count(DISTINCT CASE WHEN type = 'assistant' THEN message_id END)
-        FROM events WHERE session_id = ?
-        """,
-        (sid,),
-    ).fetchone()
     tool_calls = _scalar(
         conn,
         "SELECT count(*) FROM tool_calls WHERE session_id = ? AND event_id IS NOT NULL",
@@ -274,6 +258,17 @@ def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
     ) or _scalar(conn, "SELECT 1 FROM subagents WHERE session_id = ? LIMIT 1", sid)
     if not referenced and not _named_by_a_record(conn, sid):
         return None
+    # Every query below reads idx_events_session_facts only (a covering index).
+    events, first_ts, last_ts, prompts, messages = conn.execute(
+        """
+        SELECT count(*), min(timestamp), max(timestamp),
+            coalesce(sum(kind = 'prompt' AND coalesce(is_meta, 0) = 0
+                AND coalesce(is_sidechain, 0) = 0), 0),
+            count(DISTINCT CASE WHEN type = 'assistant' THEN message_id END)
+        FROM events WHERE session_id = ?
+        """,
+        (sid,),
+    ).fetchone()
     models = [
         r[0]
         for r in conn.execute(
@@ -372,7 +367,7 @@ def _first_prompt(conn: sqlite3.Connection, sid: str) -> str | None:
         f"SELECT substr(text, 1, {FIRST_PROMPT_CHARS}) FROM events WHERE session_id = ? "
         "AND +kind = 'prompt' "  # + : walk this session's events, not every prompt
         "AND coalesce(is_meta, 0) = 0 AND coalesce(is_sidechain, 0) = 0 AND text IS NOT NULL "
-        "ORDER BY timestamp",  # the order of idx_events_session: no sort, stops early
+        "ORDER BY timestamp",  # index order: no sort, stops early
         (sid,),
     )
     for (text,) in rows:

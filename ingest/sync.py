@@ -191,7 +191,7 @@ _schema_ready: set[str] = set()
 def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
     """Connect with the writer's pragmas and make sure the schema is current."""
     conn = schema.connect(str(db_path))
-    conn.execute("PRAGMA cache_size=-8000")
+    conn.execute("PRAGMA cache_size=-4000")
     conn.execute("PRAGMA temp_store=MEMORY")
     key = os.path.abspath(db_path)
     if key not in _schema_ready:
@@ -785,15 +785,16 @@ class Batch:
         line_number = fs.line_number
         fs.line_number += 1
         if offset <= fs.dedup_until:
-            old = fs.conn.execute(
-                "SELECT id FROM events WHERE file_id = ? AND byte_offset = ? AND generation < ? "
-                "AND CAST(raw AS BLOB) = ? ORDER BY generation DESC LIMIT 1",
-                (fs.file_id, offset, fs.generation, line),
-            ).fetchone()
-            if old is not None:
-                self.moves.append((fs.generation, line_number, old[0]))
-                self.rows.append(None)
-                return
+            for generation in range(fs.generation - 1, -1, -1):
+                old = fs.conn.execute(
+                    "SELECT id FROM events WHERE file_id = ? AND generation = ? "
+                    "AND byte_offset = ? AND CAST(raw AS BLOB) = ?",
+                    (fs.file_id, generation, offset, line),
+                ).fetchone()
+                if old is not None:
+                    self.moves.append((fs.generation, line_number, old[0]))
+                    self.rows.append(None)
+                    return
         event_id = self.next_id
         self.next_id += 1
         self.inserted += 1

@@ -25,7 +25,7 @@ import orjson
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .lock import LockBusy, WatchLock
+from .lock import LockBusy, WatchLock, WriterLock
 from .sync import PassResult, now_iso, open_db, retry_busy, run_pass
 
 WATCHED_EVENTS = {"created", "modified", "moved", "deleted", "closed"}
@@ -88,7 +88,8 @@ class Heartbeat:
     """The sync_heartbeat row: who is watching, and since when it last said so."""
 
     def __init__(self, db_path, host: str, roots: list[Path]):
-        self.conn = open_db(db_path)
+        with WriterLock(db_path):  # open_db may apply migrations: a writer's job
+            self.conn = open_db(db_path)
         self.host = host
         self.roots = orjson.dumps([str(r) for r in roots]).decode()
         self.started_at = now_iso()
@@ -129,23 +130,50 @@ def run_watch(
     pass's result, ``on_error`` a sentence for every pass that failed (the loop goes on).
     """
     roots = [Path(r).expanduser().absolute() for r in roots]
-    host = host or socket.gethostname()
     watch_lock = WatchLock(db_path)
     watch_lock.acquire(False)
-    stop = stop_event or threading.Event()
+    try:
+        _watch(
+            db_path,
+            roots,
+            host=host or socket.gethostname(),
+            debounce=debounce,
+            rescan_interval=rescan_interval,
+            heartbeat_interval=heartbeat_interval,
+            stop=stop_event or threading.Event(),
+            on_pass=on_pass,
+            on_error=on_error or (lambda message: None),
+        )
+    finally:
+        watch_lock.release()
+
+
+def _watch(
+    db_path, roots, *, host, debounce, rescan_interval, heartbeat_interval, stop, on_pass, on_error
+) -> None:
     wake = threading.Event()
     manual = threading.Event()
-    restore = install_signals(stop, manual, wake)
-    heartbeat = Heartbeat(db_path, host, roots)
     changes = Changes(wake)
     observer = Observer()
     scheduled: set[Path] = set()
+    failed: set[Path] = set()
+    heartbeat = Heartbeat(db_path, host, roots)
 
     def schedule_roots() -> None:
         for root in roots:
-            if root not in scheduled and root.is_dir():
+            if root in scheduled or not root.is_dir():
+                continue
+            try:
                 observer.schedule(changes, str(root), recursive=True)
-                scheduled.add(root)
+            except OSError as e:  # e.g. the inotify watch limit
+                if root not in failed:
+                    on_error(
+                        f"Cannot follow file events under {root} ({e.strerror or e}); "
+                        f"relying on a rescan every {rescan_interval:g} s."
+                    )
+                    failed.add(root)
+                continue
+            scheduled.add(root)
 
     def sync(trigger: str, paths: list[str] | None = None) -> bool:
         heartbeat.beat("syncing")
@@ -167,8 +195,7 @@ def run_watch(
         except LockBusy:
             return False
         except Exception as e:  # the failure is in sync_runs; keep watching
-            if on_error is not None:
-                on_error(f"{trigger} pass failed: {type(e).__name__}: {e}")
+            on_error(f"{trigger} pass failed: {type(e).__name__}: {e}")
             return True
         finally:
             heartbeat.beat("idle")
@@ -176,6 +203,7 @@ def run_watch(
             on_pass(result)
         return True
 
+    restore = install_signals(stop, manual, wake)
     try:
         heartbeat.beat("syncing")
         schedule_roots()  # before the initial pass, so nothing written during it is missed
@@ -216,7 +244,6 @@ def run_watch(
         finally:
             heartbeat.close()
             restore()
-            watch_lock.release()
 
 
 def install_signals(stop: threading.Event, manual: threading.Event, wake: threading.Event):

@@ -110,7 +110,7 @@ def test_sessions_list(server, page, shots):
     page.goto(server.url + "/")
     links = page.locator("a[href*='/-/claude-sessions/session/']")
     sync_api.expect(links.first).to_be_visible()
-    assert links.count() >= 10  # the samples hold 23 sessions
+    assert links.count() >= 10  # the samples hold over 20 sessions
     page.screenshot(path=shots / "sessions.png")
     title = links.first.inner_text()
     links.first.click()

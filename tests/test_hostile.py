@@ -330,3 +330,23 @@ def test_images_only_for_raster_base64():
         assert render.image_src(block) is None
     url = {"type": "image", "source": {"type": "url", "url": "javascript:alert(1)"}}
     assert render.image_src(url) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# x" + " " * 50_000 + "y",
+        "a " + "`" * 50_000 + "x",
+        "a " + "``x" * 20_000,
+        "**a " * 20_000,
+        "__a " * 20_000,
+        "~~a " * 20_000,
+        "[a](b &quot;" * 20_000,
+        "x | " * 20_000 + "\n" + "|--" * 20_000,
+    ],
+    ids=["heading", "backticks", "code-spans", "strong", "underscores", "del", "link", "table"],
+)
+def test_markdown_stays_linear_on_pathological_lines(text):
+    # Each of these took minutes with backtracking regexes; now they render at once.
+    html = str(render.markdown(text))
+    assert html.startswith("<") and "<script" not in html
