@@ -15,8 +15,9 @@ What is measured (one run each unless said):
   (start-up included), its CPU time and its peak RSS (``/usr/bin/time -v``, else
   ``os.wait4``);
 - an append pass: 10 lines appended to one session file, then one pass over the whole
-  tree, timed in-process (``run_pass`` only: the engine's own cost, tree walk included)
-  and as CLI wall time; and once with ``run_pass(paths=[file])``, what watch does;
+  tree, timed in-process (``run_pass`` only: the engine's own cost, tree walk included;
+  median of 3) and as CLI wall time; and with ``run_pass(paths=[file])``, what watch
+  does (median of 3);
 - a no-change pass over the whole tree and over a separate tree of about 1,000 small
   files (in-process ``run_pass``, median of 5 after a warm pass; CLI wall time once);
 - the same bytes through a floor (read every file line by line and ``orjson.loads``
@@ -246,10 +247,14 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     in_process_pass(db, [projects])  # warm: imports, schema check, page cache
     sessions = [p for p in projects.glob("*/*.jsonl") if p.stat().st_size > 20_000]
     target = sorted(sessions, key=lambda p: p.stat().st_size)[len(sessions) // 2]
-    append_lines(target)
-    fig["append_pass_ms"] = in_process_pass(db, [projects]) * 1000
-    append_lines(target)
-    fig["append_pass_file_ms"] = in_process_pass(db, [projects], paths=[target]) * 1000
+    whole, single = [], []
+    for _ in range(3):
+        append_lines(target)
+        whole.append(in_process_pass(db, [projects]))
+        append_lines(target)
+        single.append(in_process_pass(db, [projects], paths=[target]))
+    fig["append_pass_ms"] = statistics.median(whole) * 1000
+    fig["append_pass_file_ms"] = statistics.median(single) * 1000
     append_lines(target)
     fig["append_pass_cli_s"] = run_measured(quiet_sync, env).wall
     fig["nochange_tree_files"] = summary["files"]

@@ -36,8 +36,9 @@ from .cli import cli
     type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
     metavar="DATETIME",
     default=None,
-    help="Date the corpus as if generated at this UTC time (default: the current time). "
-    "With --now the output is byte-identical on every run.",
+    help="Date the corpus as if generated at this UTC time, YYYY-MM-DD or "
+    "YYYY-MM-DDTHH:MM:SS (default: the current time).  With --now the output is "
+    "byte-identical on every run.",
 )
 @click.option(
     "--force",

@@ -53,11 +53,15 @@ def existing_roots(projects: tuple[Path, ...], quiet: bool) -> list[Path]:
 
 @contextlib.contextmanager
 def database_errors(db: Path):
-    """Turn SQLite failures on a wrong or damaged file into one sentence."""
+    """Turn SQLite failures on a wrong or damaged file, and file system errors (a
+    read-only folder, a vanished disk), into one sentence."""
     try:
         yield
     except sqlite3.DatabaseError as e:
         raise click.ClickException(f"Cannot use {db} as the archive: {e}.") from None
+    except OSError as e:
+        what = f"Cannot use {e.filename}: {e.strerror}" if e.filename else str(e)
+        raise click.ClickException(f"{what}.") from None
 
 
 def plural(n: int, word: str) -> str:

@@ -25,6 +25,8 @@ output is byte-identical.  Timestamps have a fixed width, so sizes never depend 
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
 import math
 import os
 import random
@@ -236,7 +238,7 @@ class _Shared:
     root: Path
     now: float
     progress: Callable[[int], None] | None
-    code: dict[str, list[str]]
+    code: dict[str, tuple[list[str], list[int]]]  # lines, and where each ends (pool twice)
     blob: str  # base64 text for images and signatures
     files: int = 0
     sessions: int = 0
@@ -382,17 +384,14 @@ class _Thread:
         return " ".join(self.fill(self.rng.choice(SENTENCES)) for _ in range(n))
 
     def code_lines(self, n_bytes: int) -> list[str]:
-        pool = self.s.code[self.project["lang"]]
+        """Consecutive lines of the code pool (wrapping around) adding up to n_bytes."""
+        pool, ends = self.s.code[self.project["lang"]]
+        whole, n_bytes = divmod(n_bytes, ends[len(pool) - 1])
         start = self.rng.randrange(len(pool))
-        out: list[str] = []
-        size = 0
-        i = start
-        while size < n_bytes:
-            line = pool[i % len(pool)]
-            out.append(line)
-            size += len(line) + 1
-            i += 1
-        return out
+        offset = ends[start - 1] if start else 0
+        stop = bisect.bisect_left(ends, offset + n_bytes) + 1
+        doubled = pool + pool if stop > len(pool) else pool
+        return pool * whole + doubled[start:stop]
 
     def b64(self, n: int) -> str:
         n -= n % 4
@@ -1322,7 +1321,10 @@ def generate(
     now = time.time() if now is None else float(now)
     target = int(mb * MB)
 
-    code = {"py": _code_pool(rng, "py"), "ts": _code_pool(rng, "ts")}
+    code = {}
+    for lang in ("py", "ts"):
+        lines = _code_pool(rng, lang)
+        code[lang] = (lines, list(itertools.accumulate(len(line) + 1 for line in lines * 2)))
     blob = base64.b64encode(rng.randbytes(3 * 1024 * 1024)).decode()
     shared = _Shared(rng=rng, root=root, now=now, progress=progress, code=code, blob=blob)
 

@@ -119,3 +119,18 @@ def test_help_texts():
         result = run(command, "--help")
         assert result.exit_code == 0
         assert len(result.output) > 200
+
+
+def test_unusable_database_path_is_one_sentence(real_projects, tmp_path):
+    bogus = tmp_path / "bogus.db"
+    bogus.write_text("not sqlite")
+    result = CliRunner().invoke(cli, ["sync", "--db", str(bogus), "--projects", str(real_projects)])
+    assert result.exit_code == 1
+    assert result.output == f"Error: Cannot use {bogus} as the archive: file is not a database.\n"
+    missing_parent = Path("/proc/claude-sessions-test/archive.db")
+    result = CliRunner().invoke(
+        cli, ["sync", "--db", str(missing_parent), "--projects", str(real_projects)]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Cannot ") and "\n" == result.output[-1:]
+    assert result.output.count("\n") == 1
