@@ -11,11 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from . import merge as merge_module
 from . import schema, usage
 from .cli import cli, db_option, resolve_db
 from .lock import LockBusy, WriterLock
-from .pricing import PriceTable, PricingError, read_price_file, table_for
 
 GROUPINGS = ("day", "week", "month", "session", "project", "model", "block")
 TOKEN_SUMS = """count(*), sum(input_tokens), sum(output_tokens),
@@ -300,6 +298,8 @@ def cost(db_path, by, since, until, project, host, as_json, pricing, tz_name, ut
     conn = open_archive(resolve_db(db_path))
     cost_expr = "cost_usd"
     if pricing:
+        from .pricing import PriceTable, PricingError, read_price_file
+
         try:
             overrides = read_price_file(pricing)
         except PricingError as e:
@@ -372,6 +372,8 @@ def reprice(db_path, pricing, builtin):
     """
     if pricing and builtin:
         raise click.ClickException("Give --pricing or --builtin, not both.")
+    from .pricing import PricingError, read_price_file, table_for
+
     try:
         overrides = read_price_file(pricing) if pricing else None
     except PricingError as e:
@@ -412,6 +414,8 @@ def merge(other, db_path):
     other machine are stored as HOST:PATH. Run `claude-sessions sync --host NAME` on each
     machine first; see docs/several-machines.md.
     """
+    from . import merge as merge_module
+
     path = resolve_db(db_path)
     try:
         result = merge_module.merge(path, other, wait=30)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from . import demo
 from .cli import cli
 
 
@@ -63,6 +62,8 @@ def demo_command(directory: Path, mb: float, seed: int, sessions, now, force: bo
     timestamps follow the current time, unless --now pins them.  Nothing is written
     outside DIRECTORY.
     """
+    from . import demo
+
     directory = directory.expanduser()
     if directory.exists() and any(directory.iterdir()) and not force:
         raise click.ClickException(

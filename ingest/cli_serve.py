@@ -18,8 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import click
@@ -302,6 +300,9 @@ def start_datasette(
 
 
 def wait_until_up(process: subprocess.Popen, url: str) -> None:
+    import urllib.error
+    import urllib.request
+
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:

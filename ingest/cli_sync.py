@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -17,7 +18,9 @@ from .cli import cli, db_option, projects_option, resolve_db, resolve_projects
 from .export import ExportError, export_files
 from .lock import LockBusy
 from .paths import default_db_path
-from .sync import PassResult, run_pass
+
+if TYPE_CHECKING:
+    from .sync import PassResult
 
 PROGRESS_BAR_BYTES = 20 * 1024 * 1024
 SIDECAR_STALE_SECONDS = 10.0
@@ -141,6 +144,8 @@ def sync(db_path, projects, host, wait_seconds, no_wait, quiet):
     roots = existing_roots(projects, quiet)
     if not roots:
         return
+    from .sync import run_pass
+
     progress = Progress(enabled=not quiet and sys.stdout.isatty())
     try:
         with database_errors(db):

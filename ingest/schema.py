@@ -16,20 +16,73 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-# sqlite-utils imports numpy, when installed, only to store numpy values (never done
-# here); in the sidecar that would cost 25 MB of memory and 0.1 s of start-up.  Hide it
-# for this one import; later imports of numpy elsewhere work as usual.
-_hide_numpy = "numpy" not in sys.modules
-if _hide_numpy:
-    sys.modules["numpy"] = None  # type: ignore[assignment]
-try:
-    from sqlite_utils import Database, Migrations
-finally:
-    if _hide_numpy:
-        del sys.modules["numpy"]
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
-migrations = Migrations("claude_sessions")
+MIGRATION_SET = "claude_sessions"
+
+
+class LazyMigrations:
+    """Registers migrations like ``sqlite_utils.Migrations`` but imports sqlite-utils only
+    when some are pending: a pass over an up-to-date archive and the read-only commands
+    start without it (its import costs ~50 ms and several MB)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.steps: list[tuple[str, Callable]] = []
+
+    def __call__(self, *, name: str | None = None) -> Callable[[Callable], Callable]:
+        def register(fn: Callable) -> Callable:
+            self.steps.append((name or fn.__name__, fn))
+            return fn
+
+        return register
+
+    def pending(self, conn: sqlite3.Connection) -> list[str]:
+        """Names of the migrations not applied yet (a read, no sqlite-utils)."""
+        has_log = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlite_migrations'"
+        ).fetchone()
+        applied = set()
+        if has_log:
+            applied = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (self.name,)
+                )
+            }
+        return [name for name, _ in self.steps if name not in applied]
+
+    def apply(self, db: Database) -> None:
+        migrations = _sqlite_utils().Migrations(self.name)
+        for name, fn in self.steps:
+            migrations(name=name)(fn)
+        migrations.apply(db)
+
+
+def _sqlite_utils():
+    """sqlite_utils, imported on first use.
+
+    It imports numpy, when installed, only to store numpy values (never done here); in
+    the sidecar that would cost 25 MB of memory and 0.1 s of start-up.  Hide it for this
+    one import; later imports of numpy elsewhere work as usual."""
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    hide_numpy = "numpy" not in sys.modules
+    if hide_numpy:
+        sys.modules["numpy"] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils
+    finally:
+        if hide_numpy:
+            del sys.modules["numpy"]
+    return sqlite_utils
+
+
+migrations = LazyMigrations(MIGRATION_SET)
 
 
 @migrations()
@@ -325,5 +378,5 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     """Apply pending migrations (idempotent)."""
     from . import usage  # noqa: F401  (registers its migrations on `migrations`)
 
-    db = Database(conn)
-    migrations.apply(db)
+    if migrations.pending(conn):
+        migrations.apply(_sqlite_utils().Database(conn))

@@ -79,10 +79,17 @@ INSERT_ERROR = (
 
 
 def batch_bytes() -> int:
-    """Bytes of source read per transaction ($CLAUDE_SESSIONS_BATCH_BYTES, default 2 MiB)."""
-    return int(os.environ.get("CLAUDE_SESSIONS_BATCH_BYTES") or 2 << 20)
+    """Bytes of source read per transaction ($CLAUDE_SESSIONS_BATCH_BYTES, default 16 MiB).
+
+    Fewer, larger transactions write each index page, FTS segment and WAL checkpoint
+    once for many lines (an initial sync stays linear in the archive's size); memory
+    does not grow with it, as lines are parsed and written WRITE_BYTES at a time."""
+    return int(os.environ.get("CLAUDE_SESSIONS_BATCH_BYTES") or 16 << 20)
 
 
+# Lines are parsed and written to the open transaction this many bytes at a time, so
+# Python holds one small batch of parsed records, never a whole transaction's.
+WRITE_BYTES = 1 << 20
 BATCH_LINES = 20_000
 
 
@@ -256,8 +263,9 @@ class Pass:
         self.done_bytes = 0
         self.total_bytes = 0
         self.unreadable: list[str] = []
-        self.pending: list[Callable[[], tuple[set, set]]] = []
-        self.pending_bytes = 0
+        self.touched_sessions: set[str | None] = set()
+        self.touched_agents: set[str | None] = set()
+        self.pending_bytes = 0  # source bytes written in the open transaction
 
     # -- the pass -------------------------------------------------------------------
 
@@ -410,33 +418,46 @@ class Pass:
             raise
 
     def queue(self, nbytes: int, write: Callable[[], tuple[set, set]]) -> None:
-        """Add a file's batch to the next transaction; ``write`` returns the (sessions,
-        agents) it touched.  Small files share a transaction, so a pass over many new
-        files commits every few MB, not once per file."""
-        self.pending.append(write)
+        """Write a file's batch in the pass's open transaction (begun here when none is);
+        ``write`` returns the (sessions, agents) it touched.  The transaction commits once
+        it holds batch_bytes() of source: small files share a transaction, and a big
+        initial sync commits (and checkpoints the WAL) every few MB, not once per file.
+        The batch's Python objects are freed as soon as it is written."""
+        conn = self.conn
+        if not conn.in_transaction:
+            retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+            conn.execute("PRAGMA defer_foreign_keys=ON")
+        try:
+            sessions, agents = write()
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.touched_sessions |= sessions
+        self.touched_agents |= agents
         self.pending_bytes += nbytes
         self.advance(nbytes)
         if self.pending_bytes >= batch_bytes():
             self.flush()
 
     def flush(self) -> None:
-        """Write the queued batches, then refresh the subagents and sessions they touched."""
-        if not self.pending:
+        """Refresh the subagents and sessions the open transaction touched, and commit."""
+        conn = self.conn
+        if not conn.in_transaction:
             return
-        pending, self.pending, self.pending_bytes = self.pending, [], 0
-
-        def write():
-            sessions, agents = set(), set()
-            for fn in pending:
-                touched_sessions, touched_agents = fn()
-                sessions |= touched_sessions
-                agents |= touched_agents
+        sessions, self.touched_sessions = self.touched_sessions, set()
+        agents, self.touched_agents = self.touched_agents, set()
+        self.pending_bytes = 0
+        try:
             agents.discard(None)
-            sessions |= derive.refresh_subagents(self.conn, agents)
+            sessions |= derive.refresh_subagents(conn, agents)
             sessions.discard(None)
-            derive.refresh_sessions(self.conn, sessions)
-
-        self.write(write)
+            derive.refresh_sessions(conn, sessions)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def advance(self, nbytes: int) -> None:
         self.result.bytes_read += nbytes
@@ -648,7 +669,7 @@ class FileSync:
         size = st.st_size
         f.seek(position)
         batch = Batch(self)
-        limit = batch_bytes()
+        limit = min(WRITE_BYTES, batch_bytes())
         for offset, line in read_lines(f, position, size):
             batch.add(offset, line, terminated=True)
             if batch.nbytes >= limit or len(batch.rows) >= BATCH_LINES:

@@ -23,10 +23,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, parse_line
-from .pricing import PriceTable, table_for
 from .schema import _run_script, migrations
+
+if TYPE_CHECKING:
+    from .pricing import PriceTable
 
 BLOCK_HOURS = 5
 _AGENT_ID_INDEX = EVENT_COLUMNS.index("agent_id")
@@ -315,6 +318,8 @@ def _set_setting(conn, key: str, value: str | None) -> None:
 def current_table(conn) -> PriceTable:
     """The built-in prices with the archive's stored overrides; re-prices stored calls
     when that table changed since they were priced (a new package version, new overrides)."""
+    from .pricing import table_for
+
     table = table_for(_setting(conn, "price_overrides"))
     fingerprint = table.fingerprint()
     if _setting(conn, "prices_fingerprint") != fingerprint:

@@ -53,6 +53,8 @@ def isolated_env(home: Path) -> dict[str, str]:
         CLAUDE_CONFIG_DIR=str(home / ".claude"),
         CLAUDE_SESSIONS_DB=str(home / "archive.db"),
         XDG_DATA_HOME=str(home / ".local" / "share"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
         PYTHONUNBUFFERED="1",
     )
     return env

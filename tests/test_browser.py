@@ -63,10 +63,16 @@ def server(workdir, projects):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(workdir):
     require_chromium()
+    # Module scope starts before conftest's per-test HOME: give chromium its own, so it
+    # writes no profile, crash-report or cache folder into the real home.
+    home = workdir / "browser-home"
+    home.mkdir()
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=isolated_env(home)
+        )
         yield browser
         browser.close()
 
