@@ -49,6 +49,14 @@ def render_cell(row, value, column, table, database, datasette):
 
 
 @hookimpl
+def canned_queries(datasette, database, actor):
+    async def queries():
+        return await pages.archive_queries(datasette, database)
+
+    return queries
+
+
+@hookimpl
 def menu_links(datasette, actor, request):
     return status.menu_links(datasette, actor, request)
 

@@ -11,9 +11,11 @@ Rules (see FORMAT.md §2.6, §3.4, §3.5):
 - a record counts as no earlier than its parent (one without a timestamp takes its
   parent's);
 - records caught in a parent cycle are freed as roots, earliest first, one per cycle;
-- records without a uuid (summaries, titles, snapshots, queue operations) follow the
-  nearest earlier record of their own file that has one, in file order; those before
-  any such record are roots placed by their own timestamp.
+- records without a uuid (summaries, titles, snapshots, queue operations) that have a
+  timestamp are placed by it (a file-history snapshot is written after the answer it
+  belongs to may already be on screen); those without one follow the nearest earlier
+  record of their own file that has a uuid, in file order, or are roots when there is
+  none.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ def conversation_order(rows: Iterable[tuple]) -> list[int]:
     roots: list[int] = []
     for i, (_id, uuid, parent_uuid, _stamp, file_id) in enumerate(rows):
         if not uuid:
-            # Summaries, titles, snapshots, queue operations: keep their file position.
-            if file_id in last_with_uuid:
+            # Summaries, titles, snapshots, queue operations: by their timestamp when
+            # they have one, else at their file position.
+            if not stamps[i] and file_id in last_with_uuid:
                 followers.setdefault(last_with_uuid[file_id], []).append(i)
             else:
                 roots.append(i)

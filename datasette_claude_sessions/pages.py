@@ -65,6 +65,48 @@ async def archive_database(datasette):
     return None
 
 
+_default_queries: dict | None = None
+
+
+def default_queries() -> dict:
+    """The canned queries of metadata.yml's archive section."""
+    global _default_queries
+    if _default_queries is None:
+        from .metadata import ARCHIVE_KEY, load_metadata
+
+        archive = (load_metadata().get("databases") or {}).get(ARCHIVE_KEY) or {}
+        _default_queries = archive.get("queries") or {}
+    return _default_queries
+
+
+def _configured_queries(datasette, database: str) -> dict:
+    if hasattr(datasette, "get_database_metadata"):  # Datasette 1.0: queries live in config
+        config = getattr(datasette, "config", None) or {}
+        return ((config.get("databases") or {}).get(database) or {}).get("queries") or {}
+    return datasette.metadata("queries", database=database, fallback=False) or {}
+
+
+async def archive_queries(datasette, database: str) -> dict:
+    """metadata.yml's canned queries for an archive database (one with sessions and
+    events) that the metadata in use does not define already: plain
+    ``datasette claude-sessions.db``, without ``--metadata``, gets them too."""
+    db = datasette.databases.get(database)
+    if db is None or database.startswith("_"):
+        return {}
+    if not (await db.table_exists("sessions") and await db.table_exists("events")):
+        return {}
+    configured = _configured_queries(datasette, database)
+    return {
+        name: dict(query) for name, query in default_queries().items() if name not in configured
+    }
+
+
+def dashboards_configured(datasette) -> bool:
+    """Whether datasette-dashboards has a dashboard to show (it is configured only by
+    metadata: ``claude-sessions serve`` or ``--metadata metadata.yml``)."""
+    return bool(datasette.plugin_config("datasette-dashboards"))
+
+
 async def _check_permission(datasette, request, db_name: str) -> None:
     """Reading transcripts needs what reading the events table needs."""
     if hasattr(datasette, "ensure_permissions"):  # Datasette 0.6x
@@ -130,7 +172,9 @@ async def home(datasette, request):
     context["search_url"] = _path(datasette, f"{PREFIX}/search")
     context["session_url"] = lambda sid: session_url(datasette, sid)
     context["json_url"] = _path(datasette, f"{PREFIX}.json")
-    context["dashboards_url"] = _path(datasette, "/-/dashboards")
+    context["dashboards_url"] = (
+        _path(datasette, "/-/dashboards") if dashboards_configured(datasette) else None
+    )
     metadata = await _instance_metadata(datasette)
     context["title"] = metadata.get("title") or "Claude Code sessions"
     context["description"] = metadata.get("description")
@@ -178,9 +222,13 @@ def _home_data(conn) -> dict:
             "select s.session_id, s.title, s.project_path, p.name as project, "
             "s.first_timestamp, s.last_timestamp, s.prompts, s.models, s.git_branch "
             "from sessions s left join projects p on p.path = s.project_path "
-            "order by s.last_timestamp desc limit 25"
+            "where s.prompts > 0 order by s.last_timestamp desc limit 25"
         )
     )
+    for row in recent:
+        row["label"] = render.session_label(row["title"], row["session_id"], row["project"])
+    # Sessions without a prompt (warmups, aborted starts) stay in the full list only.
+    without_prompts = conn.execute("select count(*) from sessions where prompts = 0").fetchone()[0]
     projects = _rows(
         conn.execute(
             "select path, name, sessions, last_timestamp from projects "
@@ -199,6 +247,7 @@ def _home_data(conn) -> dict:
         "files": files,
         "last_sync": last_sync[0] if last_sync else None,
         "recent": recent,
+        "sessions_without_prompts": without_prompts,
         "projects": projects,
     }
 
@@ -338,8 +387,14 @@ async def session_page(datasette, request):
         "session_id": session_id,
         "live_url": live_url,
         "live_js": datasette.urls.static_plugins(PLUGIN, "live.js"),
+        "transcript_js": datasette.urls.static_plugins(PLUGIN, "transcript.js"),
         "session": data["session"],
         "project": data["project"],
+        "title": render.session_label(
+            (data["session"] or {}).get("title"),
+            session_id,
+            (data["project"] or {}).get("name"),
+        ),
         "agent_id": agent_id,
         "agent": agent,
         "spawned_by": spawned_by,
@@ -559,6 +614,7 @@ async def search_page(datasette, request):
 
     hits = []
     for hit in result["hits"]:
+        hit["label"] = render.session_label(hit["title"], hit["session_id"], hit["project"])
         hit["url"] = session_url(
             datasette, hit["session_id"], agent=hit["agent_id"], event=hit["id"]
         )
@@ -615,9 +671,15 @@ def render_cell(row, value, column, table, database, datasette):
     if table in ("sessions", "sessions_list") and column == "title":
         session_id = _get(row, "session_id")
         if session_id:
+            project = _get(row, "project") or _get(row, "project_path")
+            if isinstance(project, dict):  # a foreign key cell: {"value": ..., "label": ...}
+                project = project.get("value")
+            project = str(project).rstrip("/").rsplit("/", 1)[-1] if project else None
+            label = render.session_label(str(value), session_id, project)
+            raw = "" if label == value else f' title="{escape(str(value), quote=True)}"'
             return Markup(
-                f'<a href="{escape(session_url(datasette, session_id), quote=True)}">'
-                f"{escape(str(value))}</a>"
+                f'<a href="{escape(session_url(datasette, session_id), quote=True)}"{raw}>'
+                f"{escape(label)}</a>"
             )
     if table == "events" and column == "session_id":
         event_id = _get(row, "id")

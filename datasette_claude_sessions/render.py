@@ -314,3 +314,48 @@ def image(block: dict) -> Markup:
         media = source.get("media_type") or source.get("type") or "unknown"
         return Markup(f'<p class="image-skipped">[image not shown: {escape(str(media))}]</p>')
     return Markup(f'<img class="transcript-image" alt="image" loading="lazy" src="{src}">')
+
+
+# Titles -----------------------------------------------------------------------------------
+
+_COMMAND_TAG = re.compile(
+    r"<(command-name|command-message|command-args|command-contents|command|bash-input"
+    r"|bash-stdout|bash-stderr|local-command-stdout|local-command-stderr"
+    r"|local-command-caveat)>(.*?)</\1>",
+    re.S,
+)
+_DROPPED_TAGS = {"command-message", "local-command-caveat"}
+
+
+def display_title(title: str | None) -> str | None:
+    """A session title for display: the tags Claude Code wraps slash commands and ``!``
+    shell commands in become plain text (``/model opus``, ``! uv run ty check``).  The
+    archive keeps the raw title."""
+    if not title or "<" not in title:
+        return title
+    parts = {name: value.strip() for name, value in _COMMAND_TAG.findall(title)}
+    if not parts:
+        return title
+    if parts.get("command-name"):
+        text = " ".join(p for p in (parts["command-name"], parts.get("command-args")) if p)
+    else:
+
+        def plain(m: re.Match) -> str:
+            name, value = m.group(1), m.group(2).strip()
+            if name in _DROPPED_TAGS:
+                return " "
+            return f" ! {value} " if name == "bash-input" else f" {value} "
+
+        text = _COMMAND_TAG.sub(plain, title)
+    text = " ".join(strip_ansi(text).split())
+    return text or title
+
+
+def session_label(title: str | None, session_id: str, project: str | None = None) -> str:
+    """What a list shows for a session: its display title, or for a session without one
+    (a warmup with no prompt) ``(no prompt) 1a2b3c4d · project``."""
+    shown = display_title(title)
+    if shown and shown != session_id:
+        return shown
+    label = f"(no prompt) {session_id[:8]}"
+    return f"{label} · {project}" if project else label

@@ -30,9 +30,11 @@ import threading
 import time
 import weakref
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from datasette import Forbidden, Response, hookimpl
 from datasette.utils import StartupError, actor_matches_allow
+from markupsafe import Markup
 
 from ingest.paths import default_projects_dirs, settings_path
 from ingest.usage import status_figures as usage_figures
@@ -230,42 +232,72 @@ def pending_bytes(conn: sqlite3.Connection) -> dict:
     return {"bytes": total, "complete": len(files) <= STAT_FILES_MAX}
 
 
-def cleanup_period_days(path: Path) -> tuple[int, str | None]:
-    """Claude Code's cleanupPeriodDays and a problem sentence when settings.json is bad."""
+def cleanup_period_days(path: Path) -> tuple[int, bool, str | None]:
+    """Claude Code's cleanupPeriodDays, whether settings.json exists, and a problem
+    sentence when it is unreadable."""
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return DEFAULT_CLEANUP_DAYS, None
+        return DEFAULT_CLEANUP_DAYS, False, None
     except (OSError, ValueError) as e:
-        return DEFAULT_CLEANUP_DAYS, f"Could not read {path}: {e}"
+        return DEFAULT_CLEANUP_DAYS, True, f"Could not read {path}: {e}"
     days = settings.get("cleanupPeriodDays") if isinstance(settings, dict) else None
     if days is None:
-        return DEFAULT_CLEANUP_DAYS, None
+        return DEFAULT_CLEANUP_DAYS, True, None
     if not isinstance(days, int | float) or isinstance(days, bool) or days < 0:
-        return DEFAULT_CLEANUP_DAYS, f"{path}: cleanupPeriodDays is not a number of days"
-    return int(days), None
+        return DEFAULT_CLEANUP_DAYS, True, f"{path}: cleanupPeriodDays is not a number of days"
+    return int(days), True, None
 
 
-def retention(conn: sqlite3.Connection, now: dt.datetime, settings_file: Path) -> dict:
-    days, problem = cleanup_period_days(settings_file)
+def _prefixes(roots: list[Path]) -> list[str]:
+    """Path prefixes (with a trailing separator) of roots, as given and resolved."""
+    found = []
+    for root in roots:
+        for form in (root.expanduser().absolute(), root.expanduser().resolve()):
+            prefix = str(form).rstrip(os.sep) + os.sep
+            if prefix not in found:
+                found.append(prefix)
+    return found
+
+
+def retention(
+    conn: sqlite3.Connection,
+    now: dt.datetime,
+    settings_file: Path,
+    claude_roots: list[Path] | None = None,
+) -> dict:
+    """Sessions Claude Code's cleanup will delete.  Only files under Claude Code's own
+    projects folders (``claude_roots``, default: $CLAUDE_CONFIG_DIR/projects or
+    ~/.claude/projects) are ever deleted by it; other --projects folders are not."""
+    days, found, problem = cleanup_period_days(settings_file)
     cutoff = now - dt.timedelta(days=days)
     soon = cutoff + dt.timedelta(days=SOON_DAYS)
+    prefixes = _prefixes(default_projects_dirs() if claude_roots is None else claude_roots)
+    under_claude = " or ".join(["substr(f.path, 1, ?) = ?"] * len(prefixes)) or "0"
+    claude_params = [value for p in prefixes for value in (len(p), p)]
     archived_only, due, due_soon = conn.execute(
-        """
+        f"""
+        with claude_sessions as (
+          select distinct f.session_id from sync_files f
+          where f.deleted_at is null and f.session_id is not null and ({under_claude})
+        )
         select
           coalesce(sum(sources_exist = 0), 0),
-          coalesce(sum(sources_exist != 0 and last_timestamp < :cutoff), 0),
-          coalesce(sum(sources_exist != 0 and last_timestamp >= :cutoff
-                       and last_timestamp < :soon), 0)
-        from sessions
+          coalesce(sum(sources_exist != 0 and c.session_id is not null
+                       and last_timestamp < ?), 0),
+          coalesce(sum(sources_exist != 0 and c.session_id is not null
+                       and last_timestamp >= ? and last_timestamp < ?), 0)
+        from sessions s left join claude_sessions c on c.session_id = s.session_id
         """,
-        {"cutoff": iso_z(cutoff), "soon": iso_z(soon)},
+        [*claude_params, iso_z(cutoff), iso_z(cutoff), iso_z(soon)],
     ).fetchone()
     return {
         "settings_path": str(settings_file),
+        "settings_found": found,
         "cleanup_period_days": days,
         "cutoff": iso_z(cutoff),
         "problem": problem,
+        "claude_projects": prefixes,
         "sessions_archived_only": archived_only,
         "sessions_past_cutoff": due,
         "sessions_due_within_week": due_soon,
@@ -364,13 +396,28 @@ def forget_cached_figures() -> None:
     _refreshers.clear()
 
 
+_CHANGED = (
+    "(files_changed > 0 or lines_added > 0 or errors > 0 or error is not null or ended_at is null)"
+)
+
+
 def compute_status(
     conn: sqlite3.Connection, db_path: str, *, settings_file: Path | None = None, now=None
 ) -> dict:
     """Everything the status page shows, from a plain sqlite3 connection to the archive."""
     now = now or utcnow()
     settings_file = settings_file or settings_path()
-    runs = rows(conn, "select * from sync_runs order by id desc limit 20")
+    # The last pass, then the passes that changed something: a watch sidecar records a
+    # rescan every 30 s, and those that found nothing are only counted.
+    runs = rows(
+        conn,
+        f"select * from sync_runs where id = (select max(id) from sync_runs) or {_CHANGED} "
+        "order by id desc limit 20",
+    )
+    quiet_runs = conn.execute(
+        f"select count(*) from sync_runs where not ({_CHANGED}) "
+        "and id < (select max(id) from sync_runs)"
+    ).fetchone()[0]
     errors = rows(
         conn,
         """
@@ -392,6 +439,7 @@ def compute_status(
         "database_bytes": database_bytes(db_path),
         **cached_slow_figures(db_path, settings_file),
         "recent_runs": runs,
+        "quiet_runs": quiet_runs,
         "ingest_errors": errors,
         "usage": usage_figures(conn, now),
     }
@@ -433,6 +481,7 @@ async def status_page(datasette, request):
         )
     context["live_js"] = datasette.urls.static_plugins(PLUGIN, "live.js")
     context["human_bytes"] = human_bytes
+    context["when"] = when
     return Response.html(
         await datasette.render_template("claude_sessions_status.html", context, request=request)
     )
@@ -444,6 +493,16 @@ async def status_json(datasette, request):
         return Response.json({"ok": False, "error": "No claude-sessions archive is attached."}, 404)
     await require_view(datasette, request, db)
     return Response.json({"ok": True, "database": db.name, **await current_status(datasette, db)})
+
+
+def when(value: str | None) -> Markup:
+    """An ISO timestamp as the home page shows it (``2025-07-01 14:03:09 UTC``), the ISO
+    value kept in the title and datetime attributes."""
+    if not value:
+        return Markup("")
+    moment = parse_time(value)
+    text = moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else value
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(value, text)
 
 
 def human_bytes(n: int | None) -> str:
@@ -475,6 +534,12 @@ async def sync_now(datasette, request):
     as_json = wants_json(request)
     if request.method != "POST":
         return Response.text("Use POST to start a sync.", status=405)
+    other = foreign_origin(request)
+    if other is not None:
+        message = f"Sync now refuses requests sent from another site ({other})."
+        if as_json:
+            return Response.json({"ok": False, "error": message}, status=403)
+        return Response.text(message, status=403)
     if not await can_sync(datasette, request.actor):
         message = f"Sync now needs the {SYNC_ACTION} permission."
         if as_json:
@@ -497,6 +562,21 @@ async def sync_now(datasette, request):
         request, result["message"], datasette.INFO if result["ok"] else datasette.ERROR
     )
     return Response.redirect(datasette.urls.path(STATUS_PATH))
+
+
+def foreign_origin(request) -> str | None:
+    """The other site a request came from (its Origin header, else its Referer), or None
+    when it names this server's host or neither header is sent.  A cross-site form or
+    fetch without cookies passes Datasette's CSRF check; this one stops it."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return None
+    if source == "null":  # sandboxed frames, file: pages
+        return "null"
+    netloc = urlsplit(source).netloc
+    if netloc.lower() != (request.host or "").lower():
+        return netloc or source
+    return None
 
 
 async def request_sync(datasette, db_path: str, roots: list[Path]) -> dict:

@@ -25,9 +25,12 @@ MAX_PAGE_SIZE = 2000
 INLINE_AGENT_EVENTS = 200
 INLINE_BUDGET = 1500
 MAX_AGENT_DEPTH = 3
-# Tool inputs/results and other long values are cut for display; the raw JSON link
-# always has everything.
+# Every text block (prompts and answers too) is cut to TEXT_LIMIT characters for display
+# and in the JSON; the raw JSON link always has everything.
 TEXT_LIMIT = 10_000
+# Lines longer than this (bytes of raw JSON) are not fetched nor parsed: they are shown
+# from the first TEXT_LIMIT characters of their flattened text.
+RAW_LIMIT = 1_000_000
 
 _ORDER_COLUMNS = "e.id, e.uuid, e.parent_uuid, e.timestamp, e.file_id"
 _MAIN_THREAD_SQL = f"""
@@ -40,10 +43,14 @@ select {_ORDER_COLUMNS} from events e join sync_files f on f.id = e.file_id
 where e.session_id = ? and coalesce(e.agent_id, f.agent_id) = ?
 order by e.id
 """
-_PAGE_ROWS_SQL = """
+_PAGE_ROWS_SQL = f"""
 select id, type, subtype, kind, uuid, parent_uuid, timestamp, is_sidechain, is_meta,
-    model, message_id, agent_id, line_number, raw
-from events where id in ({})
+    model, message_id, agent_id, line_number,
+    case when length(raw) <= {RAW_LIMIT} then raw end as raw,
+    length(raw) as raw_length,
+    substr(text, 1, {TEXT_LIMIT}) as text,
+    length(text) as text_length
+from events where id in ({{}})
 """
 
 
@@ -147,6 +154,45 @@ def _cut(text: str) -> tuple[str, int]:
     return text[:TEXT_LIMIT], len(text) - TEXT_LIMIT
 
 
+def _markdown(text: Any) -> dict:
+    """A markdown block of at most TEXT_LIMIT characters."""
+    shown, cut = _cut(text if isinstance(text, str) else "")
+    return {"type": "markdown", "html": render.markdown(shown), "cut": cut}
+
+
+def _details(summary: str, text: Any, *, markdown: bool = True, css: str = "") -> dict:
+    """A closed <details> block of at most TEXT_LIMIT characters."""
+    shown, cut = _cut(text if isinstance(text, str) else "")
+    html = render.markdown(shown) if markdown else render.pre(shown)
+    return {"type": "details", "summary": summary, "css": css, "html": html, "cut": cut}
+
+
+def _preview(text: Any, limit: int = 120) -> str:
+    """The first line of a text, cut to ``limit`` characters."""
+    if not isinstance(text, str):
+        return ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return ""
+
+
+def human_duration(ms: Any) -> str:
+    """850 ms, 1.2 s, 4m 49s, 2h 05m."""
+    if not isinstance(ms, int | float) or isinstance(ms, bool) or ms < 0:
+        return ""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    seconds = round(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -238,6 +284,8 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
     """(label, css class, blocks) for one event."""
     kind = row["kind"]
     rtype = row["type"]
+    if row["raw"] is None and row["raw_length"]:
+        return _huge_line_view(row)
     if not isinstance(record, dict):
         raw = row["raw"]
         if isinstance(raw, bytes):
@@ -253,28 +301,16 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
             return (
                 "Compaction summary",
                 "compact-summary",
-                [
-                    {
-                        "type": "details",
-                        "summary": "Summary of the earlier conversation",
-                        "html": render.markdown(text),
-                    }
-                ],
+                [_details("Summary of the earlier conversation", text)],
             )
         blocks = []
         for block in _blocks(record):
             btype = block.get("type")
             if btype == "text":
                 if record.get("isMeta"):
-                    blocks.append(
-                        {
-                            "type": "details",
-                            "summary": "Injected context",
-                            "html": render.pre(block.get("text")),
-                        }
-                    )
+                    blocks.append(_details("Injected context", block.get("text"), markdown=False))
                 else:
-                    blocks.append({"type": "markdown", "html": render.markdown(block.get("text"))})
+                    blocks.append(_markdown(block.get("text")))
             elif btype == "image":
                 blocks.append({"type": "html", "html": render.image(block)})
             elif btype == "tool_result":
@@ -304,16 +340,11 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
         for block in _blocks(record):
             btype = block.get("type")
             if btype == "text":
-                blocks.append({"type": "markdown", "html": render.markdown(block.get("text"))})
+                blocks.append(_markdown(block.get("text")))
             elif btype == "thinking":
-                blocks.append(
-                    {
-                        "type": "details",
-                        "summary": "Thinking",
-                        "css": "thinking",
-                        "html": render.markdown(block.get("thinking")),
-                    }
-                )
+                # The event is labelled "Thinking" already: the summary previews it.
+                thinking = block.get("thinking")
+                blocks.append(_details(_preview(thinking) or "(empty)", thinking, css="thinking"))
             elif btype == "redacted_thinking":
                 blocks.append({"type": "note", "text": "[redacted thinking]"})
             elif btype in ("tool_use", "server_tool_use"):
@@ -335,6 +366,7 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
                             else "pending"
                         ),
                         "duration_ms": call.get("duration_ms"),
+                        "duration": human_duration(call.get("duration_ms")),
                         "result_link": _event_link(ctx, call.get("result_event_id")),
                         "agents": agents,
                     }
@@ -371,13 +403,8 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
         level = record.get("level")
         css = "system" + (f" level-{level}" if level in ("warning", "error") else "")
         label = "System" + (f": {row['subtype']}" if row["subtype"] else "")
-        if isinstance(content, str) and content:
-            return label, css, [{"type": "pre", "html": render.pre(_cut(content)[0]), "cut": 0}]
-        return (
-            label,
-            css,
-            [{"type": "json", "html": render.pre(_cut(_as_text(record))[0]), "cut": 0}],
-        )
+        text, cut = _cut(content if isinstance(content, str) and content else _as_text(record))
+        return label, css, [{"type": "pre", "html": render.pre(text), "cut": cut}]
 
     if rtype == "summary":
         return "Summary", "summary", [{"type": "note", "text": str(record.get("summary") or "")}]
@@ -387,9 +414,13 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
         return label, "title", [{"type": "note", "text": str(title or "")}]
     if rtype == "queue-operation":
         content = record.get("content")
-        text = _as_text(content) if content is not None else ""
+        text, cut = _cut(_as_text(content) if content is not None else "")
         label = f"Queued input ({record.get('operation') or 'operation'})"
-        return label, "queue", [{"type": "pre", "html": render.pre(text), "cut": 0}] if text else []
+        return (
+            label,
+            "queue",
+            [{"type": "pre", "html": render.pre(text), "cut": cut}] if text else [],
+        )
 
     # file-history-snapshot, progress, attachment, permission-mode, unknown types...
     summary = rtype or "record"
@@ -401,6 +432,30 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
         "other",
         [{"type": "details", "summary": "Record", "html": render.pre(text), "cut": cut}],
     )
+
+
+_KIND_VIEWS = {
+    "prompt": ("Prompt", "prompt"),
+    "answer": ("Answer", "answer"),
+    "thinking": ("Thinking", "answer"),
+    "tool_use": ("Tool call", "answer"),
+    "tool_result": ("Tool result", "tool-result"),
+}
+
+
+def _huge_line_view(row: dict) -> tuple[str, str, list[dict]]:
+    """A line longer than RAW_LIMIT, shown from the start of its flattened text."""
+    label, css = _KIND_VIEWS.get(row["kind"] or "", (row["type"] or "Record", "other"))
+    text = row["text"] or ""
+    cut = max((row["text_length"] or 0) - len(text), 0)
+    note = (
+        f"This line is {row['raw_length'] / 1e6:,.1f} MB of JSON: shown from its text "
+        f"({row['text_length'] or 0:,} characters)."
+    )
+    blocks = [{"type": "note", "text": note}]
+    if text:
+        blocks.append({"type": "pre", "html": render.pre(text), "cut": cut})
+    return label, css, blocks
 
 
 def _event_view(row: dict, record: Any, ctx: Context) -> dict:
@@ -419,6 +474,9 @@ def _event_view(row: dict, record: Any, ctx: Context) -> dict:
         "raw_json_url": f"{ctx.events_url}/{row['id']}.json",
         "blocks": blocks,
         "record": record,
+        "text": row["text"],
+        "text_length": row["text_length"],
+        "raw_length": row["raw_length"],
     }
 
 
@@ -527,7 +585,12 @@ def _nested_agent(conn, agent: dict, ctx: Context, session_id: str, depth: int) 
 
 
 def json_event(view: dict, position: int) -> dict:
-    """The JSON form of one event view."""
+    """The JSON form of one event view.  ``text`` (the flattened text) holds at most
+    TEXT_LIMIT characters (``truncated`` says when there is more); ``record``, the parsed
+    line, is null for lines over RAW_LIMIT bytes (``record_omitted``): ``raw_url`` has
+    everything."""
+    text = view["text"]
+    omitted = view["record"] is None and bool(view["raw_length"]) and view["raw_length"] > RAW_LIMIT
     return {
         "position": position,
         "id": view["id"],
@@ -538,5 +601,10 @@ def json_event(view: dict, position: int) -> dict:
         "message_id": view["message_id"],
         "is_sidechain": view["sidechain"],
         "raw_url": view["raw_url"],
+        "raw_json_url": view["raw_json_url"],
+        "text": text,
+        "text_length": view["text_length"],
+        "truncated": (view["text_length"] or 0) > len(text or ""),
         "record": view["record"],
+        "record_omitted": omitted,
     }

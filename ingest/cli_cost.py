@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from datetime import UTC, date, datetime, time, timedelta
@@ -11,9 +12,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from . import schema, usage
+from . import archive, schema, usage
 from .cli import cli, db_option, resolve_db
+from .cli_sync import plural
 from .lock import LockBusy, WriterLock
+from .paths import default_db_path
 
 GROUPINGS = ("day", "week", "month", "session", "project", "model", "block")
 TOKEN_SUMS = """count(*), sum(input_tokens), sum(output_tokens),
@@ -51,22 +54,20 @@ def parse_date(value: str | None, option: str) -> date | None:
 
 def open_archive(db_path: Path) -> sqlite3.Connection:
     """Open an existing archive for reading; one sentence when it is missing or foreign."""
-    if not db_path.exists():
-        raise click.ClickException(
-            f"No archive at {db_path}; run `claude-sessions sync` first (or give --db)."
-        )
+    return archive.open_read(db_path, table="api_calls")
+
+
+def local_zone_name() -> str | None:
+    """This machine's IANA time zone name ($TZ, else /etc/localtime's target), if known."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        target = os.path.realpath("/etc/localtime")
+        name = target.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in target else ""
     try:
-        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.DatabaseError:
-        raise click.ClickException(f"{db_path} is not a SQLite database.") from None
-    if "api_calls" not in tables:
-        conn.close()
-        raise click.ClickException(
-            f"{db_path} has no api_calls table; run `claude-sessions sync --db {db_path}` "
-            "to bring it up to date."
-        )
-    return conn
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
 
 
 class Clock:
@@ -74,9 +75,13 @@ class Clock:
 
     def __init__(self, tz):
         self.tz = tz
-        self.name = getattr(tz, "key", None) or (
-            "UTC" if tz is UTC else datetime.now().astimezone().tzname()
-        )
+        if tz is not None:
+            self.name = self.description = getattr(tz, "key", None) or str(tz)
+            return
+        # Not the abbreviation of today's offset ("PST" would be wrong for June dates).
+        offset = datetime.now().astimezone().strftime("%z")
+        self.name = local_zone_name() or f"UTC{offset[:3]}:{offset[3:]}"
+        self.description = f"local time ({self.name})"
 
     def local(self, ts: datetime) -> datetime:
         return ts.astimezone(self.tz) if self.tz else ts.astimezone()
@@ -123,28 +128,14 @@ def report(
             {by: label, **dict(zip(METRICS, acc, strict=True))} for label, acc in buckets.items()
         ]
     if by == "block":
-        hours = usage.hourly(conn, where, tuple(params), cost=cost)
-        rows = []
-        for block in usage.blocks_from_hours(hours):
-            rows.append(
-                {
-                    "block_start": block["start"].strftime("%Y-%m-%dT%H:%MZ"),
-                    "block_end": block["end"].strftime("%Y-%m-%dT%H:%MZ"),
-                    "calls": block["calls"],
-                    "total_tokens": block["tokens"],
-                    "cost_usd": block["cost_usd"],
-                    "unpriced_calls": block["unpriced_calls"],
-                    "cost_per_hour": block["cost_per_hour"],
-                    "active": block["active"],
-                    "projected_cost_usd": block["projected_cost_usd"],
-                }
-            )
-        return rows
+        return [block_row(block) for block in usage.blocks(conn, where, tuple(params), cost)]
     if by == "session":
+        # Filter api_calls before the join: sessions has a host column too.
         sql = f"""
             SELECT a.session_id, s.title, {sums}, max(a.timestamp) AS last
-            FROM api_calls a LEFT JOIN sessions s ON s.session_id = a.session_id
-            WHERE {where} GROUP BY a.session_id ORDER BY last"""
+            FROM (SELECT * FROM api_calls WHERE {where}) a
+            LEFT JOIN sessions s ON s.session_id = a.session_id
+            GROUP BY a.session_id ORDER BY last"""
         return [
             {"session": sid, "title": title, **dict(zip(METRICS, values, strict=False))}
             for sid, title, *values in conn.execute(sql, params)
@@ -155,6 +146,23 @@ def report(
         {by: key, **dict(zip(METRICS, values, strict=True))}
         for key, *values in conn.execute(sql, params)
     ]
+
+
+def block_row(block: dict) -> dict:
+    """A usage_blocks row as a report row: METRICS plus the block's times and burn rate,
+    and for the running block the cost at its end if calls go on at that rate."""
+    row = {"block_start": block["block_start"], "block_end": block["block_end"]}
+    row.update({m: block[m] for m in METRICS})
+    row["cost_per_hour"] = block["cost_per_hour"]
+    row["active"] = bool(block["is_active"])
+    row["projected_cost_usd"] = None
+    if row["active"]:
+        remaining = usage.parse_ts(block["block_end"]) - datetime.now(UTC)
+        hours = max(remaining.total_seconds(), 0) / 3600
+        row["projected_cost_usd"] = block["cost_usd"]
+        if block["cost_per_hour"] is not None:
+            row["projected_cost_usd"] += block["cost_per_hour"] * hours
+    return row
 
 
 def _fold(conn, by, slot, sums, where, params, clock, whole_hours=True) -> dict | None:
@@ -193,7 +201,10 @@ def money(value, unpriced) -> str:
     return f"${value:,.2f}" + (" *" if unpriced else "")
 
 
-def render(by: str, rows: list[dict], total: dict, unpriced: list[dict], clock: Clock) -> str:
+def render(
+    by: str, rows: list[dict], total: dict, unpriced: list[dict], clock: Clock, id_width: int = 8
+) -> str:
+    """The report as a text table; session ids shortened to ``id_width`` characters."""
     if by == "block":
         head = ["block start (UTC)", "calls", "tokens", "cost", "$/hour", "projected"]
         body = [
@@ -207,21 +218,24 @@ def render(by: str, rows: list[dict], total: dict, unpriced: list[dict], clock: 
             ]
             for r in rows
         ]
+        body.append(
+            ["Total", f"{total['calls']:,}", f"{total['total_tokens']:,}"]
+            + [money(total["cost_usd"], total["unpriced_calls"]), "", ""]
+        )
     else:
         key = "session" if by == "session" else by
         head = [key, "calls", "input", "output", "cache write", "cache read", "cost"]
         body = []
         for r in rows:
             label = r[key] if r[key] is not None else "(none)"
-            if by == "session" and r.get("title"):
-                label = f"{label[:8]} {r['title'][:40]}"
+            if by == "session" and r[key] is not None:
+                label = f"{label[:id_width]} {(r['title'] or '(untitled)')[:40]}"
             body.append(
                 [str(label)]
                 + [f"{r[m]:,}" for m in METRICS[:2]]
                 + [f"{r[m]:,}" for m in METRICS[2:5]]
                 + [money(r["cost_usd"], r["unpriced_calls"])]
             )
-    if by != "block":
         body.append(
             ["Total"]
             + [f"{total[m]:,}" for m in METRICS[:5]]
@@ -237,9 +251,11 @@ def render(by: str, rows: list[dict], total: dict, unpriced: list[dict], clock: 
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if by in ("day", "week", "month"):
-        lines.append(f"Dates in {clock.name}.")
+        lines.append(f"Dates in {clock.description}.")
     if unpriced:
-        names = ", ".join(f"{u['model'] or '(no model)'} ({u['calls']:,} calls)" for u in unpriced)
+        names = ", ".join(
+            f"{u['model'] or '(no model)'} ({plural(u['calls'], 'call')})" for u in unpriced
+        )
         lines.append(
             f"* Not priced (no entry in the price table; cost counted as unknown): {names}"
         )
@@ -295,7 +311,7 @@ def cost(db_path, by, since, until, project, host, as_json, pricing, tz_name, ut
             f"Unknown time zone {tz_name!r}; use an IANA name like Europe/Paris."
         ) from None
     clock = Clock(tz)
-    conn = open_archive(resolve_db(db_path))
+    conn = open_archive((db_path or default_db_path()).expanduser())
     cost_expr = "cost_usd"
     if pricing:
         from .pricing import PriceTable, PricingError, read_price_file
@@ -329,6 +345,7 @@ def cost(db_path, by, since, until, project, host, as_json, pricing, tz_name, ut
         where.append("host = ?")
         params.append(host)
     rows = report(conn, by, where=" AND ".join(where), params=params, clock=clock, cost=cost_expr)
+    width = id_width(conn) if by == "session" and not as_json else 8
     total = totals(rows)
     unpriced = _unpriced(conn, " AND ".join(where), params, cost_expr)
     if as_json:
@@ -343,7 +360,23 @@ def cost(db_path, by, since, until, project, host, as_json, pricing, tz_name, ut
     elif not rows:
         click.echo("No API calls in the archive for these filters.")
     else:
-        click.echo(render(by, rows, total, unpriced, clock))
+        click.echo(render(by, rows, total, unpriced, clock, width))
+
+
+def id_width(conn: sqlite3.Connection, minimum: int = 8) -> int:
+    """Characters of a session id that tell every archived session apart, so the short
+    ids of the table work as `claude-sessions export` arguments."""
+    ids = sorted(
+        r[0]
+        for r in conn.execute(
+            "SELECT session_id FROM sync_files WHERE session_id IS NOT NULL "
+            "UNION SELECT session_id FROM sessions"
+        )
+    )
+    width = minimum
+    for a, b in zip(ids, ids[1:], strict=False):
+        width = max(width, len(os.path.commonprefix([a, b])) + 1)
+    return width
 
 
 def _unpriced(conn, where: str, params: list, cost_expr: str) -> list[dict]:
@@ -380,6 +413,7 @@ def reprice(db_path, pricing, builtin):
         raise click.ClickException(str(e)) from None
     path = resolve_db(db_path)
     open_archive(path).close()
+    archive.check_writable(path)
     lock = WriterLock(path)
     try:
         lock.acquire(30)
@@ -399,7 +433,7 @@ def reprice(db_path, pricing, builtin):
     finally:
         lock.release()
     table_for.cache_clear()
-    click.echo(f"Re-priced {calls:,} calls; {unpriced or 0:,} have no price.")
+    click.echo(f"Re-priced {plural(calls, 'call')}; {unpriced or 0:,} without a price.")
 
 
 @cli.command()
@@ -417,13 +451,17 @@ def merge(other, db_path):
     from . import merge as merge_module
 
     path = resolve_db(db_path)
+    archive.check_writable(path)
     try:
         result = merge_module.merge(path, other, wait=30)
     except merge_module.MergeError as e:
         raise click.ClickException(str(e)) from None
     except LockBusy as e:
         raise click.ClickException(str(e)) from None
+    except sqlite3.DatabaseError as e:
+        raise click.ClickException(f"Cannot merge into {path}: {e}.") from None
     click.echo(
-        f"Merged {other}: {result.files_added:,} new files, {result.files_matched:,} known, "
-        f"{result.events_added:,} new lines, {result.sessions_touched:,} sessions updated."
+        f"Merged {other}: {plural(result.files_added, 'new file')}, "
+        f"{result.files_matched:,} known, {plural(result.events_added, 'new line')}, "
+        f"{plural(result.sessions_touched, 'session')} updated."
     )

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import click
 
+from .archive import check_writable
 from .cli import cli, db_option, projects_option, resolve_db, resolve_projects
-from .cli_sync import existing_roots
+from .cli_sync import database_errors, existing_roots, summary_line
 from .lock import LockBusy, WatchLock
 from .paths import data_dir
 
@@ -47,6 +48,14 @@ DATASETTE_SETTINGS = (("sql_time_limit_ms", "5000"), ("facet_time_limit_ms", "50
     "press Sync now; on any other address only who `allow_sync` names (see README).",
 )
 @click.option(
+    "--machine",
+    default=None,
+    metavar="NAME",
+    help="Name recorded as the machine the files were read on, by this command's sync and "
+    "its watch sidecar (what `sync --host` sets; --host here is the listen address). "
+    "Default: this hostname.",
+)
+@click.option(
     "--port",
     default=8001,
     show_default=True,
@@ -63,7 +72,7 @@ DATASETTE_SETTINGS = (("sql_time_limit_ms", "5000"), ("facet_time_limit_ms", "50
     "directory) with its own database, instead of your transcripts.",
 )
 @click.argument("datasette_args", nargs=-1, type=click.UNPROCESSED)
-def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
+def serve(db_path, projects, host, machine, port, no_watch, demo, datasette_args):
     """Sync your transcripts, keep syncing, and browse them in Datasette.
 
     \b
@@ -72,6 +81,9 @@ def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
        written (skip with --no-watch);
     3. Datasette on http://HOST:PORT/ with the archive, this plugin's metadata and
        templates.  Ctrl-C stops both.
+
+    --host is the address Datasette listens on; --machine is the machine name the sync
+    and the sidecar record (`sync --host` and `watch --host` elsewhere).
 
     Further arguments go to `datasette serve` unchanged, for example
     `claude-sessions serve --setting sql_time_limit_ms 20000` or
@@ -92,7 +104,8 @@ def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
     else:
         db, roots = resolve_db(db_path).absolute(), resolve_projects(projects)
         readable = existing_roots(projects, quiet=False)
-    initial_sync(db, readable)
+    check_writable(db)
+    initial_sync(db, readable, machine)
 
     children: list[subprocess.Popen] = []
     # SIGINT too: a shell starts background jobs with it ignored.
@@ -100,7 +113,7 @@ def serve(db_path, projects, host, port, no_watch, demo, datasette_args):
     workdir = Path(tempfile.mkdtemp(prefix="claude-sessions-serve-"))
     try:
         if not no_watch:
-            watcher = start_watch(db, roots if (demo or projects) else [])
+            watcher = start_watch(db, roots if (demo or projects) else [], machine)
             if watcher:
                 children.append(watcher)
         metadata = write_metadata(workdir / "metadata.json", db, roots, host)
@@ -195,7 +208,7 @@ def prepare_demo(db_path: Path | None) -> tuple[Path, list[Path]]:
     return resolve_db(db_path or folder / "demo.db").absolute(), [projects]
 
 
-def initial_sync(db: Path, roots: list[Path]) -> None:
+def initial_sync(db: Path, roots: list[Path], machine: str | None = None) -> None:
     """One pass before serving, with a progress bar; skipped when another writer is busy."""
     from .sync import run_pass
 
@@ -212,21 +225,20 @@ def initial_sync(db: Path, roots: list[Path]) -> None:
         shown = done
 
     try:
-        result = run_pass(db, roots, trigger="serve", progress=progress, wait=False)
+        with database_errors(db):
+            result = run_pass(
+                db, roots, trigger="serve", host=machine, progress=progress, wait=False
+            )
     except LockBusy as e:
         click.echo(f"{e} Serving what is archived.", err=True)
         return
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    click.echo(
-        f"Archived {result.lines_added:,} new lines from {result.files_changed:,} of "
-        f"{result.files_scanned:,} files in {result.seconds:.1f} s ({db}).",
-        err=True,
-    )
+    click.echo(f"{summary_line(result)} ({db})", err=True)
 
 
-def start_watch(db: Path, roots: list[Path]) -> subprocess.Popen | None:
+def start_watch(db: Path, roots: list[Path], machine: str | None = None) -> subprocess.Popen | None:
     """`claude-sessions watch` as a child, unless a sidecar already watches this archive.
 
     No roots: watch the default ones (it waits for them to appear).
@@ -240,6 +252,8 @@ def start_watch(db: Path, roots: list[Path]) -> subprocess.Popen | None:
     probe.release()
     command = [sys.executable, "-c", "from ingest.cli import cli; cli(prog_name='claude-sessions')"]
     command += ["watch", "--db", str(db)]
+    if machine:
+        command += ["--host", machine]
     for root in roots:
         command += ["--projects", str(root)]
     return start_child(command)

@@ -1,4 +1,4 @@
-"""Commands: sync, watch, status, export, path."""
+"""Commands: sync, watch, status, export, backup, path."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
+from . import archive
 from .cli import cli, db_option, projects_option, resolve_db, resolve_projects
 from .export import ExportError, export_files
-from .lock import LockBusy
+from .lock import LockBusy, WatchLock, WriterLock
 from .paths import default_db_path
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ def host_option(fn):
     return click.option(
         "--host",
         default=None,
-        help="Name recorded as the machine the files were read on. Default: this hostname.",
+        help="Name recorded as the machine the files were read on (what `cost --host` and "
+        "the dashboard filter on; `serve --machine` passes it). Default: this hostname.",
     )(fn)
 
 
@@ -63,7 +65,13 @@ def database_errors(db: Path):
     except sqlite3.DatabaseError as e:
         raise click.ClickException(f"Cannot use {db} as the archive: {e}.") from None
     except OSError as e:
-        what = f"Cannot use {e.filename}: {e.strerror}" if e.filename else str(e)
+        filename = os.fsdecode(e.filename) if e.filename else None
+        if filename and filename.endswith(".lock") and filename.startswith(str(db)):
+            # The lock file lives next to the archive: the folder is what needs fixing.
+            filename = str(db.parent)
+            what = f"Cannot write in {filename}, the archive's folder: {e.strerror}"
+        else:
+            what = f"Cannot use {filename}: {e.strerror}" if filename else str(e)
         raise click.ClickException(f"{what}.") from None
 
 
@@ -141,12 +149,15 @@ def sync(db_path, projects, host, wait_seconds, no_wait, quiet):
       claude-sessions sync --projects ~/backup/projects --host laptop
     """
     db = resolve_db(db_path)
+    archive.check_writable(db)
     roots = existing_roots(projects, quiet)
     if not roots:
         return
     from .sync import run_pass
 
     progress = Progress(enabled=not quiet and sys.stdout.isatty())
+    lock_file = Path(f"{db}{WriterLock.suffix}")
+    new_lock = not lock_file.exists()
     try:
         with database_errors(db):
             result = run_pass(
@@ -154,6 +165,10 @@ def sync(db_path, projects, host, wait_seconds, no_wait, quiet):
             )
     except LockBusy as e:
         raise click.ClickException(str(e)) from None
+    except click.ClickException:
+        if new_lock:  # the archive could not be used: leave nothing behind
+            lock_file.unlink(missing_ok=True)
+        raise
     finally:
         progress.close()
     if not quiet:
@@ -192,6 +207,14 @@ def watch(db_path, projects, host, debounce, rescan, quiet):
     from .watch import run_watch
 
     db = resolve_db(db_path)
+    archive.check_writable(db)
+    probe = WatchLock(db)  # refuse a second watch before saying anything else
+    try:
+        with database_errors(db):
+            probe.acquire(False)
+    except LockBusy as e:
+        raise click.ClickException(str(e)) from None
+    probe.release()
     roots = resolve_projects(projects)
     if projects:
         existing_roots(projects, quiet)
@@ -226,18 +249,6 @@ def watch(db_path, projects, host, debounce, rescan, quiet):
         click.echo("Stopped.")
 
 
-def open_existing(db: Path) -> sqlite3.Connection:
-    if not db.exists():
-        raise click.ClickException(f"No archive at {db} yet: run `claude-sessions sync` first.")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        conn.execute("SELECT 1 FROM sync_files LIMIT 1")
-    except sqlite3.DatabaseError as e:
-        conn.close()
-        raise click.ClickException(f"{db} is not a claude-sessions archive ({e}).") from None
-    return conn
-
-
 def age_seconds(stamp: str | None) -> float | None:
     if not stamp:
         return None
@@ -245,19 +256,42 @@ def age_seconds(stamp: str | None) -> float | None:
     return round(time.time() - then.timestamp(), 1)
 
 
-def collect_status(conn: sqlite3.Connection) -> dict:
+def unseen_bytes(roots: list[Path], known: set[str]) -> tuple[int, int]:
+    """Count and total size of the *.jsonl files under ``roots`` not in the archive yet."""
+    count = size = 0
+    for root in roots:
+        for folder, _dirs, names in os.walk(root):
+            for name in names:
+                path = os.path.join(folder, name)
+                if name.endswith(".jsonl") and path not in known:
+                    try:
+                        size += os.stat(path).st_size
+                    except OSError:
+                        continue
+                    count += 1
+    return count, size
+
+
+def collect_status(conn: sqlite3.Connection, roots: list[Path] | None = None) -> dict:
+    """The figures `status` prints.  ``roots``: projects directories whose files not
+    archived yet count in the lag."""
     files, deleted, lines = conn.execute(
-        "SELECT count(*) - count(deleted_at), count(deleted_at), coalesce(sum(lines), 0) "
-        "FROM sync_files"
+        "SELECT count(*), count(deleted_at), coalesce(sum(lines), 0) FROM sync_files"
     ).fetchone()
     pending = 0
-    for path, position in conn.execute(
-        "SELECT path, position FROM sync_files WHERE deleted_at IS NULL AND kind != 'meta'"
+    known = set()
+    for path, position, kind, deleted_at in conn.execute(
+        "SELECT path, position, kind, deleted_at FROM sync_files"
     ):
+        known.add(path)
+        if deleted_at is not None or kind == "meta":
+            continue
         try:
             pending += max(0, os.stat(path).st_size - position)
         except OSError:
             pass
+    unseen_files, unseen_size = unseen_bytes(roots or [], known)
+    pending += unseen_size
     run = conn.execute(
         "SELECT trigger, started_at, ended_at, seconds, files_changed, lines_added, error "
         "FROM sync_runs ORDER BY id DESC LIMIT 1"
@@ -281,6 +315,7 @@ def collect_status(conn: sqlite3.Connection) -> dict:
         "errors": conn.execute("SELECT count(*) FROM ingest_errors").fetchone()[0],
         "last_pass": last_pass,
         "lag_bytes": pending,
+        "unseen_files": unseen_files,
         "lag_seconds": age_seconds(run[2] or run[1]) if run else None,
         "sidecar": sidecar,
     }
@@ -288,27 +323,32 @@ def collect_status(conn: sqlite3.Connection) -> dict:
 
 @cli.command()
 @db_option
+@projects_option
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def status(db_path, as_json):
+def status(db_path, projects, as_json):
     """What the archive holds and how fresh it is.
 
-    Files tracked and deleted, lines, sessions, unreadable lines, the last pass, the lag
-    (bytes written to transcripts but not archived yet, seconds since the last pass) and
-    whether a `claude-sessions watch` sidecar is alive.
+    Files tracked (with those deleted at the source), lines, sessions, unreadable lines,
+    the last pass, the lag (bytes written to transcripts under the projects directories
+    but not archived yet, including files no pass has seen; seconds since the last pass)
+    and whether a `claude-sessions watch` sidecar is alive.  Opens the archive read-only.
     """
     db = (db_path or default_db_path()).expanduser()
-    conn = open_existing(db)
+    roots = existing_roots(projects, quiet=True)
+    conn = archive.open_read(db)
     try:
         with database_errors(db):
-            info = collect_status(conn)
+            info = collect_status(conn, roots)
     finally:
         conn.close()
     if as_json:
         click.echo(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
         return
     click.echo(f"Archive:   {db}")
+    deleted = info["deleted_files"]  # worded like the web app's status page
     click.echo(
-        f"Files:     {info['files']:,} tracked, {info['deleted_files']:,} deleted at the source"
+        f"Files:     {plural(info['files'], 'file')} tracked"
+        + (f" ({deleted:,} deleted at the source)" if deleted else "")
     )
     click.echo(f"Lines:     {info['lines']:,} ({info['errors']:,} unreadable, kept as errors)")
     click.echo(f"Sessions:  {info['sessions']:,}")
@@ -321,7 +361,10 @@ def status(db_path, as_json):
         )
     else:
         click.echo("Last pass: none yet")
-    click.echo(f"Lag:       {info['lag_bytes']:,} bytes not archived yet")
+    lag = f"Lag:       {info['lag_bytes']:,} bytes not archived yet"
+    if info["unseen_files"]:
+        lag += f" (with {plural(info['unseen_files'], 'file')} no pass has read)"
+    click.echo(lag)
     sidecar = info["sidecar"]
     if sidecar and sidecar["alive"]:
         click.echo(f"Sidecar:   alive (pid {sidecar['pid']}, {sidecar['state']})")
@@ -342,15 +385,24 @@ def status(db_path, as_json):
     help="Folder to write the projects tree into.",
 )
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+@click.option(
+    "--replaced",
+    is_flag=True,
+    help="Also write the lines a file had before it was truncated or replaced: each older "
+    "generation as FILE.generation-N next to FILE (the lines the new version dropped or "
+    "changed, in their order).",
+)
 @db_option
-def export(session_id, export_all, output, force, db_path):
+def export(session_id, export_all, output, force, replaced, db_path):
     """Write archived transcripts back as files, byte for byte.
 
     Recreates the projects tree under --output (project folder / session.jsonl, agent
     files, subagents/ with their .meta.json), identical to what Claude Code wrote, also
     for files it has since deleted.  Give a SESSION_ID for one session (with its
-    subagents) or --all for everything.  Refuses a non-empty --output folder unless
-    --force is given (existing files with the same names are then overwritten).
+    subagents; the first 6 or more characters of its id are enough when no other session
+    starts with them) or --all for everything.  Refuses a non-empty --output folder unless
+    --force is given (existing files with the same names are then overwritten).  Without
+    --replaced the files are exactly the sources' current versions.
 
     \b
     Examples:
@@ -360,17 +412,47 @@ def export(session_id, export_all, output, force, db_path):
     if bool(session_id) == export_all:
         raise click.ClickException("Give either a SESSION_ID or --all.")
     db = (db_path or default_db_path()).expanduser()
-    open_existing(db).close()
+    archive.open_read(db).close()
     if output.exists() and any(output.iterdir()) and not force:
         raise click.ClickException(f"{output} is not empty; pass --force to write into it.")
     try:
         with database_errors(db):
-            written = export_files(db, output, None if export_all else session_id)
+            written = export_files(
+                db, output, None if export_all else session_id, replaced=replaced
+            )
     except ExportError as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"Cannot write to {output}: {e.strerror}.") from None
-    click.echo(f"Wrote {len(written):,} files to {output}.")
+    click.echo(f"Wrote {plural(len(written), 'file')} to {output}.")
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+def backup(dest, db_path):
+    """Copy the archive into the new file DEST, consistent even while a sync writes.
+
+    A plain file copy can miss the latest changes, which wait in the archive's -wal file
+    until SQLite moves them into the main file; this writes one complete database
+    (SQLite's VACUUM INTO) from a read-only connection.  Use it to carry an archive to
+    another machine for `claude-sessions merge` (docs/several-machines.md).
+    """
+    db = (db_path or default_db_path()).expanduser()
+    if dest.exists() or dest.is_symlink():
+        raise click.ClickException(f"{dest} already exists; give a new file name.")
+    if not dest.parent.is_dir():
+        raise click.ClickException(f"{dest.parent} is not a folder; create it first.")
+    conn = archive.open_read(db)
+    try:
+        with database_errors(db):
+            conn.execute("VACUUM INTO ?", (str(dest),))
+    except click.ClickException:
+        dest.unlink(missing_ok=True)
+        raise
+    finally:
+        conn.close()
+    click.echo(f"Copied {db} to {dest} ({dest.stat().st_size / 1e6:,.1f} MB).")
 
 
 @cli.command()

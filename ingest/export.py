@@ -3,6 +3,13 @@
 A JSONL file is the ``raw`` of its current-generation rows in byte_offset order, each
 followed by a newline except the last row of a file whose last line had none
 (``sync_files.tail_unterminated``).  A meta.json file is its newest stored content.
+
+With ``replaced=True`` every older generation of a file (from before it was truncated or
+replaced) is also written, next to it, as ``<rel_path>.generation-<N>``: that
+generation's rows in byte_offset order, each followed by a newline.  A line that the
+later version repeated at the same offset was moved to the later generation when it
+was read, so it is written there only: an older generation holds the lines the
+replacement lost or changed.
 """
 
 from __future__ import annotations
@@ -11,7 +18,9 @@ import os
 import sqlite3
 from pathlib import Path
 
-from . import schema
+from .archive import connect_readonly
+
+MIN_PREFIX = 6
 
 
 class ExportError(Exception):
@@ -19,15 +28,23 @@ class ExportError(Exception):
 
 
 def export_files(
-    db_path: str | os.PathLike, out_dir: str | os.PathLike, session_id: str | None = None
+    db_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    session_id: str | None = None,
+    *,
+    replaced: bool = False,
 ) -> list[Path]:
     """Write every archived file (or one session's files) under out_dir at its rel_path.
 
     A session's files are its main transcript, its subagent transcripts and their
-    meta.json files, and workflow journals.  Returns the paths written.
+    meta.json files, and workflow journals.  ``session_id`` may be a unique prefix of at
+    least MIN_PREFIX characters.  ``replaced``: also write older generations (see the
+    module docstring).  Returns the paths written.  Opens the archive read-only.
     """
-    conn = schema.connect(str(db_path))
+    conn = connect_readonly(db_path)
     try:
+        if session_id is not None:
+            session_id = resolve_session(conn, session_id)
         if session_id is None:
             files = conn.execute(
                 "SELECT id, rel_path, kind, generation, tail_unterminated FROM sync_files "
@@ -54,9 +71,52 @@ def export_files(
                 else:
                     write_lines(conn, file_id, generation, tail_unterminated, f)
             written.append(target)
+            if replaced and kind != "meta":
+                written += write_generations(conn, file_id, generation, target)
         return written
     finally:
         conn.close()
+
+
+def resolve_session(conn: sqlite3.Connection, session_id: str) -> str:
+    """The archived session id ``session_id`` names: itself, or the one it is a prefix of."""
+    exact = conn.execute(
+        "SELECT 1 FROM sync_files WHERE session_id = ? LIMIT 1", (session_id,)
+    ).fetchone()
+    if exact or len(session_id) < MIN_PREFIX:
+        return session_id
+    matches = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT session_id FROM sync_files WHERE substr(session_id, 1, ?) = ? "
+            "ORDER BY session_id LIMIT 3",
+            (len(session_id), session_id),
+        )
+    ]
+    if len(matches) > 1:
+        raise ExportError(
+            f"{session_id} is ambiguous: it starts several session ids ({', '.join(matches[:2])}"
+            f"{', …' if len(matches) > 2 else ''}); give more characters."
+        )
+    return matches[0] if matches else session_id
+
+
+def write_generations(
+    conn: sqlite3.Connection, file_id: int, current: int, target: Path
+) -> list[Path]:
+    """Each older generation of a file as ``<target>.generation-<N>``."""
+    written = []
+    older = conn.execute(
+        "SELECT DISTINCT generation FROM events WHERE file_id = ? AND generation < ? "
+        "ORDER BY generation",
+        (file_id, current),
+    ).fetchall()
+    for (generation,) in older:
+        path = target.with_name(f"{target.name}.generation-{generation}")
+        with open(path, "wb") as f:
+            write_lines(conn, file_id, generation, False, f)
+        written.append(path)
+    return written
 
 
 def write_meta(conn: sqlite3.Connection, file_id: int, f) -> None:

@@ -15,17 +15,15 @@ file.  A file whose host and path already exist here is the same file.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from . import derive, sync
+from .archive import SQLITE_HEADER, read_only_location
 from .lock import WriterLock
-from .parse import EVENT_COLUMNS, NewEvent
+from .parse import EVENT_COLUMNS, LineError, NewEvent
 
 FILE_COLUMNS = (
     "path",
@@ -75,13 +73,25 @@ def check_other(db_path: Path, other: Path) -> None:
     if db_path.exists() and os.path.samefile(db_path, other):
         raise MergeError(f"{other} is the archive itself; give another machine's archive.")
     try:
+        with open(other, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as e:
+        raise MergeError(f"Cannot read {other}: {e.strerror}.") from None
+    if head != SQLITE_HEADER:
+        raise MergeError(f"{other} is not a SQLite database.")
+    if read_only_location(other):
+        raise MergeError(
+            f"{other} is on a read-only location, where SQLite cannot attach it; copy it "
+            f'first (`sqlite3 {other} ".backup copy.db"`) and merge the copy.'
+        )
+    try:
         conn = sqlite3.connect(f"{other.resolve().as_uri()}?mode=ro", uri=True)
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         finally:
             conn.close()
-    except sqlite3.DatabaseError:
-        raise MergeError(f"{other} is not a SQLite database.") from None
+    except sqlite3.DatabaseError as e:
+        raise MergeError(f"Cannot read {other}: {e}.") from None
     if not {"sync_files", "events"} <= tables:
         raise MergeError(f"{other} is not a claude-sessions archive (no sync_files/events).")
 
@@ -242,17 +252,21 @@ def _derive_new(conn: sqlite3.Connection, last_id: int, chunk: int = 2000) -> in
             if kind in ("agent", "meta") and agent_id:
                 agents.add(agent_id)
             try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                try:
-                    obj = json.loads(raw)  # lone surrogates, as derive.rebuild_all does
-                except ValueError:
-                    continue
-            if isinstance(obj, dict):
-                batch.append(NewEvent(event_id, file_id, obj, tuple(values), host))
+                # the sync engine's parser: same objects as sync (lone surrogates mended)
+                obj, _ = sync.parse(raw.encode("utf-8") if isinstance(raw, str) else raw)
+            except LineError:
+                continue
+            batch.append(NewEvent(event_id, file_id, obj, tuple(values), host))
         touched |= derive.on_batch(conn, batch)
     if agents:
         touched |= derive.refresh_subagents(conn, agents)
     touched.discard(None)
     derive.refresh_sessions(conn, touched)
-    return len(touched)
+    ids = list(touched)
+    return sum(  # sessions rows that exist: not every id named by a line makes one
+        conn.execute(
+            f"SELECT count(*) FROM sessions WHERE session_id IN ({', '.join('?' * len(part))})",
+            part,
+        ).fetchone()[0]
+        for part in (ids[i : i + 500] for i in range(0, len(ids), 500))
+    )

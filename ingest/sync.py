@@ -8,8 +8,8 @@ How a pass works:
 - A changed JSONL file is read from its stored ``position`` in 1 MiB chunks, complete
   lines only.  Every line becomes one ``events`` row holding its exact bytes.
 - Rows, their FTS entries, the derived tables and the file's new position are written in
-  one transaction per batch (a few MB), so a crash at any instant loses nothing and
-  duplicates nothing: the next pass resumes at the committed position.
+  one transaction per batch (16 MiB or more, see batch_bytes), so a crash at any instant
+  loses nothing and duplicates nothing: the next pass resumes at the committed position.
 - A file that was replaced (new inode), truncated (smaller than its position) or rewritten
   (its first 4 KB changed) gets a new ``generation`` and is read again from the start;
   lines identical to an archived line at the same offset are moved to the new generation
@@ -78,18 +78,26 @@ INSERT_ERROR = (
 )
 
 
-def batch_bytes() -> int:
-    """Bytes of source read per transaction ($CLAUDE_SESSIONS_BATCH_BYTES, default 16 MiB).
+def batch_bytes(archive_bytes: int = 0) -> int:
+    """Bytes of source read per transaction: $CLAUDE_SESSIONS_BATCH_BYTES when set, else
+    16 MiB or 1/16 of the archive's size, whichever is larger.
 
-    Fewer, larger transactions write each index page, FTS segment and WAL checkpoint
-    once for many lines (an initial sync stays linear in the archive's size); memory
-    does not grow with it, as lines are parsed and written WRITE_BYTES at a time."""
-    return int(os.environ.get("CLAUDE_SESSIONS_BATCH_BYTES") or 16 << 20)
+    Each transaction rewrites the index pages its lines land on, and lines land all over
+    the indexes keyed by uuid, message id or timestamp; with transactions that grow with
+    the archive, that cost stays proportional to the lines read and an initial sync stays
+    linear in the archive's size.  Memory does not grow with it: lines are parsed and
+    written WRITE_BYTES at a time, and SQLite's cache is fixed."""
+    env = os.environ.get("CLAUDE_SESSIONS_BATCH_BYTES")
+    if env:
+        return int(env)
+    return max(16 << 20, archive_bytes // 16)
 
 
 # Lines are parsed and written to the open transaction this many bytes at a time, so
 # Python holds one small batch of parsed records, never a whole transaction's.
-WRITE_BYTES = 1 << 20
+WRITE_BYTES = 512 << 10
+# Lines at least this long keep only what the derivers read (see slim_tool_use_result).
+SLIM_BYTES = 64 << 10
 BATCH_LINES = 20_000
 
 
@@ -200,6 +208,8 @@ def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
     conn = schema.connect(str(db_path))
     conn.execute("PRAGMA cache_size=-4000")
     conn.execute("PRAGMA temp_store=MEMORY")
+    # A big transaction grows the WAL; give the disk space back once it is checkpointed.
+    conn.execute(f"PRAGMA journal_size_limit={64 << 20}")
     key = os.path.abspath(db_path)
     if key not in _schema_ready:
         schema.ensure_schema(conn)
@@ -266,6 +276,7 @@ class Pass:
         self.touched_sessions: set[str | None] = set()
         self.touched_agents: set[str | None] = set()
         self.pending_bytes = 0  # source bytes written in the open transaction
+        self.commit_bytes = batch_bytes(self.archive_bytes())
 
     # -- the pass -------------------------------------------------------------------
 
@@ -420,9 +431,9 @@ class Pass:
     def queue(self, nbytes: int, write: Callable[[], tuple[set, set]]) -> None:
         """Write a file's batch in the pass's open transaction (begun here when none is);
         ``write`` returns the (sessions, agents) it touched.  The transaction commits once
-        it holds batch_bytes() of source: small files share a transaction, and a big
-        initial sync commits (and checkpoints the WAL) every few MB, not once per file.
-        The batch's Python objects are freed as soon as it is written."""
+        it holds batch_bytes() of source: small files share a transaction, and an
+        initial sync commits (and checkpoints the WAL) every 16 MiB or more, not once per
+        file.  The batch's Python objects are freed as soon as it is written."""
         conn = self.conn
         if not conn.in_transaction:
             retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
@@ -437,7 +448,7 @@ class Pass:
         self.touched_agents |= agents
         self.pending_bytes += nbytes
         self.advance(nbytes)
-        if self.pending_bytes >= batch_bytes():
+        if self.pending_bytes >= self.commit_bytes:
             self.flush()
 
     def flush(self) -> None:
@@ -458,6 +469,11 @@ class Pass:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self.commit_bytes = batch_bytes(self.archive_bytes())
+
+    def archive_bytes(self) -> int:
+        page_count = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        return page_count * self.conn.execute("PRAGMA page_size").fetchone()[0]
 
     def advance(self, nbytes: int) -> None:
         self.result.bytes_read += nbytes
@@ -745,6 +761,15 @@ class FileSync:
         result.errors += len(batch.errors)
 
 
+def slim_tool_use_result(obj: dict) -> None:
+    """Drop what the derivers never read from a big line's ``toolUseResult`` (a copy of
+    the tool's output, often MBs) so it is freed now, not when the batch is written;
+    they read its ``agentId`` only.  The line itself is archived whole."""
+    spawned = obj.get("toolUseResult")
+    if isinstance(spawned, dict):
+        obj["toolUseResult"] = {"agentId": spawned["agentId"]} if "agentId" in spawned else {}
+
+
 def tail_is_complete(tail: bytes) -> bool:
     """An unterminated last line that is already a whole JSON object or array."""
     if tail.rstrip()[-1:] not in (b"}", b"]"):
@@ -843,6 +868,8 @@ class Batch:
                 fs.session_id = cols[SESSION_ID_INDEX]  # flat agent files: the records say
             if cols[AGENT_ID_INDEX] is None and fs.agent_id and fs.source.kind == "agent":
                 cols = cols[:AGENT_ID_INDEX] + (fs.agent_id,) + cols[AGENT_ID_INDEX + 1 :]
+            if len(line) >= SLIM_BYTES:
+                slim_tool_use_result(obj)
             self.new_events.append(NewEvent(event_id, 0, obj, cols, fs.sync.host))
         text = cols[-1]
         if text:

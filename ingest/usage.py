@@ -159,6 +159,83 @@ def m101_api_calls_unpriced_index(db) -> None:
     )
 
 
+# 5-hour billing blocks (see blocks_from_hours for the rule), in SQL: per UTC hour sums,
+# then a recursive walk over the hours in order that starts a block at the first hour at
+# or after the previous block's end.  ``{where}`` filters api_calls, ``{cost}`` is the
+# cost expression (cost_usd, or a --pricing function).
+BLOCKS_SQL = """
+WITH RECURSIVE
+hours AS MATERIALIZED (
+    SELECT row_number() OVER (ORDER BY substr(timestamp, 1, 13)) AS n,
+        substr(timestamp, 1, 13) AS hour, count(*) AS calls,
+        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+        sum(cache_creation_5m_tokens + cache_creation_1h_tokens) AS cache_creation_tokens,
+        sum(cache_read_tokens) AS cache_read_tokens, sum(total_tokens) AS total_tokens,
+        sum({cost}) AS cost_usd, sum({cost} IS NULL) AS unpriced_calls,
+        min(timestamp) AS first_call, max(timestamp) AS last_call
+    FROM api_calls WHERE timestamp IS NOT NULL AND ({where})
+    GROUP BY hour
+),
+starts (n, block_start) AS (
+    SELECT 1, hour FROM hours WHERE n = 1
+    UNION ALL
+    SELECT h.n, CASE WHEN h.hour >= strftime('%Y-%m-%dT%H', s.block_start || ':00', '+5 hours')
+        THEN h.hour ELSE s.block_start END
+    FROM starts s JOIN hours h ON h.n = s.n + 1
+),
+blocks AS (
+    SELECT s.block_start || ':00:00Z' AS block_start,
+        strftime('%Y-%m-%dT%H:00:00Z', s.block_start || ':00', '+5 hours') AS block_end,
+        sum(h.calls) AS calls, sum(h.input_tokens) AS input_tokens,
+        sum(h.output_tokens) AS output_tokens,
+        sum(h.cache_creation_tokens) AS cache_creation_tokens,
+        sum(h.cache_read_tokens) AS cache_read_tokens, sum(h.total_tokens) AS total_tokens,
+        sum(h.cost_usd) AS cost_usd, sum(h.unpriced_calls) AS unpriced_calls,
+        min(h.first_call) AS first_call, max(h.last_call) AS last_call
+    FROM starts s JOIN hours h ON h.n = s.n
+    GROUP BY s.block_start
+)
+SELECT block_start, block_end, calls, input_tokens, output_tokens, cache_creation_tokens,
+    cache_read_tokens, total_tokens, cost_usd, unpriced_calls, first_call, last_call,
+    total_tokens / nullif((julianday(last_call) - julianday(first_call)) * 24, 0)
+        AS tokens_per_hour,
+    cost_usd / nullif((julianday(last_call) - julianday(first_call)) * 24, 0) AS cost_per_hour,
+    strftime('%Y-%m-%dT%H:%M:%SZ', 'now') >= block_start
+        AND strftime('%Y-%m-%dT%H:%M:%SZ', 'now') < block_end AS is_active
+FROM blocks ORDER BY block_start"""
+BLOCK_COLUMNS = (
+    "block_start",
+    "block_end",
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_tokens",
+    "cache_read_tokens",
+    "total_tokens",
+    "cost_usd",
+    "unpriced_calls",
+    "first_call",
+    "last_call",
+    "tokens_per_hour",
+    "cost_per_hour",
+    "is_active",
+)
+
+
+@migrations(name="m102_usage_blocks")
+def m102_usage_blocks(db) -> None:
+    # usage_blocks: one row per 5-hour billing block (issue #4), the rows of
+    # `claude-sessions cost --by block`; is_active marks the block running now.
+    db.execute("DROP VIEW IF EXISTS usage_blocks")
+    db.execute("CREATE VIEW usage_blocks AS" + BLOCKS_SQL.format(where="1", cost="cost_usd"))
+
+
+def blocks(conn, where: str = "1", params: tuple = (), cost: str = "cost_usd") -> list[dict]:
+    """The usage_blocks rows for the calls matching ``where`` (dicts of BLOCK_COLUMNS)."""
+    sql = BLOCKS_SQL.format(where=where, cost=cost)
+    return [dict(zip(BLOCK_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
+
+
 # ---------------------------------------------------------------------------
 # Rows from transcript lines
 
@@ -470,9 +547,12 @@ def current_block(conn, now: datetime | None = None) -> dict | None:
     window = 2 * BLOCK_HOURS
     while True:
         since = (now - timedelta(hours=window)).strftime("%Y-%m-%dT%H")
-        hours = _from_gap(hourly(conn, "timestamp >= ? AND timestamp <= ?", (since, until)))
+        window_hours = hourly(conn, "timestamp >= ? AND timestamp <= ?", (since, until))
+        hours = _from_gap(window_hours)
         if not hours:
             return None
+        if len(hours) < len(window_hours):
+            break  # an hour after a gap of 5 hours starts a block, whatever came before
         # Exact once the first hour follows a gap of 5 hours (or nothing at all).
         first = parse_ts(hours[0][0] + ":00:00Z")
         before = (first - timedelta(hours=BLOCK_HOURS)).strftime("%Y-%m-%dT%H")

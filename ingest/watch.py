@@ -30,6 +30,7 @@ from .sync import PassResult, now_iso, open_db, retry_busy, run_pass
 
 WATCHED_EVENTS = {"created", "modified", "moved", "deleted", "closed"}
 LOCK_WAIT = 1.0  # seconds a pass waits for another writer before trying again later
+APPEAR_POLL = 0.5  # seconds between looks for a root that does not exist yet
 
 
 class Changes(FileSystemEventHandler):
@@ -157,7 +158,9 @@ def _watch(
     observer = Observer()
     scheduled: set[Path] = set()
     failed: set[Path] = set()
-    heartbeat = Heartbeat(db_path, host, roots)
+    # The heartbeat names this machine's real host name, whatever --host the files get:
+    # the web app signals the sidecar's pid only on the host it runs on.
+    heartbeat = Heartbeat(db_path, socket.gethostname(), roots)
 
     def schedule_roots() -> None:
         for root in roots:
@@ -211,6 +214,7 @@ def _watch(
         while not sync("initial") and not stop.is_set():
             pass
         next_rescan = time.monotonic() + rescan_interval
+        next_look = time.monotonic() + APPEAR_POLL
         while not stop.is_set():
             now = time.monotonic()
             timeouts = [next_rescan - now, heartbeat.last + heartbeat_interval - now, 0.2]
@@ -229,6 +233,15 @@ def _watch(
             paths = changes.take(debounce)
             if paths is not None and not sync("watch", paths):
                 changes.put_back(paths)
+            if time.monotonic() >= next_look:
+                # A root that did not exist yet (a fresh machine): follow it as soon as
+                # Claude Code creates it, and read what it already wrote.
+                next_look = time.monotonic() + APPEAR_POLL
+                waiting = [r for r in roots if r not in scheduled and r not in failed]
+                if waiting and any(r.is_dir() for r in waiting):
+                    schedule_roots()
+                    if not sync("rescan"):
+                        next_rescan = time.monotonic()  # retry with the next rescan
             if time.monotonic() >= next_rescan:
                 schedule_roots()
                 if sync("rescan"):

@@ -150,8 +150,11 @@ def test_transcript_expands_a_tool_call(server, page, shots, workdir):
     call.locator("summary").click()
     sync_api.expect(call).to_have_attribute("open", "")
     sync_api.expect(fields).to_be_visible()
-    # Show the call with the prompt before it, not glued to the top edge.
-    call.evaluate("e => window.scrollTo(0, e.getBoundingClientRect().top + scrollY - 320)")
+    # Show the call's whole assistant turn with a little of what came before.
+    call.evaluate(
+        "e => window.scrollTo(0, (e.closest('.cs-turn') || e).getBoundingClientRect().top"
+        " + scrollY - 100)"
+    )
     page.screenshot(path=shots / "transcript.png")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -116,11 +118,11 @@ def test_pricing_override_and_unpriced_models(tmp_path, db_path):
     assert (
         json.loads(run("cost", "--db", db_path, "--json").output)["totals"]["unpriced_calls"] == 1
     )
-    assert "0 have no price" in run("reprice", "--db", db_path, "--pricing", prices).output
+    assert "0 without a price" in run("reprice", "--db", db_path, "--pricing", prices).output
     assert json.loads(run("cost", "--db", db_path, "--json").output)["totals"]["cost_usd"] == (
         pytest.approx(5.0)
     )
-    assert "1 have no price" in run("reprice", "--db", db_path, "--builtin").output
+    assert "1 without a price" in run("reprice", "--db", db_path, "--builtin").output
 
 
 @pytest.mark.parametrize(
@@ -157,3 +159,67 @@ def test_half_hour_time_zone(synced):
     assert india["totals"] == utc["totals"]
     assert india["timezone"] == "Asia/Kolkata"
     assert [r["day"] for r in india["rows"]] == sorted(r["day"] for r in india["rows"])
+
+
+@pytest.mark.parametrize("by", ["day", "week", "month", "session", "project", "model", "block"])
+def test_every_grouping_filters_by_host(synced, by):
+    """sessions has a host column too: the session report must not find it ambiguous."""
+    everything = json.loads(run("cost", "--db", synced, "--by", by, "--json").output)
+    host = json.loads(run("cost", "--db", synced, "--by", "model", "--json").output)
+    conn = sqlite3.connect(synced)
+    (name,) = conn.execute("SELECT DISTINCT host FROM api_calls").fetchone()
+    conn.close()
+    mine = json.loads(run("cost", "--db", synced, "--by", by, "--host", name, "--json").output)
+    for totals in (mine["totals"], everything["totals"]):
+        assert totals == {**host["totals"], "cost_usd": pytest.approx(host["totals"]["cost_usd"])}
+    other = run("cost", "--db", synced, "--by", by, "--host", "elsewhere")
+    assert other.output == "No API calls in the archive for these filters.\n"
+    assert run("cost", "--db", synced, "--by", by, "--host", name).output.count("Total") == 1
+
+
+def test_block_table_and_json_follow_the_view(synced):
+    out = json.loads(run("cost", "--db", synced, "--by", "block", "--json").output)
+    conn = sqlite3.connect(synced)
+    view = conn.execute("SELECT block_start, block_end, calls, cost_usd FROM usage_blocks")
+    assert [(r["block_start"], r["block_end"], r["calls"]) for r in out["rows"]] == [
+        row[:3] for row in view.fetchall()
+    ]
+    conn.close()
+    text = run("cost", "--db", synced, "--by", "block").output
+    total = [line for line in text.splitlines() if line.startswith("Total")]
+    assert len(total) == 1 and "449" in total[0] and "$" in total[0]
+
+
+def test_session_table_ids_work_with_export(synced, tmp_path):
+    text = run("cost", "--db", synced, "--by", "session").output
+    rows = text.splitlines()[2:-1]  # between the header rule and the Total row
+    assert len(rows) == 22
+    for row in rows:
+        short, title = row.split(" ", 1)
+        assert len(short) == 8 and title.strip()  # id and title (or "(untitled)") on each
+    out = json.loads(run("cost", "--db", synced, "--by", "session", "--json").output)
+    assert all(len(r["session"]) == 36 for r in out["rows"])
+    short = rows[0].split(" ", 1)[0]
+    exported = run("export", short, "-o", tmp_path / "one", "--db", synced).output
+    assert exported.startswith("Wrote ")
+
+
+def test_dates_name_the_local_zone(synced, monkeypatch):
+    """Not the abbreviation of today's offset: June dates in Los Angeles are not in PST."""
+    with monkeypatch.context() as patch:
+        patch.setenv("TZ", "America/Los_Angeles")
+        time.tzset()
+        text = run("cost", "--db", synced, "--by", "month").output
+        out = json.loads(run("cost", "--db", synced, "--json").output)
+    time.tzset()
+    assert text.rstrip().endswith("Dates in local time (America/Los_Angeles).")
+    assert out["timezone"] == "America/Los_Angeles"
+
+
+def test_singular_call(tmp_path, db_path):
+    root = tmp_path / "projects"
+    write_jsonl(root / "-p" / f"{SID}.jsonl", [line("m1", "r1", model="claude-imaginary-9")])
+    run_pass(db_path, [root])
+    text = run("cost", "--db", db_path).output
+    assert "claude-imaginary-9 (1 call)" in text
+    assert "Re-priced 1 call;" in run("reprice", "--db", db_path).output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def dashboard(metadata) -> dict:
 
 
 FILTERS = {
-    "project": "-src-deep-manifest",
+    "project": "deep-manifest",  # the name of /src/deep-manifest
     "model": "claude-opus-4-5-20251101",
     "host": "laptop",
     "date_start": "2025-11-01",
@@ -86,3 +87,55 @@ async def test_status_json_has_usage(dashboard_ds):
     assert usage == {"current_block": None, "unpriced_models": []}
     page = await ds.client.get("/-/claude-sessions/status")
     assert page.status_code == 200 and 'id="cs-usage"' in page.text
+
+
+async def chart_rows(ds, metadata, name: str, filters: dict | None = None) -> list[dict]:
+    chart = dashboard(metadata)["charts"][name]
+    sql = replace_opts_in_query(chart["query"], filters or {})
+    response = await ds.client.get(
+        f"/{chart['db']}.json", params={"sql": sql, "_shape": "array", **(filters or {})}
+    )
+    assert response.status_code == 200, (name, response.text)
+    return response.json()
+
+
+@pytest.mark.asyncio
+async def test_numbers_are_formatted(dashboard_ds):
+    ds, metadata = dashboard_ds
+    tokens = (await chart_rows(ds, metadata, "total-tokens"))[0]["tokens"]
+    assert re.fullmatch(r"\d{1,3}(,\d{3})+", tokens)
+    cost = (await chart_rows(ds, metadata, "total-cost"))[0]["cost"]
+    assert re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d", cost)
+    top = await chart_rows(ds, metadata, "top-projects")
+    assert all(re.fullmatch(r"\$\d{1,3}(,\d{3})*\.\d\d", row["cost_usd"]) for row in top)
+    costs = [float(row["cost_usd"][1:].replace(",", "")) for row in top]
+    assert costs == sorted(costs, reverse=True)
+    # vega-lite axes and tooltips carry a d3 format.
+    dumped = yaml.safe_dump(dashboard(metadata)["charts"]["tokens-per-day"])
+    assert "format: ~s" in dumped and "format: ',.0f'" in dumped
+
+
+@pytest.mark.asyncio
+async def test_project_filter_lists_the_names_top_projects_shows(dashboard_ds):
+    ds, metadata = dashboard_ds
+    flt = dashboard(metadata)["filters"]["project"]
+    response = await ds.client.get(
+        f"/{flt['db']}.json", params={"sql": flt["query"], "_shape": "array"}
+    )
+    options = [row["project"] for row in response.json()]
+    shown = [row["project"] for row in await chart_rows(ds, metadata, "top-projects")]
+    assert shown and set(shown) <= set(options)
+    assert not any(option.startswith("-") for option in options)  # no encoded folders
+    for name in ("total-sessions", "tool-errors"):
+        every = await chart_rows(ds, metadata, name)
+        one = await chart_rows(ds, metadata, name, {"project": shown[0]})
+        assert one and one != every, name
+
+
+@pytest.mark.asyncio
+async def test_tool_error_rate_lists_tools_without_errors(dashboard_ds):
+    ds, metadata = dashboard_ds
+    rows = await chart_rows(ds, metadata, "tool-errors")
+    assert any(row["errors"] == "0" for row in rows)
+    assert any(row["errors"] != "0" for row in rows)
+    assert all(row["error_rate"].endswith("%") for row in rows)

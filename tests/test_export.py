@@ -95,3 +95,54 @@ def test_unknown_session(real_projects, db_path, tmp_path):
     run_pass(db_path, [real_projects])
     with pytest.raises(ExportError, match="No archived files belong to session nope"):
         export_files(db_path, tmp_path / "x", "nope")
+
+
+def test_replaced_writes_older_generations(tmp_path, db_path):
+    """Lines lost to a truncation come back with --replaced; the default is unchanged."""
+    root = tmp_path / "projects"
+    folder = root / "-work-demo"
+    folder.mkdir(parents=True)
+    source = folder / "aaaaaaaa-0000-4000-8000-000000000001.jsonl"
+    first = b'{"type":"user","n":1}\n{"type":"user","n":2}\n{"type":"user","n":3}\n'
+    source.write_bytes(first)
+    run_pass(db_path, [root])
+    second = b'{"type":"user","n":1}\n{"type":"user","n":9}'  # truncated and rewritten
+    source.write_bytes(second)
+    run_pass(db_path, [root])
+    source.write_bytes(b'{"type":"user","n":7}\n')  # and replaced once more
+    run_pass(db_path, [root])
+
+    plain = tmp_path / "plain"
+    export_files(db_path, plain)
+    assert tree(plain) == {"-work-demo/" + source.name: source.read_bytes()}
+
+    out = tmp_path / "out"
+    written = export_files(db_path, out, replaced=True)
+    files = tree(out)
+    name = "-work-demo/" + source.name
+    assert len(written) == len(files) == 3
+    assert files[name] == source.read_bytes()
+    # generation 0 keeps the lines generation 1 did not repeat at the same offset
+    assert files[name + ".generation-0"] == b'{"type":"user","n":2}\n{"type":"user","n":3}\n'
+    assert files[name + ".generation-1"] == b'{"type":"user","n":1}\n{"type":"user","n":9}\n'
+
+
+def test_session_prefix(real_projects, db_path, tmp_path):
+    run_pass(db_path, [real_projects])
+    session = "29ccd257-68b1-427f-ae5f-6524b7cb6f20"
+    full = tree_of(export_files(db_path, tmp_path / "full", session), tmp_path / "full")
+    short = tree_of(export_files(db_path, tmp_path / "short", session[:6]), tmp_path / "short")
+    assert short == full and len(full) == 2
+    with pytest.raises(ExportError, match="No archived files belong to session 29ccd"):
+        export_files(db_path, tmp_path / "x", session[:5])  # too short to be a prefix
+    # two sessions starting alike: the prefix is ambiguous
+    twin = real_projects / "-twin" / "29ccd257-0000-4000-8000-000000000000.jsonl"
+    twin.parent.mkdir()
+    twin.write_bytes(b'{"type":"user","sessionId":"29ccd257-0000-4000-8000-000000000000"}\n')
+    run_pass(db_path, [real_projects])
+    with pytest.raises(ExportError, match="29ccd257 is ambiguous"):
+        export_files(db_path, tmp_path / "y", "29ccd257")
+
+
+def tree_of(written: list[Path], root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in written}

@@ -58,6 +58,8 @@ def test_merge_disjoint_adds_up_and_is_idempotent(two_machines, real_projects, t
     result = merge(a_db, b_db)
     assert "new files" in result.output
     merged = counts(b_db)
+    # the sessions reported are sessions rows (a line may name an id that makes none)
+    assert result.output.rstrip().endswith(f", {a['sessions']:,} sessions updated.")
     for key in ("sync_files", "events", "fts", "sessions", "api_calls", "tokens"):
         assert merged[key] == a[key] + b[key], key
     assert merged["cost"] == pytest.approx(a["cost"] + b["cost"])
@@ -105,3 +107,21 @@ def test_merge_errors(two_machines, tmp_path):
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     assert "not a claude-sessions archive" in merge(other, b_db, ok=False).output
     assert "is a directory" in merge(tmp_path, b_db, ok=False).output
+
+
+def test_merge_into_a_file_that_is_not_an_archive(two_machines, tmp_path):
+    a_db, _ = two_machines
+    text = tmp_path / "notsqlite.db"
+    text.write_text("just text\n")
+    result = merge(a_db, text, ok=False)
+    assert result.exit_code == 1
+    assert result.output == f"Error: {text} is not a SQLite database.\n"
+    assert sorted(p.name for p in tmp_path.glob("notsqlite*")) == ["notsqlite.db"]
+
+
+def test_merge_reports_real_sessions(real_projects, tmp_path):
+    whole = tmp_path / "whole.db"
+    run_pass(whole, [real_projects], host="server")
+    result = merge(whole, tmp_path / "empty.db")
+    assert result.output.rstrip().endswith(", 22 sessions updated.")
+    assert counts(tmp_path / "empty.db")["sessions"] == 22

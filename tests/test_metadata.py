@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 import yaml
+from datasette.app import Datasette
 
 from datasette_claude_sessions import metadata_path
 from datasette_claude_sessions.metadata import load_metadata
@@ -37,7 +38,7 @@ def schema(db_path) -> dict[str, tuple[str, list[str]]]:
     objects = {}
     for name, kind in conn.execute(
         "select name, type from sqlite_master where type in ('table', 'view') "
-        "and name not like 'events_fts_%' and name not like '_sqlite%' and name != 'sqlite_stat1'"
+        "and name not like 'events_fts_%' and name != 'sqlite_stat1'"
     ):
         columns = [row[1] for row in conn.execute(f"pragma table_info([{name}])")]
         objects[name] = (kind, columns)
@@ -48,11 +49,10 @@ def schema(db_path) -> dict[str, tuple[str, list[str]]]:
 def test_every_table_and_column_is_described(archive, archive_meta):
     tables = archive_meta["tables"]
     for name, (kind, columns) in schema(archive).items():
-        assert tables.get(name, {}).get("description"), f"{name} has no description"
-        if kind == "table":
-            described = tables[name].get("columns") or {}
-            missing = [c for c in columns if not described.get(c)]
-            assert not missing, f"{name}: no description for {missing}"
+        assert tables.get(name, {}).get("description"), f"{name} ({kind}) has no description"
+        described = tables[name].get("columns") or {}
+        missing = [c for c in columns if not described.get(c)]
+        assert not missing, f"{name} ({kind}): no description for {missing}"
 
 
 def test_table_settings_name_real_columns(archive, archive_meta):
@@ -121,3 +121,40 @@ def test_metadata_for_another_database_name():
     assert "db: claude-sessions" not in dumped
     original = yaml.safe_load(metadata_path().read_text(encoding="utf-8"))
     assert "claude-sessions" in original["databases"]
+
+
+@pytest.mark.asyncio
+async def test_canned_queries_without_metadata(archive, archive_meta, tmp_path):
+    """Plain `datasette claude-sessions.db` (no --metadata) has the canned queries, under
+    whatever name the archive is served; other databases get none; no Dashboards link,
+    since datasette-dashboards has nothing configured."""
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("create table t (id integer)").connection.close()
+    ds = Datasette([str(archive), str(other)])
+    names = set(archive_meta["queries"])
+    listed = (await ds.client.get("/claude-sessions.json")).json()["queries"]
+    assert {q["name"] for q in listed} == names
+    rows = (await ds.client.get("/claude-sessions/recent_sessions.json?_shape=array")).json()
+    assert rows and "session_id" in rows[0]
+    assert (await ds.client.get("/other.json")).json()["queries"] == []
+    home = await ds.client.get("/")
+    assert "Tables and queries" in home.text
+    assert '<a href="/-/dashboards">Dashboards</a> ·' not in home.text  # our link
+
+
+@pytest.mark.asyncio
+async def test_canned_queries_are_not_duplicated_with_metadata(archive, archive_meta):
+    ds = datasette_for(archive)
+    listed = [q["name"] for q in (await ds.client.get("/claude-sessions.json")).json()["queries"]]
+    assert sorted(listed) == sorted(archive_meta["queries"])
+    assert '<a href="/-/dashboards">Dashboards</a> ·' in (await ds.client.get("/")).text
+
+
+@pytest.mark.asyncio
+async def test_configured_queries_win_over_the_defaults(archive):
+    custom = {"recent_sessions": {"sql": "select 42 as answer", "title": "Mine"}}
+    ds = Datasette([str(archive)], metadata={"databases": {"claude-sessions": {"queries": custom}}})
+    rows = (await ds.client.get("/claude-sessions/recent_sessions.json?_shape=array")).json()
+    assert rows == [{"answer": 42}]
+    listed = (await ds.client.get("/claude-sessions.json")).json()["queries"]
+    assert len(listed) == len(load_metadata()["databases"]["claude-sessions"]["queries"])

@@ -189,6 +189,19 @@ def test_order_rules():
     assert order[9:] == [9, 10, 12]
 
 
+def test_order_places_records_without_uuid_by_their_timestamp():
+    """A file-history snapshot of 15:24 written after an answer of 15:30 comes before it;
+    a record without uuid or timestamp keeps its file position."""
+    rows = [
+        (1, "p", None, "2025-01-01T15:20:00.000Z", 1),
+        (2, "a", "p", "2025-01-01T15:30:00.000Z", 1),  # answer
+        (3, None, None, "2025-01-01T15:24:00.000Z", 1),  # file-history-snapshot
+        (4, None, None, None, 1),  # title record: follows the answer
+        (5, "q", "a", "2025-01-01T15:31:00.000Z", 1),
+    ]
+    assert conversation_order(rows) == [1, 3, 2, 4, 5]
+
+
 def test_order_compaction_boundary_is_a_root():
     t = "2025-01-01T00:00:0{}.000Z".format
     rows = [
@@ -199,6 +212,109 @@ def test_order_compaction_boundary_is_a_root():
         (5, "late", "a", t(3), 1),
     ]
     assert conversation_order(rows) == [1, 2, 5, 3, 4]
+
+
+@pytest.mark.asyncio
+async def test_thinking_is_labelled_once_and_durations_are_readable(real_db):
+    ds = datasette_for(real_db)
+    session = "0d3a8e6f-290f-4105-a327-a2496e5e2a83"  # thinking blocks, a 326 s tool call
+    html = (await ds.client.get(f"/-/claude-sessions/session/{session}?size=2000")).text
+    assert 'class="cs-details thinking"' in html
+    assert "<summary>Thinking</summary>" not in html
+    assert not re.search(r"\d,\d{3} ms<", html)
+    assert re.search(r'title="326500 ms">5m 26s<', html)
+
+
+def test_human_duration():
+    from datasette_claude_sessions.transcript import human_duration
+
+    assert [human_duration(v) for v in (850, 1234, 289116, 7_500_000, None)] == [
+        "850 ms",
+        "1.2 s",
+        "4m 49s",
+        "2h 05m",
+        "",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_command_tags_in_titles_are_shown_plain(real_db):
+    ds = datasette_for(real_db)
+    session = "326189cf-5676-4237-8cde-1ce80aae4a9f"  # title <bash-input>uv run ty check</...>
+    page = (await ds.client.get(f"/-/claude-sessions/session/{session}")).text
+    assert "<h1>! uv run ty check</h1>" in page
+    assert "&lt;bash-input&gt;" not in page.split("<h1>")[1].split("</h1>")[0]
+    listing = (await ds.client.get("/claude-sessions/sessions_list?_size=max")).text
+    assert ">! uv run ty check</a>" in listing
+    # The archive keeps the raw title.
+    row = (await ds.client.get(f"/claude-sessions/sessions/{session}.json?_shape=array")).json()
+    assert row[0]["title"] == "<bash-input>uv run ty check</bash-input>"
+
+
+def test_display_title():
+    from datasette_claude_sessions.render import display_title, session_label
+
+    assert (
+        display_title(
+            "<command-message>model is running…</command-message>\n"
+            "<command-name>/model</command-name>\n"
+            "<command-args>opus</command-args>"
+        )
+        == "/model opus"
+    )
+    assert display_title("<local-command-stdout>Set model</local-command-stdout>") == "Set model"
+    assert display_title("a < b and <b>bold</b>") == "a < b and <b>bold</b>"
+    assert session_label(None, "4e062ed2-cbfa-4cb8", "proj") == "(no prompt) 4e062ed2 · proj"
+
+
+@pytest.mark.asyncio
+async def test_sessions_without_prompts_are_labelled_and_kept_off_the_home_page(real_db):
+    ds = datasette_for(real_db)
+    warmup = "4e062ed2-cbfa-4cb8-bc9a-1551bf168eaf"  # 0 prompts, no title
+    home = await ds.client.get("/")
+    assert warmup not in home.text
+    assert "without a prompt, such as warmups, are listed there only" in home.text
+    assert all(
+        r["prompts"] > 0 for r in (await ds.client.get("/-/claude-sessions.json")).json()["recent"]
+    )
+    listing = (await ds.client.get("/claude-sessions/sessions_list?_size=max")).text
+    assert f'/-/claude-sessions/session/{warmup}"' in listing
+    assert "(no prompt) 4e062ed2" in listing
+    page = (await ds.client.get(f"/-/claude-sessions/session/{warmup}")).text
+    assert "<h1>(no prompt) 4e062ed2" in page
+
+
+@pytest.mark.asyncio
+async def test_very_long_lines_are_cut_in_html_and_json(tmp_path):
+    """A 3 MB prompt (over RAW_LIMIT: not parsed, shown from its text) and a 50,000
+    character answer (parsed, cut): pages and JSON stay small, with a link to the line."""
+    sid = "10ee10ee-0000-4000-8000-000000000001"
+    records = synthetic_session(sid, 4)
+    records[0]["message"]["content"] = "huge prompt " + "x" * 3_000_000
+    records[3]["message"]["content"][0]["text"] = "long answer " + "y" * 50_000
+    write_jsonl(tmp_path / "projects" / "-work-long" / f"{sid}.jsonl", records)
+    db_path = build_archive(tmp_path, real=False)
+    ds = datasette_for(db_path)
+    page = await ds.client.get(f"/-/claude-sessions/session/{sid}")
+    assert page.status_code == 200
+    assert len(page.text) < 100_000
+    assert "This line is 3.0 MB of JSON: shown from its text" in page.text
+    assert "huge prompt xxx" in page.text
+    assert "long answer yyy" in page.text
+    assert page.text.count("Show the full line (raw JSON)") == 2
+    assert "3,000,002 more characters" not in page.text  # counted from the text
+    assert re.search(r"2,990,\d{3} more characters", page.text)
+    assert "40,012 more characters" in page.text
+    data = await ds.client.get(f"/-/claude-sessions/session/{sid}.json")
+    assert len(data.content) < 100_000
+    events = data.json()["events"]
+    prompt, answer = events[0], events[3]
+    assert prompt["truncated"] is True and prompt["record_omitted"] is True
+    assert prompt["record"] is None
+    assert len(prompt["text"]) == 10_000 and prompt["text_length"] > 3_000_000
+    assert prompt["raw_json_url"].endswith(f"/events/{prompt['id']}.json")
+    assert answer["truncated"] is True and answer["record_omitted"] is False
+    assert events[1]["truncated"] is False
 
 
 @pytest.mark.asyncio

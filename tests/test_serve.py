@@ -67,12 +67,22 @@ def test_serve_syncs_watches_serves_and_stops_on_ctrl_c(tmp_path, real_projects)
     db = tmp_path / "serve.db"
     server = start_serve(
         tmp_path,
-        ["--db", str(db), "--projects", str(real_projects), "--setting", "max_returned_rows", "7"],
+        ["--db", str(db), "--projects", str(real_projects), "--machine", "served-box"]
+        + ["--setting", "max_returned_rows", "7"],
     )
     try:
         server.wait_until_up()
         children = descendants(server.process.pid)
         assert len(children) >= 2  # the watch sidecar and Datasette
+        # --machine names the machine for the first pass and the sidecar
+        assert "Synced 31 files (31 changed): 1,540 new lines" in server.log()
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in children]
+        watch = [c for c in commands if b"watch" in c]
+        assert watch and watch[0][watch[0].index(b"--host") + 1] == b"served-box"
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT DISTINCT host FROM sync_files").fetchall() == [
+                ("served-box",)
+            ]
 
         status = get_json(server.url + "/-/claude-sessions/status.json")
         assert status["ok"] is True
@@ -245,3 +255,16 @@ def test_serve_reports_a_datasette_option_it_rejects(tmp_path, real_projects):
     )
     assert result.exit_code == 1
     assert result.output.endswith("Error: Datasette exited with code 2; its message is above.\n")
+
+
+def test_serve_on_a_file_that_is_not_an_archive(tmp_path):
+    text = tmp_path / "notsqlite.db"
+    text.write_text("hello\n")
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--db", str(text), "--no-watch", "--projects", str(tmp_path)]
+        + ["--port", str(free_port())],
+    )
+    assert result.exit_code == 1
+    assert result.output == f"Error: {text} is not a SQLite database.\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notsqlite.db"]

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -172,12 +173,26 @@ async def test_status_page_without_an_archive(tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_retention_warning_follows_settings_json(archive, real_projects, isolated_home):
+async def test_retention_warning_follows_settings_json(real_projects, isolated_home, tmp_path):
+    # Only Claude Code's own projects folder is cleaned up: archive a copy there.
+    claude_projects = isolated_home / ".claude" / "projects"
+    shutil.copytree(real_projects, claude_projects)
+    archive = tmp_path / "claude.db"
+    run_pass(archive, [claude_projects], trigger="cli")
+    status.forget_cached_figures()
     settings = isolated_home / ".claude" / "settings.json"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    ds = make_datasette(archive, real_projects)
+    ds = make_datasette(archive, claude_projects)
+
+    # No settings.json: the default applies, and the page says so.
+    status.forget_cached_figures()
+    data = (await ds.client.get("/-/claude-sessions/status.json")).json()["retention"]
+    assert data["settings_found"] is False
+    assert data["cleanup_period_days"] == 30
+    html = (await ds.client.get("/-/claude-sessions/status")).text
+    assert "not found: Claude Code's default of 30 days applies" in html
 
     settings.write_text(json.dumps({"cleanupPeriodDays": 100000}))
+    status.forget_cached_figures()
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()["retention"]
     assert data["cleanup_period_days"] == 100000
     assert data["settings_path"] == str(settings)
@@ -195,13 +210,15 @@ async def test_retention_warning_follows_settings_json(archive, real_projects, i
     assert due > 0
     assert data["sessions_past_cutoff"] == due
     assert data["sessions_archived_only"] == 0
+    html = (await ds.client.get("/-/claude-sessions/status")).text
+    assert f"{due} session(s) there are older than that and will be deleted" in html
 
     # A session whose files are gone exists only in the archive.
-    path, session_id = session_file(real_projects)
-    for source in real_projects.rglob(f"*{session_id}*"):
+    path, session_id = session_file(claude_projects)
+    for source in claude_projects.rglob(f"*{session_id}*"):
         if source.is_file():
             source.unlink()
-    run_pass(archive, [real_projects], trigger="cli")
+    run_pass(archive, [claude_projects], trigger="cli")
     status.forget_cached_figures()
     response = await ds.client.get("/-/claude-sessions/status")
     assert "exist only in this archive" in response.text
@@ -215,6 +232,61 @@ async def test_retention_warning_follows_settings_json(archive, real_projects, i
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()["retention"]
     assert data["cleanup_period_days"] == 30
     assert data["problem"].startswith(f"Could not read {settings}")
+
+
+@pytest.mark.asyncio
+async def test_no_deletion_warning_for_other_projects_folders(
+    archive, real_projects, isolated_home
+):
+    """A --projects folder outside Claude Code's config dir (a demo corpus, a copy) is
+    never cleaned up by Claude Code: no deletion warning, but archive-only sessions count."""
+    settings = isolated_home / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"cleanupPeriodDays": 1}))
+    path, session_id = session_file(real_projects)
+    path.unlink()
+    run_pass(archive, [real_projects], trigger="cli")
+    status.forget_cached_figures()
+    ds = make_datasette(archive, real_projects)
+    data = (await ds.client.get("/-/claude-sessions/status.json")).json()["retention"]
+    assert data["sessions_past_cutoff"] == 0
+    assert data["sessions_due_within_week"] == 0
+    assert data["sessions_archived_only"] >= 1
+    html = (await ds.client.get("/-/claude-sessions/status")).text
+    assert 'id="cs-retention"' not in html
+    assert "will be deleted" not in html
+    assert "exist only in this archive" in html
+
+
+@pytest.mark.asyncio
+async def test_recent_passes_show_the_last_and_those_that_changed_something(archive, real_projects):
+    run_pass(archive, [real_projects], trigger="rescan")  # nothing new
+    run_pass(archive, [real_projects], trigger="rescan")  # nothing new
+    path, session_id = session_file(real_projects)
+    append_prompts(path, session_id, ["news"])
+    changed = run_pass(archive, [real_projects], trigger="rescan").run_id
+    last = run_pass(archive, [real_projects], trigger="rescan").run_id  # nothing new, last
+    status.forget_cached_figures()
+    ds = make_datasette(archive, real_projects)
+    data = (await ds.client.get("/-/claude-sessions/status.json")).json()
+    assert [run["id"] for run in data["recent_runs"]] == [last, changed, 1]
+    assert data["quiet_runs"] == 2
+    html = (await ds.client.get("/-/claude-sessions/status")).text
+    assert "2 other passes found nothing new" in html
+    assert html.count('<tr data-run-id="') == 3
+
+
+@pytest.mark.asyncio
+async def test_status_page_shows_readable_times(archive, real_projects):
+    ds = make_datasette(archive, real_projects)
+    data = (await ds.client.get("/-/claude-sessions/status.json")).json()
+    started = data["recent_runs"][0]["started_at"]
+    assert "T" in started  # JSON keeps ISO
+    html = (await ds.client.get("/-/claude-sessions/status")).text
+    readable = started[:19].replace("T", " ") + " UTC"
+    assert f'<time datetime="{started}" title="{started}">{readable}</time>' in html
+    # No ISO timestamp is shown as text outside an attribute.
+    assert not re.search(r">[^<]*\d{4}-\d\d-\d\dT\d\d:\d\d", html)
 
 
 @pytest.mark.asyncio
@@ -348,6 +420,35 @@ async def test_sync_now_post_without_csrf_token_is_refused(archive, real_project
     )
     assert response.status_code == 403
     assert scalar(archive, "select count(*) from sync_runs") == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        {"referer": "http://evil.example/page.html"},
+        {"origin": "http://localhost:9999"},
+    ],
+)
+async def test_sync_now_refuses_cross_site_posts(archive, real_projects, headers):
+    ds = make_datasette(archive, real_projects, allow_sync=True)
+    before = scalar(archive, "select count(*) from sync_runs")
+    response = await ds.client.post("/-/claude-sessions/sync.json", headers=headers)
+    assert response.status_code == 403
+    assert "another site" in response.json()["error"]
+    form = await ds.client.post("/-/claude-sessions/sync", headers=headers)
+    assert form.status_code == 403
+    assert scalar(archive, "select count(*) from sync_runs") == before
+
+
+@pytest.mark.asyncio
+async def test_sync_now_accepts_same_origin_posts(archive, real_projects):
+    ds = make_datasette(archive, real_projects, allow_sync=True)
+    for headers in ({"origin": "http://localhost"}, {"referer": "http://localhost/-/x"}):
+        response = await ds.client.post("/-/claude-sessions/sync.json", headers=headers)
+        assert response.status_code == 200
 
 
 @pytest.mark.asyncio

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -342,3 +342,75 @@ def test_status_figures_are_json(tmp_path, db_path):
     assert again["current_block"]["start"] == "2025-06-02T08:00:00Z"
     assert again["current_block"]["calls"] == 2
     assert again["unpriced_models"][0]["model"] == "claude-imaginary-9"
+
+
+def python_blocks(conn, now=None) -> list[tuple]:
+    return [
+        (
+            b["start"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            b["end"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            b["calls"],
+            b["tokens"],
+            b["unpriced_calls"],
+            b["first_call"],
+            b["last_call"],
+        )
+        for b in usage.blocks_from_hours(usage.hourly(conn), now=now)
+    ]
+
+
+def view_blocks(conn) -> list[tuple]:
+    return conn.execute(
+        "SELECT block_start, block_end, calls, total_tokens, unpriced_calls, first_call, "
+        "last_call FROM usage_blocks"
+    ).fetchall()
+
+
+def test_usage_blocks_view_agrees_with_the_python_blocks(tmp_path, db_path, real_projects):
+    run_pass(db_path, [real_projects])
+    conn = schema.connect(str(db_path))
+    in_sql = view_blocks(conn)
+    assert len(in_sql) > 5 and in_sql == python_blocks(conn)
+    costs = [r[0] for r in conn.execute("SELECT cost_usd FROM usage_blocks")]
+    py_costs = [b["cost_usd"] for b in usage.blocks_from_hours(usage.hourly(conn))]
+    assert costs == pytest.approx(py_costs)
+    rates = conn.execute("SELECT tokens_per_hour, cost_per_hour FROM usage_blocks").fetchall()
+    py_rates = [
+        (b["tokens_per_hour"], b["cost_per_hour"])
+        for b in usage.blocks_from_hours(usage.hourly(conn))
+    ]
+    for (tokens, cost), (py_tokens, py_cost) in zip(rates, py_rates, strict=True):
+        assert (tokens is None) == (py_tokens is None) and (cost is None) == (py_cost is None)
+        if tokens is not None:
+            assert tokens == pytest.approx(py_tokens) and cost == pytest.approx(py_cost)
+    assert sum(r[2] for r in in_sql) == 449
+    assert conn.execute("SELECT sum(is_active) FROM usage_blocks").fetchone() == (0,)
+
+
+def test_usage_blocks_view_marks_the_running_block(tmp_path, db_path):
+    """Calls in the last hours: the view's active block is current_block's."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    stamps = [now - timedelta(hours=h) for h in (30, 27, 7, 5.5, 0.6, 0.1)]
+    root = tmp_path / "projects"
+    write_jsonl(
+        root / "-p" / f"{SID}.jsonl",
+        [
+            line(f"m{i}", f"r{i}", ts=ts.strftime("%Y-%m-%dT%H:%M:%S.000Z"), model=HAIKU)
+            for i, ts in enumerate(stamps)
+        ],
+    )
+    run_pass(db_path, [root])
+    conn = schema.connect(str(db_path))
+    assert view_blocks(conn) == python_blocks(conn, now)
+    active = conn.execute(
+        "SELECT block_start, calls, cost_usd, cost_per_hour FROM usage_blocks WHERE is_active"
+    ).fetchall()
+    block = usage.current_block(conn, now=now)
+    assert len(active) == 1 and block is not None
+    start, calls, cost, rate = active[0]
+    assert start == block["start"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert calls == block["calls"] >= 1
+    assert cost == pytest.approx(block["cost_usd"])
+    assert (rate is None and block["cost_per_hour"] is None) or rate == pytest.approx(
+        block["cost_per_hour"]
+    )

@@ -177,6 +177,7 @@ def test_watch_process_sigusr1_and_sigterm(root, db_path):
         second = subprocess.run(command, capture_output=True, text=True, timeout=30)
         assert second.returncode == 1
         assert f"`claude-sessions watch` (pid {proc.pid}) is already running" in second.stderr
+        assert second.stdout == ""  # no "Watching …" before the refusal
 
         path = root / "-work-demo" / f"{SESSION}.jsonl"
         path.write_bytes(line(0) + b"\n")
@@ -190,3 +191,39 @@ def test_watch_process_sigusr1_and_sigterm(root, db_path):
     assert proc.returncode == 0, err
     assert "Stopped." in out.decode()
     assert query(db_path, "SELECT state FROM sync_heartbeat") == [("stopped",)]
+
+
+def test_projects_folder_created_after_start_is_followed_at_once(tmp_path, db_path):
+    """A fresh machine: the projects folder (and its parent) appear after watch started;
+    the first transcript arrives long before the rescan (an hour here)."""
+    root = tmp_path / "claude" / "projects"
+    stop = threading.Event()
+    errors = []
+    thread = threading.Thread(
+        target=lambda: run_watch(
+            db_path,
+            [root],
+            debounce=0.05,
+            rescan_interval=3600,
+            stop_event=stop,
+            on_error=errors.append,
+        )
+    )
+    thread.start()
+    try:
+        wait_for(lambda: query(db_path, "SELECT 1 FROM sync_runs WHERE trigger = 'initial'"))
+        (root / "-work-demo").mkdir(parents=True)
+        path = root / "-work-demo" / f"{SESSION}.jsonl"
+        path.write_bytes(line(0) + b"\n")
+        wait_for(lambda: rows_of(db_path) == 1, timeout=20)
+        # followed by file events from then on, not only by passes
+        with open(path, "ab") as f:
+            f.write(line(1) + b"\n")
+        wait_for(lambda: rows_of(db_path) == 2, timeout=20)
+        triggers = {t for (t,) in query(db_path, "SELECT trigger FROM sync_runs")}
+        assert "watch" in triggers
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert errors == []

@@ -27,6 +27,19 @@
     return i === 0 ? n + " bytes" : n.toFixed(1) + " " + units[i];
   }
 
+  // "2025-07-01 14:03:09 UTC" like the server renders it; the ISO value in the title.
+  function when(iso) {
+    var node = el("time", { datetime: iso || "", title: iso || "" });
+    var d = iso ? new Date(iso) : null;
+    node.textContent = d && !isNaN(d) ? d.toISOString().slice(0, 19).replace("T", " ") + " UTC" : (iso || "");
+    return node;
+  }
+
+  function changed(run) {
+    return Number(run.files_changed) > 0 || Number(run.lines_added) > 0 ||
+      Number(run.errors) > 0 || !!run.error;
+  }
+
   function announce(name, payload) {
     var ev = new CustomEvent("claude-sessions:" + name, { detail: payload, cancelable: true });
     return document.dispatchEvent(ev);  // false when a listener called preventDefault()
@@ -35,20 +48,37 @@
   function showRun(run, source) {
     var last = document.getElementById("cs-last-pass");
     if (last) {
-      last.textContent = "Last pass #" + run.id + " (" + run.trigger + ") ended " + run.ended_at +
-        ": " + run.lines_added + " new lines from " + run.files_changed + " of " +
+      last.textContent = "Last pass #" + run.id + " (" + run.trigger + ") ended ";
+      last.appendChild(when(run.ended_at));
+      last.appendChild(document.createTextNode(": " + run.lines_added + " new lines from " + run.files_changed + " of " +
         run.files_scanned + " files, " + bytes(run.bytes_read) + " read in " +
-        Number(run.seconds || 0).toFixed(2) + " s." + (run.error ? " The pass failed: " + run.error : "");
+        Number(run.seconds || 0).toFixed(2) + " s." + (run.error ? " The pass failed: " + run.error : "")));
     }
     var body = document.querySelector("#recent-runs tbody");
     if (!body) return;
+    // The table shows the last pass and the passes that changed something: a previous
+    // last pass that found nothing becomes one more in the count above the table.
+    var top = body.rows[0];
+    if (top && top.getAttribute("data-quiet")) {
+      body.deleteRow(0);
+      var quiet = document.getElementById("cs-quiet-runs");
+      if (quiet) {
+        var count = Number(quiet.getAttribute("data-count") || 0) + 1;
+        quiet.setAttribute("data-count", count);
+        quiet.firstChild.textContent = "The last pass and the passes that changed something; " +
+          count.toLocaleString("en") + " other passes found nothing new.";
+      }
+    }
     var tr = el("tr", { "data-run-id": run.id });
+    if (!changed(run)) tr.setAttribute("data-quiet", "1");
     var first = el("td");
     var base = source.getAttribute("data-runs-table");
     first.appendChild(base ? el("a", { href: base + "/" + run.id }, run.id) : document.createTextNode(run.id));
     tr.appendChild(first);
     tr.appendChild(el("td", {}, run.trigger));
-    tr.appendChild(el("td", {}, run.started_at));
+    var started = el("td", { "class": "cs-nowrap" });
+    started.appendChild(when(run.started_at));
+    tr.appendChild(started);
     tr.appendChild(el("td", { "class": "cs-num" }, Number(run.seconds || 0).toFixed(2)));
     tr.appendChild(el("td", { "class": "cs-num" }, run.files_changed));
     tr.appendChild(el("td", { "class": "cs-num" }, run.lines_added));
