@@ -270,12 +270,16 @@ def render(
     default="day",
     show_default=True,
     help="Group by local day, week (starting Monday), month, session, project, model, "
-    "or 5-hour billing block.",
+    "or 5-hour billing block (the usage_blocks view, with a Total row).",
 )
 @click.option("--since", help="First day to include, YYYY-MM-DD (local date).")
 @click.option("--until", help="Last day to include, YYYY-MM-DD (local date).")
 @click.option("--project", help="Only this project: its folder name under projects/, path or name.")
-@click.option("--host", help="Only calls archived on this machine (see `merge`).")
+@click.option(
+    "--host",
+    help="Only calls of this machine: the name `sync --host` / `serve --machine` recorded "
+    "(default there: the host name); see `merge`.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
     "--pricing",

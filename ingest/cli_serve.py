@@ -100,11 +100,12 @@ def serve(db_path, projects, host, machine, port, no_watch, demo, datasette_args
         )
     if demo:
         db, roots = prepare_demo(db_path)
+        check_writable(db)
         readable = roots
     else:
         db, roots = resolve_db(db_path).absolute(), resolve_projects(projects)
+        check_writable(db)
         readable = existing_roots(projects, quiet=False)
-    check_writable(db)
     initial_sync(db, readable, machine)
 
     children: list[subprocess.Popen] = []
@@ -235,7 +236,7 @@ def initial_sync(db: Path, roots: list[Path], machine: str | None = None) -> Non
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    click.echo(f"{summary_line(result)} ({db})", err=True)
+    click.echo(summary_line(result, db), err=True)
 
 
 def start_watch(db: Path, roots: list[Path], machine: str | None = None) -> subprocess.Popen | None:

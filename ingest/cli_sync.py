@@ -79,9 +79,11 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def summary_line(result: PassResult) -> str:
+def summary_line(result: PassResult, db: Path | None = None) -> str:
+    """One sentence about a pass (sync, watch and serve print the same); ``db``: name it."""
+    into = f" into {db}" if db else ""
     line = (
-        f"Synced {plural(result.files_scanned, 'file')} ({result.files_changed:,} changed): "
+        f"Synced {plural(result.files_scanned, 'file')}{into} ({result.files_changed:,} changed): "
         f"{plural(result.lines_added, 'new line')}, {result.bytes_read / 1e6:,.1f} MB "
         f"in {result.seconds:.2f} s"
     )
@@ -354,14 +356,16 @@ def status(db_path, projects, as_json):
     click.echo(f"Sessions:  {info['sessions']:,}")
     run = info["last_pass"]
     if run:
-        outcome = f"failed: {run['error']}" if run["error"] else f"{run['lines_added']:,} new lines"
+        outcome = (
+            f"failed: {run['error']}" if run["error"] else plural(run["lines_added"], "new line")
+        )
         click.echo(
             f"Last pass: {run['trigger']} at {run['started_at']}, {outcome}, "
             f"{info['lag_seconds']:.0f} s ago"
         )
     else:
         click.echo("Last pass: none yet")
-    lag = f"Lag:       {info['lag_bytes']:,} bytes not archived yet"
+    lag = f"Lag:       {plural(info['lag_bytes'], 'byte')} not archived yet"
     if info["unseen_files"]:
         lag += f" (with {plural(info['unseen_files'], 'file')} no pass has read)"
     click.echo(lag)

@@ -8,7 +8,7 @@ How a pass works:
 - A changed JSONL file is read from its stored ``position`` in 1 MiB chunks, complete
   lines only.  Every line becomes one ``events`` row holding its exact bytes.
 - Rows, their FTS entries, the derived tables and the file's new position are written in
-  one transaction per batch (16 MiB or more, see batch_bytes), so a crash at any instant
+  one transaction per batch (16-64 MiB, see batch_bytes), so a crash at any instant
   loses nothing and duplicates nothing: the next pass resumes at the committed position.
 - A file that was replaced (new inode), truncated (smaller than its position) or rewritten
   (its first 4 KB changed) gets a new ``generation`` and is read again from the start;
@@ -80,17 +80,18 @@ INSERT_ERROR = (
 
 def batch_bytes(archive_bytes: int = 0) -> int:
     """Bytes of source read per transaction: $CLAUDE_SESSIONS_BATCH_BYTES when set, else
-    16 MiB or 1/16 of the archive's size, whichever is larger.
+    1/16 of the archive's size, at least 16 MiB and at most 64 MiB (a few seconds of
+    work: progress callbacks, such as watch's heartbeat, run between transactions).
 
     Each transaction rewrites the index pages its lines land on, and lines land all over
-    the indexes keyed by uuid, message id or timestamp; with transactions that grow with
-    the archive, that cost stays proportional to the lines read and an initial sync stays
-    linear in the archive's size.  Memory does not grow with it: lines are parsed and
+    the indexes keyed by uuid, message id or timestamp; transactions that grow with the
+    archive keep that cost in step with the lines read (a 1 GB initial sync takes about
+    10x a 100 MB one, where 2 MiB transactions took 25x).  Memory does not grow with it: lines are parsed and
     written WRITE_BYTES at a time, and SQLite's cache is fixed."""
     env = os.environ.get("CLAUDE_SESSIONS_BATCH_BYTES")
     if env:
         return int(env)
-    return max(16 << 20, archive_bytes // 16)
+    return min(max(16 << 20, archive_bytes // 16), 64 << 20)
 
 
 # Lines are parsed and written to the open transaction this many bytes at a time, so
@@ -233,7 +234,7 @@ def run_pass(
     all, a number: seconds); raises ingest.lock.LockBusy when giving up.
     ``paths``: only look at these files or folders (all under one of the roots); a
     tracked file among them that is gone is marked deleted.  None means everything.
-    ``progress(done_bytes, total_bytes)`` is called as the pass reads.
+    ``progress(done_bytes, total_bytes)`` is called as the pass reads, after each commit.
     """
     lock = WriterLock(db_path)
     lock.acquire(wait)
@@ -432,8 +433,8 @@ class Pass:
         """Write a file's batch in the pass's open transaction (begun here when none is);
         ``write`` returns the (sessions, agents) it touched.  The transaction commits once
         it holds batch_bytes() of source: small files share a transaction, and an
-        initial sync commits (and checkpoints the WAL) every 16 MiB or more, not once per
-        file.  The batch's Python objects are freed as soon as it is written."""
+        initial sync commits (and checkpoints the WAL) every 16-64 MiB, not once per file.
+        The batch's Python objects are freed as soon as it is written."""
         conn = self.conn
         if not conn.in_transaction:
             retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
@@ -470,6 +471,10 @@ class Pass:
                 conn.execute("ROLLBACK")
             raise
         self.commit_bytes = batch_bytes(self.archive_bytes())
+        # Only now, outside the transaction: a callback may write with a connection of
+        # its own (watch refreshes its heartbeat row), which would wait for this one.
+        if self.progress is not None:
+            self.progress(self.done_bytes, self.total_bytes)
 
     def archive_bytes(self) -> int:
         page_count = self.conn.execute("PRAGMA page_count").fetchone()[0]
@@ -478,8 +483,6 @@ class Pass:
     def advance(self, nbytes: int) -> None:
         self.result.bytes_read += nbytes
         self.done_bytes += nbytes
-        if self.progress is not None:
-            self.progress(self.done_bytes, self.total_bytes)
 
 
 def unchanged(row: sqlite3.Row, stat: os.stat_result, now: float) -> bool:

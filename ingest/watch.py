@@ -3,7 +3,9 @@
 An initial pass, then a watchdog observer on every root: each burst of file events
 becomes a pass over just the files named (after ``debounce`` seconds), a full rescan
 every ``rescan_interval`` catches whatever the events missed, and the ``sync_heartbeat``
-row says every ``heartbeat_interval`` that the sidecar is alive.
+row says every ``heartbeat_interval`` that the sidecar is alive.  A root that does not
+exist yet (a machine where Claude Code never ran) is looked for every APPEAR_POLL
+seconds and followed, after a full pass, as soon as it appears.
 
 The writer lock is taken per pass, so ``claude-sessions sync`` and the web app's
 "Sync now" can run between passes; a second watch on the same archive is refused

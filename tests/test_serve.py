@@ -75,7 +75,7 @@ def test_serve_syncs_watches_serves_and_stops_on_ctrl_c(tmp_path, real_projects)
         children = descendants(server.process.pid)
         assert len(children) >= 2  # the watch sidecar and Datasette
         # --machine names the machine for the first pass and the sidecar
-        assert "Synced 31 files (31 changed): 1,540 new lines" in server.log()
+        assert f"Synced 31 files into {db} (31 changed): 1,540 new lines" in server.log()
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in children]
         watch = [c for c in commands if b"watch" in c]
         assert watch and watch[0][watch[0].index(b"--host") + 1] == b"served-box"
