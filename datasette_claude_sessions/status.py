@@ -216,11 +216,14 @@ def sidecar_status(conn: sqlite3.Connection, now: dt.datetime | None = None) -> 
 
 
 def pending_bytes(conn: sqlite3.Connection) -> dict:
-    """Bytes written to tracked files on this host and not archived yet (one stat each)."""
+    """Bytes written to tracked files and not archived yet (one stat each).
+
+    Every host name counts (sync --host / serve --machine label local files too); files
+    merged from another machine are stored as ``HOST:/path`` and simply fail to stat."""
     files = conn.execute(
-        "select path, position from sync_files where deleted_at is null and host = ? "
+        "select path, position from sync_files where deleted_at is null "
         "order by last_synced desc limit ?",
-        (socket.gethostname(), STAT_FILES_MAX + 1),
+        (STAT_FILES_MAX + 1,),
     ).fetchall()
     total = 0
     for path, position in files[:STAT_FILES_MAX]:
@@ -680,7 +683,8 @@ def run_result(run: dict, *, via: str) -> dict:
             f"file{'s' * (files != 1)} in {run['seconds'] or 0:.2f} s."
         )
         if run.get("errors"):
-            message += f" {run['errors']} line(s) could not be parsed (see Ingest errors)."
+            n = run["errors"]
+            message += f" {n} line{'' if n == 1 else 's'} could not be parsed (see Ingest errors)."
     return {
         "ok": not run.get("error"),
         "via": via,

@@ -211,7 +211,8 @@ async def test_retention_warning_follows_settings_json(real_projects, isolated_h
     assert data["sessions_past_cutoff"] == due
     assert data["sessions_archived_only"] == 0
     html = (await ds.client.get("/-/claude-sessions/status")).text
-    assert f"{due} session(s) there are older than that and will be deleted" in html
+    noun = "session there is" if due == 1 else "sessions there are"
+    assert f"{due} {noun} older than that and will be deleted" in html
 
     # A session whose files are gone exists only in the archive.
     path, session_id = session_file(claude_projects)
@@ -255,7 +256,7 @@ async def test_no_deletion_warning_for_other_projects_folders(
     html = (await ds.client.get("/-/claude-sessions/status")).text
     assert 'id="cs-retention"' not in html
     assert "will be deleted" not in html
-    assert "exist only in this archive" in html
+    assert "only in this archive" in html
 
 
 @pytest.mark.asyncio
