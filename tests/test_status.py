@@ -222,7 +222,7 @@ async def test_retention_warning_follows_settings_json(real_projects, isolated_h
     run_pass(archive, [claude_projects], trigger="cli")
     status.forget_cached_figures()
     response = await ds.client.get("/-/claude-sessions/status")
-    assert "exist only in this archive" in response.text
+    assert "only in this archive" in response.text
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()["retention"]
     gone = scalar(archive, "select count(*) from sessions where sources_exist = 0")
     assert gone >= 1
