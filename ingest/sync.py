@@ -27,6 +27,7 @@ import os
 import re
 import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ INSERT_EVENT = (
     + f", CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END)"
 )
 INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
+INSERT_FTS_PREFIX = (
+    "INSERT INTO events_fts (rowid, text) SELECT id, substr(text, 1, ?) FROM events WHERE id = ?"
+)
 INSERT_ERROR = (
     "INSERT INTO ingest_errors (file_id, event_id, byte_offset, line_number, error, excerpt, "
     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -101,11 +105,26 @@ WRITE_BYTES = 512 << 10
 # Lines at least this long keep only what the derivers read (see slim_tool_use_result).
 SLIM_BYTES = 64 << 10
 BATCH_LINES = 20_000
+# Only the first FTS_CHARS characters of an event's text are indexed for search (the
+# whole text stays in events.text, and snippets are cut from it).  Indexing a text costs
+# SQLite several times its size in memory until the transaction commits: without the cap
+# one 5 MB line took some 18 MB, with it 9 MB.  Texts this long are tool outputs
+# (file dumps, logs) whose first MB is what a search would find anyway.
+FTS_CHARS = 1 << 20
+# After a batch holding a line at least this long, freed memory is handed back to the OS.
+TRIM_BYTES = 1 << 20
+
+
+# Passes of the watch sidecar (file events, the periodic rescan) leave a sync_runs row
+# only when they find something to do: a rescan every 30 s that finds nothing would add
+# thousands of rows a day, and the heartbeat already says the sidecar is alive.  Every
+# other pass (sync, initial, manual: the web app's "Sync now" waits for its row) records one.
+QUIET_TRIGGERS = ("watch", "rescan")
 
 
 @dataclass
 class PassResult:
-    run_id: int
+    run_id: int | None  # None: a quiet pass (QUIET_TRIGGERS) that found nothing to do
     files_scanned: int = 0
     files_changed: int = 0
     lines_added: int = 0
@@ -268,7 +287,11 @@ def retry_busy(fn: Callable[[], T], attempts: int = 6) -> T:
 class Pass:
     def __init__(self, conn: sqlite3.Connection, roots: list[Path], host: str, progress):
         self.conn = conn
-        self.roots = [r.expanduser().absolute() for r in roots]
+        # Roots are keyed by their real path: the same file reached through a symlinked
+        # projects folder is the same sync_files row.  aliases: (as given, real) pairs.
+        given = [r.expanduser().absolute() for r in roots]
+        self.roots = [Path(os.path.realpath(r)) for r in given]
+        self.aliases = [(str(g), str(r)) for g, r in zip(given, self.roots, strict=True) if g != r]
         self.host = host
         self.progress = progress
         self.result: PassResult | None = None
@@ -285,15 +308,10 @@ class Pass:
     def run(self, trigger: str, paths: list[Path] | None) -> PassResult:
         started = time.monotonic()
         conn = self.conn
-        run_id = retry_busy(
-            lambda: (
-                conn.execute(
-                    "INSERT INTO sync_runs (trigger, host, pid, started_at) VALUES (?, ?, ?, ?)",
-                    (trigger, self.host, os.getpid(), now_iso()),
-                ).lastrowid
-            )
-        )
-        self.result = result = PassResult(run_id=run_id)
+        self.run_row = (trigger, self.host, os.getpid(), now_iso())
+        self.result = result = PassResult(run_id=None)
+        if trigger not in QUIET_TRIGGERS:
+            self.record_run()
         try:
             self.sync_all(paths)
         except BaseException as e:
@@ -308,10 +326,26 @@ class Pass:
         note = None
         if self.unreadable:
             note = f"could not read {len(self.unreadable)} files, e.g. {self.unreadable[0]}"
-        self.finish_run(result, note)
+        if result.run_id is not None or note:
+            self.finish_run(result, note)
         return result
 
+    def record_run(self) -> None:
+        """Insert the pass's sync_runs row (once), outside any transaction."""
+        if self.result.run_id is None:
+            self.result.run_id = retry_busy(
+                lambda: (
+                    self.conn.execute(
+                        "INSERT INTO sync_runs (trigger, host, pid, started_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        self.run_row,
+                    ).lastrowid
+                )
+            )
+
     def finish_run(self, result: PassResult, error: str | None) -> None:
+        self.record_run()
+
         def write():
             self.conn.execute(
                 "UPDATE sync_runs SET ended_at = ?, seconds = ?, files_scanned = ?, "
@@ -334,6 +368,10 @@ class Pass:
 
     def sync_all(self, paths: list[Path] | None) -> None:
         conn = self.conn
+        if paths is not None:
+            paths = [real_path(p) for p in paths]
+        for alias, real in self.aliases:
+            self.rename_root(alias, real)
         conn.row_factory = sqlite3.Row
         try:
             known = {row["path"]: row for row in conn.execute("SELECT * FROM sync_files")}
@@ -358,6 +396,8 @@ class Pass:
         self.total_bytes = sum(
             max(0, s.stat.st_size - (row["position"] if row else 0)) for s, row in todo
         )
+        if todo or gone:
+            self.record_run()
         self.next_id = (conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0) + 1
         for source, row in todo:
             FileSync(self, source, row).run()
@@ -365,6 +405,22 @@ class Pass:
         self.flush()
         if gone:
             self.mark_deleted(gone)
+
+    def rename_root(self, alias: str, real: str) -> None:
+        """Key the files archived under a symlink to a root (by an older version, which
+        did not resolve it) by the root's real path, so they are not archived again."""
+        n = len(alias) + 1
+
+        def write():
+            self.conn.execute(
+                "UPDATE sync_files SET path = ?1 || substr(path, ?3), "
+                "root = CASE WHEN root = ?2 THEN ?1 ELSE root END "
+                "WHERE path >= ?2 || ?4 AND path < ?2 || ?5 AND NOT EXISTS ("
+                "SELECT 1 FROM sync_files f WHERE f.path = ?1 || substr(sync_files.path, ?3))",
+                (real, alias, n, os.sep, chr(ord(os.sep) + 1)),
+            )
+
+        retry_busy(write)
 
     def find(self, paths: list[Path] | None) -> dict[str, Source]:
         found: dict[str, Source] = {}
@@ -374,7 +430,6 @@ class Pass:
                     found[source.path] = source
             return found
         for path in paths:
-            path = path.absolute()
             root = next((r for r in self.roots if path == r or r in path.parents), None)
             if root is None:
                 continue
@@ -486,6 +541,15 @@ class Pass:
         self.done_bytes += nbytes
 
 
+def real_path(path: Path) -> Path:
+    """path with its folders' symlinks resolved (a symlinked file stays itself; a file
+    that is gone resolves too)."""
+    path = path.expanduser().absolute()
+    if path.is_dir():
+        return Path(os.path.realpath(path))
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
 def unchanged(row: sqlite3.Row, stat: os.stat_result, now: float) -> bool:
     if (
         row["deleted_at"] is not None
@@ -497,6 +561,30 @@ def unchanged(row: sqlite3.Row, stat: os.stat_result, now: float) -> bool:
         return False
     # A pending unterminated tail is looked at again once it has gone stale.
     return row["position"] >= stat.st_size or now - stat.st_mtime < STALE_TAIL_SECONDS
+
+
+_trim: Callable[[int], int] | None | bool = False  # False: not looked up yet
+
+
+def release_memory(conn: sqlite3.Connection) -> None:
+    """Give the memory freed after a huge line back to the OS.
+
+    glibc keeps freed blocks for reuse, so without this the peak RSS ratchets up with
+    every line of several MB (SQLite's copy of the record and its FTS entry, the parsed
+    object); malloc_trim returns them.  Elsewhere (no glibc) this only asks SQLite."""
+    global _trim
+    conn.execute("PRAGMA shrink_memory")
+    if _trim is False:
+        _trim = None
+        if sys.platform == "linux":
+            import ctypes
+
+            try:
+                _trim = ctypes.CDLL(None).malloc_trim
+            except (OSError, AttributeError):  # musl and others: no malloc_trim
+                pass
+    if _trim is not None:
+        _trim(0)
 
 
 def head_hash(data: bytes) -> str:
@@ -694,7 +782,10 @@ class FileSync:
             batch.add(offset, line, terminated=True)
             if batch.nbytes >= limit or len(batch.rows) >= BATCH_LINES:
                 self.commit(batch, offset + len(line) + 1, 0, final=False)
+                huge = batch.longest >= TRIM_BYTES
                 batch = Batch(self)
+                if huge:
+                    release_memory(self.conn)
         position = batch.end if batch.rows else self.last_committed
         tail_flag = 0 if batch.rows else self.tail_flag
         if position < size:
@@ -820,10 +911,12 @@ class Batch:
         self.fs = fs
         self.rows: list[tuple] = []
         self.fts: list[tuple] = []
+        self.fts_long: list[tuple] = []
         self.errors: list[tuple] = []
         self.moves: list[tuple] = []
         self.new_events: list[NewEvent] = []
         self.nbytes = 0
+        self.longest = 0
         self.inserted = 0
         self.end = 0
         self.next_id = fs.sync.next_id
@@ -831,6 +924,7 @@ class Batch:
     def add(self, offset: int, line: bytes, terminated: bool) -> None:
         fs = self.fs
         self.nbytes += len(line) + terminated
+        self.longest = max(self.longest, len(line))
         self.end = offset + len(line) + terminated
         line_number = fs.line_number
         fs.line_number += 1
@@ -876,7 +970,9 @@ class Batch:
                 slim_tool_use_result(obj)
             self.new_events.append(NewEvent(event_id, 0, obj, cols, fs.sync.host))
         text = cols[-1]
-        if text:
+        if text and len(text) > FTS_CHARS:
+            self.fts_long.append((FTS_CHARS, event_id))  # cut by SQLite, not copied here
+        elif text:
             self.fts.append((event_id, text))
         self.rows.append((event_id, fs.generation, offset, line_number, *cols, line, utf8))
 
@@ -886,6 +982,8 @@ class Batch:
             conn.executemany(INSERT_EVENT, rows)
         if self.fts:
             conn.executemany(INSERT_FTS, self.fts)
+        if self.fts_long:
+            conn.executemany(INSERT_FTS_PREFIX, self.fts_long)
         if self.moves:
             conn.executemany(
                 "UPDATE events SET generation = ?, line_number = ? WHERE id = ?", self.moves

@@ -261,12 +261,12 @@ async def test_no_deletion_warning_for_other_projects_folders(
 
 @pytest.mark.asyncio
 async def test_recent_passes_show_the_last_and_those_that_changed_something(archive, real_projects):
-    run_pass(archive, [real_projects], trigger="rescan")  # nothing new
-    run_pass(archive, [real_projects], trigger="rescan")  # nothing new
+    run_pass(archive, [real_projects], trigger="cli")  # nothing new
+    run_pass(archive, [real_projects], trigger="cli")  # nothing new
     path, session_id = session_file(real_projects)
     append_prompts(path, session_id, ["news"])
     changed = run_pass(archive, [real_projects], trigger="rescan").run_id
-    last = run_pass(archive, [real_projects], trigger="rescan").run_id  # nothing new, last
+    last = run_pass(archive, [real_projects], trigger="cli").run_id  # nothing new, last
     status.forget_cached_figures()
     ds = make_datasette(archive, real_projects)
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()

@@ -557,3 +557,96 @@ async def test_datasette_finds_the_fts_index(real_projects, db_path):
     )
     assert response.status_code == 200
     assert len(response.json()) == expected
+
+
+# -- symlinks, quiet passes, huge texts -------------------------------------------------
+
+
+def test_symlinked_root_is_the_same_archive(root, db_path, tmp_path):
+    path = session_file(root)
+    path.write_bytes(record(0) + b"\n" + record(1) + b"\n")
+    link = tmp_path / "link-to-projects"
+    link.symlink_to(root, target_is_directory=True)
+    run_pass(db_path, [root])
+    assert run_pass(db_path, [link]).lines_added == 0
+    with open(path, "ab") as f:
+        f.write(record(2) + b"\n")
+    assert run_pass(db_path, [link]).lines_added == 1
+    with open(path, "ab") as f:
+        f.write(record(3) + b"\n")
+    # what watch does: a pass over the files its events name, under the link
+    linked_file = link / path.relative_to(root)
+    assert run_pass(db_path, [link], paths=[linked_file]).lines_added == 1
+    assert query(db_path, "SELECT path, root, rel_path FROM sync_files") == [
+        (str(path), str(root), f"-work-demo/{SESSION}.jsonl")
+    ]
+    assert query(db_path, "SELECT count(*) FROM events") == [(4,)]
+    assert_export_matches(db_path, root, tmp_path)
+
+
+def test_files_archived_under_a_symlink_are_renamed_to_the_real_path(root, db_path, tmp_path):
+    """Archives written before roots were resolved keep the link's paths: the first pass
+    through the link re-keys them instead of archiving every file again."""
+    path = session_file(root)
+    path.write_bytes(record(0) + b"\n")
+    link = tmp_path / "link-to-projects"
+    link.symlink_to(root, target_is_directory=True)
+    run_pass(db_path, [link])
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute(
+            "UPDATE sync_files SET path = replace(path, ?, ?), root = ?",
+            (str(root), str(link), str(link)),
+        )
+    conn.close()
+    assert run_pass(db_path, [link]).lines_added == 0
+    assert run_pass(db_path, [root]).lines_added == 0
+    assert query(db_path, "SELECT path, root FROM sync_files") == [(str(path), str(root))]
+    assert query(db_path, "SELECT count(*) FROM events") == [(1,)]
+
+
+def test_watch_passes_that_find_nothing_leave_no_run_row(root, db_path):
+    session_file(root).write_bytes(record(0) + b"\n")
+    first = run_pass(db_path, [root], trigger="initial").run_id
+    for trigger in ("rescan", "watch"):
+        result = run_pass(db_path, [root], trigger=trigger)
+        assert (result.run_id, result.files_scanned) == (None, 1)
+    assert run_pass(db_path, [root], paths=[session_file(root)], trigger="watch").run_id is None
+    manual = run_pass(db_path, [root], trigger="manual").run_id
+    cli_run = run_pass(db_path, [root]).run_id
+    with open(session_file(root), "ab") as f:
+        f.write(record(1) + b"\n")
+    changed = run_pass(db_path, [root], trigger="rescan")
+    assert changed.lines_added == 1
+    session_file(root).unlink()
+    gone = run_pass(db_path, [root], trigger="rescan").run_id
+    runs = query(db_path, "SELECT id, trigger, lines_added, ended_at IS NOT NULL FROM sync_runs")
+    assert runs == [
+        (first, "initial", 1, 1),
+        (manual, "manual", 0, 1),
+        (cli_run, "cli", 0, 1),
+        (changed.run_id, "rescan", 1, 1),
+        (gone, "rescan", 0, 1),
+    ]
+
+
+def test_long_text_is_stored_whole_and_its_start_indexed(root, db_path, tmp_path):
+    from ingest.sync import FTS_CHARS
+
+    content = "opening " + "filler " * (FTS_CHARS // 7) + "closingword"
+    session_file(root).write_bytes(
+        record(0) + b"\n" + record(1, message={"role": "user", "content": content}) + b"\n"
+    )
+    run_pass(db_path, [root])
+    assert query(db_path, "SELECT length(text) FROM events WHERE line_number = 2") == [
+        (len(content),)
+    ]
+
+    def found(word):
+        return query(db_path, "SELECT rowid FROM events_fts WHERE events_fts MATCH ?", word)
+
+    (line2,) = query(db_path, "SELECT id FROM events WHERE line_number = 2")
+    assert found("opening") == [line2]
+    assert found("closingword") == []
+    assert found("number") != []  # short texts: indexed whole as before
+    assert_export_matches(db_path, root, tmp_path)

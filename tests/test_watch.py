@@ -227,3 +227,34 @@ def test_projects_folder_created_after_start_is_followed_at_once(tmp_path, db_pa
         thread.join(10)
     assert not thread.is_alive()
     assert errors == []
+
+
+def test_rescans_that_find_nothing_leave_no_run_row(root, db_path):
+    path = root / "-work-demo" / f"{SESSION}.jsonl"
+    path.write_bytes(line(0) + b"\n")
+    stop = threading.Event()
+    passes = []
+    thread = threading.Thread(
+        target=run_watch,
+        args=(db_path, [root]),
+        kwargs={"stop_event": stop, "rescan_interval": 0.05, "on_pass": passes.append},
+    )
+    thread.start()
+    try:
+        wait_for(lambda: len(passes) >= 4)  # the initial pass and three rescans
+        assert query(db_path, "SELECT trigger, lines_added FROM sync_runs") == [("initial", 1)]
+        with open(path, "ab") as f:
+            f.write(line(1) + b"\n")
+        wait_for(lambda: rows_of(db_path) == 2)
+        wait_for(
+            lambda: len(query(db_path, "SELECT 1 FROM sync_runs WHERE ended_at IS NOT NULL")) == 2
+        )
+        seen = len(passes)
+        wait_for(lambda: len(passes) >= seen + 3)
+    finally:
+        stop.set()
+        thread.join(10)
+    runs = query(db_path, "SELECT trigger, lines_added FROM sync_runs ORDER BY id")
+    assert runs[0] == ("initial", 1)
+    assert runs[1][0] in ("watch", "rescan") and runs[1][1] == 1
+    assert len(runs) == 2
