@@ -63,4 +63,22 @@ def menu_links(datasette, actor, request):
 
 @hookimpl
 def startup(datasette):
-    return status.startup(datasette)
+    status.startup(datasette)
+    if not hasattr(datasette, "add_query"):
+        return None  # Datasette 0.65: the canned_queries hook above serves them
+
+    async def add_archive_queries():
+        # Datasette 1.0 dropped the canned_queries hook; queries are stored with add_query.
+        for database in list(datasette.databases):
+            queries = await pages.archive_queries(datasette, database)
+            for name, query in queries.items():
+                await datasette.add_query(
+                    database,
+                    name,
+                    query["sql"],
+                    title=query.get("title"),
+                    description=query.get("description"),
+                    hide_sql=bool(query.get("hide_sql")),
+                )
+
+    return add_archive_queries

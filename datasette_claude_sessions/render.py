@@ -327,6 +327,20 @@ _COMMAND_TAG = re.compile(
 _DROPPED_TAGS = {"command-message", "local-command-caveat"}
 
 
+def command_tags(text: Any) -> dict[str, str] | None:
+    """The tags of a record that holds only slash-command or ``!`` shell-command tags
+    (``command-name``, ``bash-stdout``...), by name; None for any other text, such as a
+    prompt that quotes a tag."""
+    if not isinstance(text, str) or "<" not in text:
+        return None
+    tags: dict[str, str] = {}
+    for name, value in _COMMAND_TAG.findall(text):
+        tags.setdefault(name, strip_ansi(value))
+    if not tags or _COMMAND_TAG.sub("", text).strip():
+        return None
+    return tags
+
+
 def display_title(title: str | None) -> str | None:
     """A session title for display: the tags Claude Code wraps slash commands and ``!``
     shell commands in become plain text (``/model opus``, ``! uv run ty check``).  The

@@ -563,6 +563,7 @@ def unchanged(row: sqlite3.Row, stat: os.stat_result, now: float) -> bool:
     return row["position"] >= stat.st_size or now - stat.st_mtime < STALE_TAIL_SECONDS
 
 
+STATEMENT_CACHE = 128  # sqlite3.connect's default cached_statements
 _trim: Callable[[int], int] | None | bool = False  # False: not looked up yet
 
 
@@ -573,6 +574,11 @@ def release_memory(conn: sqlite3.Connection) -> None:
     every line of several MB (SQLite's copy of the record and its FTS entry, the parsed
     object); malloc_trim returns them.  Elsewhere (no glibc) this only asks SQLite."""
     global _trim
+    # A prepared statement keeps the buffers of its largest row (the record of a 5 MB
+    # line: some 10 MB) until it is finalized, and sqlite3 caches every statement (128,
+    # least recently used first out): running 128 other statements finalizes them.
+    for i in range(STATEMENT_CACHE):
+        conn.execute(f"SELECT {i}")
     conn.execute("PRAGMA shrink_memory")
     if _trim is False:
         _trim = None
@@ -782,10 +788,7 @@ class FileSync:
             batch.add(offset, line, terminated=True)
             if batch.nbytes >= limit or len(batch.rows) >= BATCH_LINES:
                 self.commit(batch, offset + len(line) + 1, 0, final=False)
-                huge = batch.longest >= TRIM_BYTES
                 batch = Batch(self)
-                if huge:
-                    release_memory(self.conn)
         position = batch.end if batch.rows else self.last_committed
         tail_flag = 0 if batch.rows else self.tail_flag
         if position < size:
@@ -847,6 +850,9 @@ class FileSync:
 
         sync.next_id = batch.next_id
         sync.queue(batch.nbytes, write)
+        if batch.longest >= TRIM_BYTES:
+            batch.rows, batch.fts, batch.new_events = [], [], []  # written: free them now
+            release_memory(conn)
         self.last_committed = position
         self.tail_flag = tail_flag
         self.committed = True
