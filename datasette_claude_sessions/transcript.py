@@ -9,6 +9,7 @@ Python, then queries for the page's rows only.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -199,6 +200,67 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+# Records that only keep Claude Code's own state: shown as one small line each, and
+# consecutive ones collapsed into one "n bookkeeping records" block.
+BOOKKEEPING_TYPES = {
+    "file-history-snapshot",
+    "queue-operation",
+    "permission-mode",
+    "last-prompt",
+    "progress",
+    "attachment",
+}
+# Hook messages of 1.0.x, system records such as "Running PostToolUse:Edit...".
+_HOOK_TEXT = re.compile(
+    r"^(Running )?(PreToolUse|PostToolUse|Stop|SubagentStop|UserPromptSubmit|SessionStart"
+    r"|SessionEnd|Notification|PreCompact)\b"
+)
+_COMMAND_OUTPUTS = (
+    ("local-command-stdout", "output", ""),
+    ("local-command-stderr", "error output", "stderr"),
+    ("bash-stdout", "stdout", ""),
+    ("bash-stderr", "stderr", "stderr"),
+    ("command-contents", "contents", ""),
+)
+
+
+def _command_view(tags: dict[str, str]) -> tuple[str, str, list[dict]]:
+    """A slash command (``/model opus``) or ``!`` shell command as one line, and its
+    output in closed blocks."""
+    blocks: list[dict] = []
+    name = (tags.get("command-name") or tags.get("command") or "").strip()
+    if name or "command-name" in tags:
+        if name and not name.startswith("/"):
+            name = "/" + name
+        args = (tags.get("command-args") or "").strip()
+        label = "Command"
+        blocks.append({"type": "command", "line": " ".join(p for p in (name, args) if p)})
+    elif "bash-input" in tags:
+        label = "Shell command"
+        blocks.append({"type": "command", "line": "! " + tags["bash-input"].strip()})
+    else:
+        label = "Command output"
+    for tag, title, css in _COMMAND_OUTPUTS:
+        text = (tags.get(tag) or "").strip("\n")
+        if text.strip():
+            summary = f"{title}: {_preview(text, 100)}"
+            blocks.append(_details(summary, text, markdown=False, css=f"command-output {css}"))
+    if tags.get("local-command-caveat"):
+        blocks.append({"type": "note", "text": tags["local-command-caveat"].strip()})
+    if label == "Command output" and len(blocks) == 0:
+        blocks.append({"type": "note", "text": "(no output)"})
+    return label, "command", blocks
+
+
+def _bookkeeping_view(label: str, record: Any, summary: str = "Record") -> tuple:
+    text, cut = _cut(_as_text(record))
+    return (
+        label,
+        "bookkeeping",
+        [{"type": "details", "summary": summary, "html": render.pre(text), "cut": cut}],
+    )
+
+
 @dataclass
 class Context:
     """What rendering one page needs besides the events themselves."""
@@ -303,8 +365,13 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
                 "compact-summary",
                 [_details("Summary of the earlier conversation", text)],
             )
+        content_blocks = _blocks(record)
+        if content_blocks and all(b.get("type") == "text" for b in content_blocks):
+            tags = render.command_tags("\n".join(str(b.get("text") or "") for b in content_blocks))
+            if tags and not record.get("isMeta"):
+                return _command_view(tags)
         blocks = []
-        for block in _blocks(record):
+        for block in content_blocks:
             btype = block.get("type")
             if btype == "text":
                 if record.get("isMeta"):
@@ -401,6 +468,11 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
             text = "Conversation compacted" + (f" ({', '.join(detail)})" if detail else "")
             return "Compaction", "compact-boundary", [{"type": "note", "text": text}]
         level = record.get("level")
+        hook_text = render.strip_ansi(content).strip() if isinstance(content, str) else ""
+        if row["subtype"] == "stop_hook_summary" or (
+            not row["subtype"] and level == "info" and _HOOK_TEXT.match(hook_text)
+        ):
+            return _bookkeeping_view("Hook", hook_text or record, _preview(hook_text) or "Record")
         css = "system" + (f" level-{level}" if level in ("warning", "error") else "")
         label = "System" + (f": {row['subtype']}" if row["subtype"] else "")
         text, cut = _cut(content if isinstance(content, str) and content else _as_text(record))
@@ -414,18 +486,17 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
         return label, "title", [{"type": "note", "text": str(title or "")}]
     if rtype == "queue-operation":
         content = record.get("content")
-        text, cut = _cut(_as_text(content) if content is not None else "")
         label = f"Queued input ({record.get('operation') or 'operation'})"
-        return (
-            label,
-            "queue",
-            [{"type": "pre", "html": render.pre(text), "cut": cut}] if text else [],
-        )
+        if content is None:
+            return label, "bookkeeping", []
+        return _bookkeeping_view(label, content, _preview(_as_text(content)) or "Record")
 
     # file-history-snapshot, progress, attachment, permission-mode, unknown types...
     summary = rtype or "record"
     if row["subtype"]:
         summary += f": {row['subtype']}"
+    if rtype in BOOKKEEPING_TYPES:
+        return _bookkeeping_view(summary, record)
     text, cut = _cut(_as_text(record))
     return (
         summary,
@@ -481,7 +552,9 @@ def _event_view(row: dict, record: Any, ctx: Context) -> dict:
 
 
 def group_turns(events: list[dict]) -> list[dict]:
-    """Consecutive assistant lines of one message.id become one turn."""
+    """Consecutive assistant lines of one message.id become one turn; consecutive
+    bookkeeping records become one turn too, with a ``bookkeeping`` summary such as
+    ``file-history-snapshot ×2, Hook``."""
     turns: list[dict] = []
     for event in events:
         last = turns[-1] if turns else None
@@ -490,7 +563,7 @@ def group_turns(events: list[dict]) -> list[dict]:
             and event["type"] == "assistant"
             and event["message_id"]
             and last["message_id"] == event["message_id"]
-        ):
+        ) or (last is not None and event["css"] == last["css"] == "bookkeeping"):
             last["events"].append(event)
             continue
         turns.append(
@@ -501,6 +574,14 @@ def group_turns(events: list[dict]) -> list[dict]:
                 "events": [event],
             }
         )
+    for turn in turns:
+        if turn["css"] == "bookkeeping":
+            counts: dict[str, int] = {}
+            for event in turn["events"]:
+                counts[event["type"] or "record"] = counts.get(event["type"] or "record", 0) + 1
+            turn["bookkeeping"] = ", ".join(
+                name if n == 1 else f"{name} ×{n}" for name, n in counts.items()
+            )
     return turns
 
 
