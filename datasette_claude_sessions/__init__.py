@@ -82,3 +82,12 @@ def startup(datasette):
                 )
 
     return add_archive_queries
+
+
+@hookimpl
+def extra_js_urls(view_name, datasette):
+    # Table pages: the column descriptions of metadata.yml fold into a closed <details>
+    # (and become header tooltips) so the rows are not pushed below the fold.
+    if view_name == "table":
+        return [datasette.urls.static_plugins("datasette-claude-sessions", "columns.js")]
+    return []

@@ -219,13 +219,15 @@ def _home_data(conn) -> dict:
     last_sync = conn.execute("select max(coalesce(ended_at, started_at)) from sync_runs").fetchone()
     recent = _rows(
         conn.execute(
-            "select s.session_id, s.title, s.project_path, p.name as project, "
+            "select s.session_id, s.title, s.project_path, s.project_dir, p.name as project, "
             "s.first_timestamp, s.last_timestamp, s.prompts, s.models, s.git_branch "
             "from sessions s left join projects p on p.path = s.project_path "
             "where s.prompts > 0 order by s.last_timestamp desc limit 25"
         )
     )
     for row in recent:
+        # A session without a cwd is shown by its projects folder name.
+        row["project"] = row["project"] or row["project_dir"]
         row["label"] = render.session_label(row["title"], row["session_id"], row["project"])
     # Sessions without a prompt (warmups, aborted starts) stay in the full list only.
     without_prompts = conn.execute("select count(*) from sessions where prompts = 0").fetchone()[0]
@@ -671,7 +673,7 @@ def render_cell(row, value, column, table, database, datasette):
     if table in ("sessions", "sessions_list") and column == "title":
         session_id = _get(row, "session_id")
         if session_id:
-            project = _get(row, "project") or _get(row, "project_path")
+            project = _get(row, "project") or _get(row, "project_path") or _get(row, "project_dir")
             if isinstance(project, dict):  # a foreign key cell: {"value": ..., "label": ...}
                 project = project.get("value")
             project = str(project).rstrip("/").rsplit("/", 1)[-1] if project else None

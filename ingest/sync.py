@@ -785,6 +785,14 @@ class FileSync:
         batch = Batch(self)
         limit = min(WRITE_BYTES, batch_bytes())
         for offset, line in read_lines(f, position, size):
+            if len(line) >= TRIM_BYTES:
+                # A huge line goes in a transaction of its own, with as little memory
+                # in use as can be: what came before is committed and released.
+                if batch.rows:
+                    self.commit(batch, offset, 0, final=False)
+                    batch = Batch(self)
+                self.sync.flush()
+                release_memory(self.conn)
             batch.add(offset, line, terminated=True)
             if batch.nbytes >= limit or len(batch.rows) >= BATCH_LINES:
                 self.commit(batch, offset + len(line) + 1, 0, final=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -139,3 +140,31 @@ async def test_tool_error_rate_lists_tools_without_errors(dashboard_ds):
     assert any(row["errors"] == "0" for row in rows)
     assert any(row["errors"] != "0" for row in rows)
     assert all(row["error_rate"].endswith("%") for row in rows)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["cost-per-day", "tokens-per-day", "sessions-per-day"])
+async def test_daily_charts_use_weeks_over_long_ranges(dashboard_ds, name):
+    """Bars a day wide for a short range, a week wide (from Monday) over months: never
+    hundreds of 1-pixel bars; each bar spans start..end."""
+    ds, metadata = dashboard_ds
+    chart = dashboard(metadata)["charts"][name]
+    assert chart["display"]["encoding"]["x2"]["field"] == "end"
+    every = await chart_rows(ds, metadata, name)
+    assert {row["period"] for row in every} == {"week from"}
+    for row in every:
+        start = dt.date.fromisoformat(row["start"])
+        assert start.weekday() == 0
+        assert dt.date.fromisoformat(row["end"]) == start + dt.timedelta(days=7)
+    few = await chart_rows(
+        ds, metadata, name, {"date_start": "2025-07-01", "date_end": "2025-07-31"}
+    )
+    assert few and {row["period"] for row in few} == {"day"}
+    for row in few:
+        start = dt.date.fromisoformat(row["start"])
+        assert dt.date.fromisoformat(row["end"]) == start + dt.timedelta(days=1)
+    # The days add up to no more than the weeks that cover them.
+    field = chart["display"]["encoding"]["y"]["field"]
+    if name != "sessions-per-day":
+        july = [r for r in every if "2025-06-30" <= r["start"] <= "2025-07-31"]
+        assert sum(r[field] for r in few) <= sum(r[field] for r in july) + 1e-6

@@ -484,3 +484,25 @@ async def test_every_fixture_session_renders(tmp_path):
         assert anchors(html.text), url
         data = await ds.client.get(url.replace("?", ".json?") if "?" in url else url + ".json")
         assert data.status_code == 200 and data.json()["events"], url
+
+
+@pytest.mark.asyncio
+async def test_table_pages_fold_column_descriptions(real_db):
+    ds = datasette_for(real_db)
+    html = (await ds.client.get("/claude-sessions/sessions_list")).text
+    assert 'class="column-descriptions"' in html
+    assert "/-/static-plugins/datasette-claude-sessions/columns.js" in html
+    script = await ds.client.get("/-/static-plugins/datasette-claude-sessions/columns.js")
+    assert script.status_code == 200 and "cs-column-descriptions" in script.text
+    home = (await ds.client.get("/")).text
+    assert "columns.js" not in home
+
+
+@pytest.mark.asyncio
+async def test_session_with_only_a_subagent_points_to_it(real_db):
+    ds = datasette_for(real_db)
+    session = "14653a8a-9a1b-4299-8e64-c0aa4b772c1d"  # a warmup: its events are a subagent's
+    html = (await ds.client.get(f"/-/claude-sessions/session/{session}")).text
+    assert '<details class="cs-agent-list" open>' in html
+    assert "No events in the main thread" in html
+    assert f"/-/claude-sessions/session/{session}?agent=" in html

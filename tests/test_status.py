@@ -278,6 +278,22 @@ async def test_recent_passes_show_the_last_and_those_that_changed_something(arch
 
 
 @pytest.mark.asyncio
+async def test_status_page_numbers_have_thousands_separators(archive, real_projects):
+    ds = make_datasette(archive, real_projects)
+    data = (await ds.client.get("/-/claude-sessions/status.json")).json()
+    lines = data["recent_runs"][0]["lines_added"]
+    assert lines >= 1000
+    html = (await ds.client.get("/-/claude-sessions/status")).text
+    table = html.split('id="recent-runs"')[1].split("</table>")[0]
+    assert f'<td class="cs-num">{lines:,}</td>' in table
+    assert f">{lines}<" not in table
+    assert f"{lines:,} new lines from" in html
+    # Six figures in a grid of six, three or two columns: none left alone on a row.
+    assert html.count("<div><strong>") == 6
+    assert "repeat(6, minmax(0, 1fr))" in html
+
+
+@pytest.mark.asyncio
 async def test_status_page_shows_readable_times(archive, real_projects):
     ds = make_datasette(archive, real_projects)
     data = (await ds.client.get("/-/claude-sessions/status.json")).json()

@@ -19,6 +19,11 @@
     return node;
   }
 
+  // 1,540 like the server renders numbers.
+  function num(n) {
+    return typeof n === "number" ? n.toLocaleString("en") : (n === null || n === undefined ? "" : String(n));
+  }
+
   function bytes(n) {
     var units = ["bytes", "KB", "MB", "GB"];
     var i = 0;
@@ -50,8 +55,8 @@
     if (last) {
       last.textContent = "Last pass #" + run.id + " (" + run.trigger + ") ended ";
       last.appendChild(when(run.ended_at));
-      last.appendChild(document.createTextNode(": " + run.lines_added + " new lines from " + run.files_changed + " of " +
-        run.files_scanned + " files, " + bytes(run.bytes_read) + " read in " +
+      last.appendChild(document.createTextNode(": " + num(run.lines_added) + " new lines from " + num(run.files_changed) + " of " +
+        num(run.files_scanned) + " files, " + bytes(run.bytes_read) + " read in " +
         Number(run.seconds || 0).toFixed(2) + " s." + (run.error ? " The pass failed: " + run.error : "")));
     }
     var body = document.querySelector("#recent-runs tbody");
@@ -80,10 +85,10 @@
     started.appendChild(when(run.started_at));
     tr.appendChild(started);
     tr.appendChild(el("td", { "class": "cs-num" }, Number(run.seconds || 0).toFixed(2)));
-    tr.appendChild(el("td", { "class": "cs-num" }, run.files_changed));
-    tr.appendChild(el("td", { "class": "cs-num" }, run.lines_added));
+    tr.appendChild(el("td", { "class": "cs-num" }, num(run.files_changed)));
+    tr.appendChild(el("td", { "class": "cs-num" }, num(run.lines_added)));
     tr.appendChild(el("td", { "class": "cs-num" }, bytes(run.bytes_read)));
-    tr.appendChild(el("td", { "class": "cs-num" }, run.errors + (run.error ? " " + run.error : "")));
+    tr.appendChild(el("td", { "class": "cs-num" }, num(run.errors) + (run.error ? " " + run.error : "")));
     body.insertBefore(tr, body.firstChild);
     while (body.rows.length > 20) body.deleteRow(body.rows.length - 1);
   }
