@@ -353,6 +353,21 @@ def m005_session_facts_index(db: Database) -> None:
     )
 
 
+@migrations()
+def m006_search_filter_index(db: Database) -> None:
+    # Search ranks every FTS match, then checks its filters on each matching event: a
+    # narrow index keyed by id (appended in order, so cheap to maintain) answers those
+    # checks without reading the wide events rows (a filtered search for a term in 76,000
+    # events of a 1 GB archive: 98 ms -> 81 ms).  The plugin names it with INDEXED BY.
+    _run_script(
+        db,
+        """
+        CREATE INDEX IF NOT EXISTS idx_events_search_filters
+            ON events(id, kind, timestamp, session_id);
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""
