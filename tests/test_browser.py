@@ -194,7 +194,8 @@ def test_new_line_appears_live_in_the_open_transcript(server, page, workdir):
     # A short session: its transcript fits on one page, so new lines belong on it.
     session_id, path = session_file(workdir, "s.events")
     page.goto(f"{server.url}/-/claude-sessions/session/{session_id}")
-    sync_api.expect(page.locator(".cs-event").first).to_be_visible()
+    # Bookkeeping records start folded; the first conversation event is shown.
+    sync_api.expect(page.locator(".cs-event:not(.cs-bookkeeping)").first).to_be_visible()
     page.evaluate("window.__not_reloaded = true")
     marker = f"live-update-marker-{uuid.uuid4().hex[:12]}"
     sync_api.expect(page.get_by_text(marker)).to_have_count(0)

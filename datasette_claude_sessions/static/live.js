@@ -71,7 +71,8 @@
         var count = Number(quiet.getAttribute("data-count") || 0) + 1;
         quiet.setAttribute("data-count", count);
         quiet.firstChild.textContent = "The last pass and the passes that changed something; " +
-          count.toLocaleString("en") + " other passes found nothing new.";
+          count.toLocaleString("en") + (count === 1 ? " other pass" : " other passes") +
+          " found nothing new.";
       }
     }
     var tr = el("tr", { "data-run-id": run.id });
