@@ -528,16 +528,18 @@ def _has_search_index(conn) -> bool:
 
 
 def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> dict:
-    match = filters["q"] if filters["syntax"] == "fts" else fts_query(filters["q"])
-    if not match:
+    words = filters["q"] if filters["syntax"] == "fts" else fts_query(filters["q"])
+    if not words:
         return {"hits": [], "has_next": False, "count": 0, "error": None}
+    # The words search the text column only; a kind filter is a second FTS term on the
+    # kind column, so the index itself narrows the matches before they are ranked.
+    match = f"text : ({words})"
+    if filters["kind"]:
+        match += f' AND kind : "{filters["kind"]}"'
     # The unary + keeps SQLite from driving the query from an events index (every prompt,
     # say) instead of from the FTS match: filters are checked on matching rows only.
     where = ["events_fts match :match"]
     params: dict = {"match": match, "open": open_mark, "close": close_mark}
-    if filters["kind"]:
-        where.append("+e.kind = :kind")
-        params["kind"] = filters["kind"]
     if filters["project"]:
         where.append("+s.project_path = :project")
         params["project"] = filters["project"]
@@ -552,8 +554,8 @@ def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> 
         "newest": "events_fts.rowid desc",
         "oldest": "events_fts.rowid",
     }[filters["sort"]]
-    # Filters are checked on every match: idx_events_search_filters (id, kind, timestamp,
-    # session_id) answers them without reading the wide events rows.
+    # Other filters are checked on every match: idx_events_search_filters (id, kind,
+    # timestamp, session_id) answers them without reading the wide events rows.
     hint = "indexed by idx_events_search_filters " if _has_search_index(conn) else ""
     joins = (
         f"from events_fts join events e {hint}on e.id = events_fts.rowid "

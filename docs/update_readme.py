@@ -72,8 +72,8 @@ TABLE_NOTES = {
     "file_contents": "Whole-file copies of non-JSONL sources (agent-*.meta.json), one row per "
     "distinct content; `export` writes the newest.",
     "events": "One row per line ever read, with the line's exact bytes. The source of truth.",
-    "events_fts": "Full-text index over `events.text` (external content); Datasette's "
-    "`?_search=` uses it.",
+    "events_fts": "Full-text index over `events.text` and `events.kind` (external "
+    "content); Datasette's `?_search=` uses it.",
     "projects": "One row per working directory sessions ran in.",
     "sessions": "One row per session, derived from its events.",
     "tool_calls": "One row per tool_use block, paired with its tool_result.",
@@ -116,6 +116,7 @@ COLUMN_NOTES = {
     "request_id": "requestId of the API request",
     "stop_reason": "message.stop_reason",
     "events_fts.text": "events.text, tokenized (the first 1,048,576 characters of each line's text)",
+    "events_fts.kind": "events.kind, tokenized: search's kind filter (`kind : prompt`) runs in the index",
     "projects.sessions": "number of sessions",
     "first_timestamp": "first record's timestamp",
     "last_timestamp": "last record's timestamp",

@@ -170,9 +170,9 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
         "SELECT count(*) FROM events WHERE id > ?", (last_id,)
     ).fetchone()[0]
     conn.execute(
-        "INSERT INTO events_fts (rowid, text) SELECT id, text FROM events "
-        "WHERE id > ? AND text IS NOT NULL",
-        (last_id,),
+        "INSERT INTO events_fts (rowid, text, kind) SELECT id, substr(text, 1, ?), kind "
+        "FROM events WHERE id > ? AND text IS NOT NULL",
+        (sync.FTS_CHARS, last_id),
     )
     result.contents_added = conn.execute(
         "INSERT OR IGNORE INTO file_contents (file_id, sha1, content, read_at) "

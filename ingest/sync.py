@@ -72,10 +72,13 @@ INSERT_EVENT = (
     + ", ".join(f"?{i}" for i in range(1, _N))
     + f", CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END)"
 )
-INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
+# events_fts indexes the text and the kind (so search filters by kind inside the index).
+INSERT_FTS = "INSERT INTO events_fts (rowid, text, kind) VALUES (?, ?, ?)"
 INSERT_FTS_PREFIX = (
-    "INSERT INTO events_fts (rowid, text) SELECT id, substr(text, 1, ?) FROM events WHERE id = ?"
+    "INSERT INTO events_fts (rowid, text, kind) "
+    "SELECT id, substr(text, 1, ?), kind FROM events WHERE id = ?"
 )
+KIND_INDEX = EVENT_COLUMNS.index("kind")
 INSERT_ERROR = (
     "INSERT INTO ingest_errors (file_id, event_id, byte_offset, line_number, error, excerpt, "
     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -987,7 +990,7 @@ class Batch:
         if text and len(text) > FTS_CHARS:
             self.fts_long.append((FTS_CHARS, event_id))  # cut by SQLite, not copied here
         elif text:
-            self.fts.append((event_id, text))
+            self.fts.append((event_id, text, cols[KIND_INDEX]))
         self.rows.append((event_id, fs.generation, offset, line_number, *cols, line, utf8))
 
     def write(self, conn: sqlite3.Connection, file_id: int) -> None:

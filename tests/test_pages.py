@@ -400,6 +400,28 @@ async def test_search_filters(real_db):
 
 
 @pytest.mark.asyncio
+async def test_search_words_do_not_match_the_kind_column(real_db):
+    # events_fts also indexes each event's kind (for the kind filter); a search for the
+    # word "prompt" must find events whose text says it, not every prompt.
+    ds = datasette_for(real_db)
+    conn = sqlite3.connect(real_db)
+    with_word = {
+        row[0]
+        for row in conn.execute(
+            "select rowid from events_fts where events_fts match 'text : prompt'"
+        )
+    }
+    prompts = conn.execute("select count(*) from events where kind = 'prompt'").fetchone()[0]
+    conn.close()
+    assert 0 < len(with_word) < prompts
+    data = (await ds.client.get("/-/claude-sessions/search.json?q=prompt")).json()
+    assert data["count"] == len(with_word)
+    filtered = (await ds.client.get("/-/claude-sessions/search.json?q=prompt&kind=prompt")).json()
+    assert filtered["hits"] and {h["kind"] for h in filtered["hits"]} == {"prompt"}
+    assert {h["id"] for h in filtered["hits"]} <= with_word
+
+
+@pytest.mark.asyncio
 async def test_search_bad_syntax_is_a_message(real_db):
     ds = datasette_for(real_db)
     quoted = await ds.client.get('/-/claude-sessions/search?q="unbalanced AND (')
