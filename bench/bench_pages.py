@@ -48,10 +48,12 @@ def isolate(work: Path) -> None:
 def search_terms(db: Path) -> dict[str, str]:
     """The most common, a middling and a rare indexed term of the corpus."""
     conn = sqlite3.connect(db)
-    conn.execute("create virtual table temp.vocab using fts5vocab('main', 'events_fts', 'row')")
+    # 'col' mode and col = 'text': events_fts also indexes each event's kind, whose
+    # words (tool, result, ...) the search page never looks for.
+    conn.execute("create virtual table temp.vocab using fts5vocab('main', 'events_fts', 'col')")
     rows = conn.execute(
-        "select term, doc from temp.vocab where length(term) > 3 and term glob '[a-z]*' "
-        "order by doc desc"
+        "select term, doc from temp.vocab where col = 'text' and length(term) > 3 "
+        "and term glob '[a-z]*' order by doc desc"
     ).fetchall()
     conn.close()
     return {
