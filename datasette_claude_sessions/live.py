@@ -26,7 +26,7 @@ import time
 
 from datasette import NotFound
 
-from . import status
+from . import pages, status
 
 POLL_SECONDS = 0.3
 KEEPALIVE_SECONDS = 15.0
@@ -114,7 +114,7 @@ def message(event: str | None, data, event_id: str | None = None) -> bytes:
 
 
 async def live_events(datasette, request, send, receive):
-    db = await status.archive_database(datasette)
+    db = await pages.archive_database(datasette)
     if db is None:
         raise NotFound("No claude-sessions archive is attached.")
     await status.require_view(datasette, request, db)

@@ -517,16 +517,6 @@ def _search_filters(request) -> tuple[dict, list[str]]:
     return filters, errors
 
 
-def _has_search_index(conn) -> bool:
-    """Whether the archive has migration m006's index (archives are migrated by sync)."""
-    return bool(
-        conn.execute(
-            "select 1 from sqlite_master where type = 'index' "
-            "and name = 'idx_events_search_filters'"
-        ).fetchone()
-    )
-
-
 def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> dict:
     words = filters["q"] if filters["syntax"] == "fts" else fts_query(filters["q"])
     if not words:
@@ -554,11 +544,8 @@ def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> 
         "newest": "events_fts.rowid desc",
         "oldest": "events_fts.rowid",
     }[filters["sort"]]
-    # Other filters are checked on every match: idx_events_search_filters (id, kind,
-    # timestamp, session_id) answers them without reading the wide events rows.
-    hint = "indexed by idx_events_search_filters " if _has_search_index(conn) else ""
     joins = (
-        f"from events_fts join events e {hint}on e.id = events_fts.rowid "
+        "from events_fts join events e on e.id = events_fts.rowid "
         "join sync_files f on f.id = e.file_id "
         "left join sessions s on s.session_id = e.session_id "
         "left join projects p on p.path = s.project_path"

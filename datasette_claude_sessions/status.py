@@ -40,6 +40,7 @@ from ingest.paths import default_projects_dirs, settings_path
 from ingest.usage import status_figures as usage_figures
 
 from . import live
+from .pages import archive_database
 
 PLUGIN = "datasette-claude-sessions"
 SYNC_ACTION = "claude-sessions-sync"
@@ -122,19 +123,6 @@ async def can_sync(datasette, actor) -> bool:
 
 
 # --- the archive database ------------------------------------------------------------------
-
-
-async def archive_database(datasette):
-    """The attached archive: the configured ``database``, else the first with sync_runs."""
-    name = plugin_config(datasette).get("database")
-    if name:
-        return datasette.databases.get(name)
-    for db in datasette.databases.values():
-        if db.is_memory or not db.path:
-            continue
-        if await db.table_exists("sync_runs") and await db.table_exists("events"):
-            return db
-    return None
 
 
 def projects_roots(datasette) -> list[Path]:

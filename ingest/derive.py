@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import orjson
 
 from . import usage
-from .parse import EVENT_COLUMNS, NewEvent, content_text, tool_results, tool_uses
+from .parse import EVENT_COLUMNS, LineError, NewEvent, content_text, tool_results, tool_uses
 
 AGENT_ID_IN_TEXT = re.compile(r"agentId: ([A-Za-z0-9_-]+)")
 TITLE_CHARS = 120
@@ -452,18 +452,19 @@ def refresh_projects(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
         )
 
 
-def rebuild_all(conn: sqlite3.Connection, chunk: int = 2000) -> None:
-    """Recompute every derived table from events (call inside a transaction)."""
+def replay(conn: sqlite3.Connection, after_id: int = 0, chunk: int = 2000) -> tuple[set, set]:
+    """Run on_batch over the archived events after ``after_id`` (rebuilds and merges).
+
+    Returns the session ids touched and the agent ids of the agent/meta files met."""
     from .sync import parse  # the engine's parser (sync imports this module)
 
-    conn.execute("PRAGMA defer_foreign_keys=ON")
-    for table in ("subagents", "tool_calls", "sessions", "projects"):
-        conn.execute(f"DELETE FROM {table}")
     cols = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
-    last_id = 0
+    touched: set = set()
+    agents: set = set()
+    last_id = after_id
     while True:
         rows = conn.execute(
-            f"SELECT e.id, e.file_id, f.host, e.raw, {cols} FROM events e "
+            f"SELECT e.id, e.file_id, f.host, f.kind, f.agent_id, e.raw, {cols} FROM events e "
             "JOIN sync_files f ON f.id = e.file_id "
             "WHERE e.id > ? AND f.kind != 'journal' AND e.type IS NOT NULL "
             "ORDER BY e.id LIMIT ?",
@@ -473,10 +474,25 @@ def rebuild_all(conn: sqlite3.Connection, chunk: int = 2000) -> None:
             break
         last_id = rows[-1][0]
         batch = []
-        for event_id, file_id, host, raw, *values in rows:
-            obj, _ = parse(raw.encode("utf-8") if isinstance(raw, str) else raw)
+        for event_id, file_id, host, kind, agent_id, raw, *values in rows:
+            if kind in ("agent", "meta") and agent_id:
+                agents.add(agent_id)
+            try:
+                # same objects as sync (lone surrogates mended)
+                obj, _ = parse(raw.encode("utf-8") if isinstance(raw, str) else raw)
+            except LineError:
+                continue
             batch.append(NewEvent(event_id, file_id, obj, tuple(values), host))
-        on_batch(conn, batch)
+        touched |= on_batch(conn, batch)
+    return touched, agents
+
+
+def rebuild_all(conn: sqlite3.Connection, chunk: int = 2000) -> None:
+    """Recompute every derived table from events (call inside a transaction)."""
+    conn.execute("PRAGMA defer_foreign_keys=ON")
+    for table in ("subagents", "tool_calls", "sessions", "projects"):
+        conn.execute(f"DELETE FROM {table}")
+    replay(conn, chunk=chunk)
     agents = [
         r[0]
         for r in conn.execute(

@@ -23,7 +23,7 @@ from pathlib import Path
 from . import derive, sync
 from .archive import SQLITE_HEADER, read_only_location
 from .lock import WriterLock
-from .parse import EVENT_COLUMNS, LineError, NewEvent
+from .parse import EVENT_COLUMNS
 
 FILE_COLUMNS = (
     "path",
@@ -230,34 +230,9 @@ def _refresh_file_row(conn, file_id: int, row: dict) -> None:
     )
 
 
-def _derive_new(conn: sqlite3.Connection, last_id: int, chunk: int = 2000) -> int:
+def _derive_new(conn: sqlite3.Connection, last_id: int) -> int:
     """Run the sync engine's derivers over the events added since ``last_id``."""
-    cols = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
-    touched: set[str] = set()
-    agents: set[str] = set()
-    while True:
-        rows = conn.execute(
-            f"SELECT e.id, e.file_id, f.host, f.kind, f.agent_id, e.raw, {cols} FROM events e "
-            "JOIN sync_files f ON f.id = e.file_id WHERE e.id > ? AND e.type IS NOT NULL "
-            "ORDER BY e.id LIMIT ?",
-            (last_id, chunk),
-        ).fetchall()
-        if not rows:
-            break
-        last_id = rows[-1][0]
-        batch = []
-        for event_id, file_id, host, kind, agent_id, raw, *values in rows:
-            if kind == "journal":
-                continue
-            if kind in ("agent", "meta") and agent_id:
-                agents.add(agent_id)
-            try:
-                # the sync engine's parser: same objects as sync (lone surrogates mended)
-                obj, _ = sync.parse(raw.encode("utf-8") if isinstance(raw, str) else raw)
-            except LineError:
-                continue
-            batch.append(NewEvent(event_id, file_id, obj, tuple(values), host))
-        touched |= derive.on_batch(conn, batch)
+    touched, agents = derive.replay(conn, last_id)
     if agents:
         touched |= derive.refresh_subagents(conn, agents)
     touched.discard(None)

@@ -354,22 +354,7 @@ def m005_session_facts_index(db: Database) -> None:
 
 
 @migrations()
-def m006_search_filter_index(db: Database) -> None:
-    # Search ranks every FTS match, then checks its filters on each matching event: a
-    # narrow index keyed by id (appended in order, so cheap to maintain) answers those
-    # checks without reading the wide events rows (a filtered search for a term in 76,000
-    # events of a 1 GB archive: 98 ms -> 81 ms).  The plugin names it with INDEXED BY.
-    _run_script(
-        db,
-        """
-        CREATE INDEX IF NOT EXISTS idx_events_search_filters
-            ON events(id, kind, timestamp, session_id);
-        """,
-    )
-
-
-@migrations()
-def m007_fts_kind(db: Database) -> None:
+def m006_fts_kind(db: Database) -> None:
     # events_fts gains the event's kind as a second column, so a search filtered by kind
     # ("kind : prompt") is answered inside the FTS index instead of ranking every match
     # and checking its event (the most common term of a 1 GB archive, prompts only:
