@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from ingest.sync import HUGE_BYTES, KEEP_BYTES
+
 from . import render
 from .order import conversation_order
 
@@ -531,6 +533,11 @@ def _huge_line_view(row: dict) -> tuple[str, str, list[dict]]:
         f"This line is {row['raw_length'] / 1e6:,.1f} MB of JSON: shown from its text "
         f"({row['text_length'] or 0:,} characters)."
     )
+    if row["raw_length"] >= HUGE_BYTES:
+        note += (
+            f" The archive keeps the first {KEEP_BYTES // 1024} KiB of each long string of "
+            "such a line as its text; the raw JSON has every byte."
+        )
     blocks = [{"type": "note", "text": note}]
     if text:
         blocks.append({"type": "pre", "html": render.pre(text), "cut": cut})

@@ -60,6 +60,61 @@ def parse_line(raw: bytes) -> dict[str, Any]:
     return obj
 
 
+def skeleton(line: bytes, keep: int) -> bytes:
+    """The line with every JSON string longer than ``keep`` bytes cut to about its first
+    ``keep`` bytes (never inside an escape sequence or a UTF-8 character).
+
+    A line of several MB is a few huge strings (a file read, a command's output, often
+    twice: in the message and in ``toolUseResult``) in a small structure.  Parsing the
+    skeleton instead of the line keeps what the columns and derived tables need at a
+    fraction of the memory.  Returns ``line`` itself when no string is that long; the
+    result of a line that is not valid JSON is not either.
+    """
+    pieces = []
+    copied = 0
+    find = line.find
+    start = find(b'"')
+    while start >= 0:
+        end = find(b'"', start + 1)
+        while end > 0 and _escaped(line, end):
+            end = find(b'"', end + 1)
+        if end < 0:
+            break  # an unterminated string: not JSON, the caller's parser says so
+        if end - start - 1 > keep:
+            pieces.append(line[copied : _safe_cut(line, start + 1, start + 1 + keep)])
+            pieces.append(b'"')
+            copied = end + 1
+        start = find(b'"', end + 1)
+    if not pieces:
+        return line
+    pieces.append(line[copied:])
+    return b"".join(pieces)
+
+
+def _escaped(line: bytes, quote: int) -> bool:
+    """Whether the quote at this index is escaped (an odd run of backslashes before it)."""
+    i = quote - 1
+    while line[i] == 0x5C:  # backslash
+        i -= 1
+    return (quote - 1 - i) % 2 == 1
+
+
+def _safe_cut(line: bytes, first: int, cut: int) -> int:
+    """cut, moved back so that line[first:cut] ends neither inside an escape sequence
+    (``\\x``, ``\\uXXXX``, a surrogate pair) nor inside a UTF-8 character."""
+    for i in range(max(first, cut - 12), cut):
+        if line[i] == 0x5C and not _escaped(line, i):
+            length = 6 if line[i + 1 : i + 2] == b"u" else 2
+            if length == 6 and line[i + 2 : i + 4].lower() in (b"d8", b"d9", b"da", b"db"):
+                length = 12  # a high surrogate: keep it with its pair or not at all
+            if i + length > cut:
+                cut = i
+                break
+    while cut > first and line[cut] & 0xC0 == 0x80:
+        cut -= 1
+    return cut
+
+
 def _s(value: Any) -> str | None:
     """A value as TEXT for a column: strings as they are, other scalars via str()."""
     if value is None or isinstance(value, str):

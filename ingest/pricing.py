@@ -19,13 +19,14 @@ its calls get a NULL cost, never $0.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from .digest import sha1
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 BUCKETS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
@@ -132,6 +133,7 @@ class PriceTable:
         self.threshold = threshold
         self._keys = sorted(models, key=len, reverse=True)
         self._cache: dict[str | None, Price | None] = {}
+        self._fingerprint: str | None = None
 
     @classmethod
     def load(cls, overrides: dict | None = None) -> PriceTable:
@@ -146,8 +148,10 @@ class PriceTable:
 
     def fingerprint(self) -> str:
         """Changes whenever any price changes (used to re-price stored calls)."""
-        blob = repr((self.threshold, sorted(self.models.items())))
-        return hashlib.sha1(blob.encode()).hexdigest()
+        if self._fingerprint is None:
+            blob = repr((self.threshold, sorted(self.models.items())))
+            self._fingerprint = sha1(blob.encode()).hexdigest()
+        return self._fingerprint
 
     def lookup(self, model: str | None) -> Price | None:
         if model not in self._cache:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
 MIGRATION_SET = "claude_sessions"
+PAGE_SIZE = 8192
 
 
 class LazyMigrations:
@@ -67,18 +68,23 @@ def _sqlite_utils():
     """sqlite_utils, imported on first use.
 
     It imports numpy, when installed, only to store numpy values (never done here); in
-    the sidecar that would cost 25 MB of memory and 0.1 s of start-up.  Hide it for this
-    one import; later imports of numpy elsewhere work as usual."""
+    the sidecar that would cost 25 MB of memory and 0.1 s of start-up.  It imports
+    hashlib for hash_id (never used here), and hashlib loads OpenSSL's libcrypto: 3.5 MB.
+    Hide numpy, and OpenSSL from hashlib (which then uses Python's built-in hashes), for
+    this one import; later imports of either elsewhere get the real thing."""
     if "sqlite_utils" in sys.modules:
         return sys.modules["sqlite_utils"]
-    hide_numpy = "numpy" not in sys.modules
-    if hide_numpy:
-        sys.modules["numpy"] = None  # type: ignore[assignment]
+    hidden = [name for name in ("numpy", "_hashlib") if name not in sys.modules]
+    fresh_hashlib = "hashlib" not in sys.modules
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
     try:
         import sqlite_utils
     finally:
-        if hide_numpy:
-            del sys.modules["numpy"]
+        for name in hidden:
+            del sys.modules[name]
+        if fresh_hashlib:
+            sys.modules.pop("hashlib", None)
     return sqlite_utils
 
 
@@ -386,6 +392,11 @@ def _run_script(db: Database, script: str) -> None:
 def connect(path: str, *, timeout: float = 30.0) -> sqlite3.Connection:
     """Open the archive with the pragmas every writer and reader here uses."""
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        # A new archive: 8 KiB pages.  Rows average a few KB (a line plus its text), so
+        # fewer of them spill into overflow pages, and a sync writes and checkpoints half
+        # as many pages (an initial sync of 100 MB: 10% faster than with 4 KiB pages).
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")

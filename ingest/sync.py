@@ -21,13 +21,13 @@ Source files are opened read-only and never modified.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import socket
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from typing import TypeVar
 import orjson
 
 from . import derive, schema
+from .digest import blake2b, sha1
 from .lock import WriterLock
 from .parse import (
     ERROR_COLUMNS,
@@ -47,6 +48,7 @@ from .parse import (
     NewEvent,
     extract,
     parse_line,
+    skeleton,
 )
 
 T = TypeVar("T")
@@ -71,6 +73,14 @@ INSERT_EVENT = (
     + ", raw) VALUES ("
     + ", ".join(f"?{i}" for i in range(1, _N))
     + f", CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END)"
+)
+# A huge line's raw comes from a function that hands its bytes over (see write_huge).
+INSERT_HUGE_EVENT = (
+    "INSERT INTO events (id, file_id, generation, byte_offset, line_number, "
+    + ", ".join(EVENT_COLUMNS)
+    + ", raw) VALUES ("
+    + ", ".join(f"?{i}" for i in range(1, _N))
+    + f", CASE WHEN ?{_N} THEN CAST(huge_line() AS TEXT) ELSE huge_line() END)"
 )
 # events_fts indexes the text and the kind (so search filters by kind inside the index).
 INSERT_FTS = "INSERT INTO events_fts (rowid, text, kind) VALUES (?, ?, ?)"
@@ -114,8 +124,16 @@ BATCH_LINES = 20_000
 # one 5 MB line took some 18 MB, with it 9 MB.  Texts this long are tool outputs
 # (file dumps, logs) whose first MB is what a search would find anyway.
 FTS_CHARS = 1 << 20
-# After a batch holding a line at least this long, freed memory is handed back to the OS.
-TRIM_BYTES = 1 << 20
+# While a pass checkpoints on a thread of its own (see Checkpointer), the WAL may grow to
+# about this size plus one transaction before the writer waits for the checkpoint.
+WAL_LIMIT = 256 << 20
+# A line at least this long is "huge" (a tool output of MBs): it goes in a transaction of
+# its own, is parsed from its skeleton (strings cut to KEEP_BYTES, see parse.skeleton) and
+# written through SQLite's blob I/O, so that memory stays near twice its size instead of
+# six times.  Its ``text`` and its tool call's ``result`` keep the first KEEP_BYTES of each
+# long string; ``raw`` keeps every byte.  Afterwards freed memory goes back to the OS.
+HUGE_BYTES = 1 << 20
+KEEP_BYTES = 256 << 10
 
 
 # Passes of the watch sidecar (file events, the periodic rescan) leave a sync_runs row
@@ -230,6 +248,11 @@ _schema_ready: set[str] = set()
 def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
     """Connect with the writer's pragmas and make sure the schema is current."""
     conn = schema.connect(str(db_path))
+    # The foreign keys are declared for Datasette (it links rows by them), not enforced
+    # here: the engine writes the derived tables before the sessions rows they name and
+    # checking each row cost an initial sync 15% of its time.  The tests check the
+    # archive with PRAGMA foreign_key_check instead.
+    conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("PRAGMA cache_size=-4000")
     conn.execute("PRAGMA temp_store=MEMORY")
     # A big transaction grows the WAL; give the disk space back once it is checkpointed.
@@ -239,6 +262,58 @@ def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
         schema.ensure_schema(conn)
         _schema_ready.add(key)
     return conn
+
+
+class Checkpointer:
+    """Copies committed WAL frames into the database file on a thread of its own, so a
+    long pass goes on writing while the last transaction is checkpointed (on two cores
+    that hides most of the checkpoint: 0.5 s of a 2.5 s initial sync of 100 MB).
+
+    The writer turns its own automatic checkpoints off while this runs, and waits for
+    this one before starting a transaction when the WAL has grown past WAL_LIMIT: the
+    WAL restarts from its beginning only when a transaction starts after a complete
+    checkpoint, so the wait keeps its size (and the disk it takes) bounded."""
+
+    def __init__(self, db_path: str):
+        self.conn = schema.connect(db_path)
+        self.cond = threading.Condition()
+        self.requested = self.busy = self.stopping = False
+        self.thread = threading.Thread(target=self.run, name="checkpointer", daemon=True)
+        self.thread.start()
+
+    def request(self) -> None:
+        with self.cond:
+            self.requested = True
+            self.cond.notify_all()
+
+    def wait(self) -> None:
+        with self.cond:
+            while self.requested or self.busy:
+                self.cond.wait()
+
+    def run(self) -> None:
+        while True:
+            with self.cond:
+                while not (self.requested or self.stopping):
+                    self.cond.wait()
+                if not self.requested:
+                    return
+                self.requested, self.busy = False, True
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                pass  # a later checkpoint (or the writer's, at close) copies these frames
+            finally:
+                with self.cond:
+                    self.busy = False
+                    self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self.thread.join()
+        self.conn.close()
 
 
 def run_pass(
@@ -261,11 +336,16 @@ def run_pass(
     """
     lock = WriterLock(db_path)
     lock.acquire(wait)
+    limit_heap()
     try:
         conn = open_db(db_path)
         try:
             sync = Pass(conn, [Path(r) for r in roots], host or socket.gethostname(), progress)
-            return sync.run(trigger, None if paths is None else [Path(p) for p in paths])
+            sync.db_path = str(db_path)
+            try:
+                return sync.run(trigger, None if paths is None else [Path(p) for p in paths])
+            finally:
+                sync.stop_checkpointer()
         finally:
             conn.close()
     finally:
@@ -304,6 +384,8 @@ class Pass:
         self.touched_sessions: set[str | None] = set()
         self.touched_agents: set[str | None] = set()
         self.pending_bytes = 0  # source bytes written in the open transaction
+        self.db_path: str | None = None
+        self.checkpointer: Checkpointer | None = None
         self.commit_bytes = batch_bytes(self.archive_bytes())
 
     # -- the pass -------------------------------------------------------------------
@@ -405,7 +487,7 @@ class Pass:
         for source, row in todo:
             FileSync(self, source, row).run()
             result.files_changed += 1
-        self.flush()
+        self.flush(last=True)
         if gone:
             self.mark_deleted(gone)
 
@@ -473,14 +555,13 @@ class Pass:
         self.write(write)
 
     def write(self, fn: Callable[[], None]) -> None:
-        """Run fn in one IMMEDIATE transaction (foreign keys checked at commit).
+        """Run fn in one IMMEDIATE transaction.
 
         Only BEGIN can meet another writer (SQLITE_BUSY): it is retried with backoff.
         Once begun, WAL readers cannot block the commit."""
         conn = self.conn
         retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
-            conn.execute("PRAGMA defer_foreign_keys=ON")
             fn()
             conn.execute("COMMIT")
         except BaseException:
@@ -496,8 +577,9 @@ class Pass:
         The batch's Python objects are freed as soon as it is written."""
         conn = self.conn
         if not conn.in_transaction:
+            if self.checkpointer is not None and self.wal_bytes() > WAL_LIMIT:
+                self.checkpointer.wait()  # so that this transaction restarts the WAL
             retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
-            conn.execute("PRAGMA defer_foreign_keys=ON")
         try:
             sessions, agents = write()
         except BaseException:
@@ -511,11 +593,14 @@ class Pass:
         if self.pending_bytes >= self.commit_bytes:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, last: bool = False) -> None:
         """Refresh the subagents and sessions the open transaction touched, and commit."""
         conn = self.conn
         if not conn.in_transaction:
             return
+        if not last and self.checkpointer is None and self.db_path is not None:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self.checkpointer = Checkpointer(self.db_path)
         sessions, self.touched_sessions = self.touched_sessions, set()
         agents, self.touched_agents = self.touched_agents, set()
         self.pending_bytes = 0
@@ -529,11 +614,25 @@ class Pass:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if self.checkpointer is not None:
+            self.checkpointer.request()
         self.commit_bytes = batch_bytes(self.archive_bytes())
         # Only now, outside the transaction: a callback may write with a connection of
         # its own (watch refreshes its heartbeat row), which would wait for this one.
         if self.progress is not None:
             self.progress(self.done_bytes, self.total_bytes)
+
+    def wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(f"{self.db_path}-wal")
+        except OSError:
+            return 0
+
+    def stop_checkpointer(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+            self.checkpointer = None
+            self.conn.execute("PRAGMA wal_autocheckpoint=1000")
 
     def archive_bytes(self) -> int:
         page_count = self.conn.execute("PRAGMA page_count").fetchone()[0]
@@ -567,7 +666,38 @@ def unchanged(row: sqlite3.Row, stat: os.stat_result, now: float) -> bool:
 
 
 STATEMENT_CACHE = 128  # sqlite3.connect's default cached_statements
-_trim: Callable[[int], int] | None | bool = False  # False: not looked up yet
+# Blocks at least this large are mapped and unmapped on their own (glibc's M_MMAP_THRESHOLD)
+MMAP_BYTES = 512 << 10
+_glibc: object | None | bool = False  # False: not looked up yet
+
+
+def glibc():
+    """The C library when it is glibc (malloc_trim, mallopt), else None."""
+    global _glibc
+    if _glibc is False:
+        _glibc = None
+        if sys.platform == "linux":
+            import ctypes
+
+            try:
+                lib = ctypes.CDLL(None)
+                if hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt"):
+                    _glibc = lib
+            except OSError:  # no glibc (musl and others)
+                pass
+    return _glibc
+
+
+def limit_heap() -> None:
+    """Have glibc map blocks of MMAP_BYTES or more on their own, so that freeing one (a
+    huge line, SQLite's copy of it) gives its memory back to the OS at once.
+
+    By default glibc raises that threshold each time such a block is freed, up to 32 MB:
+    after the first huge line, the next ones were carved from the heap, and the heap
+    only grew (a 100 MB sync peaked 6 MB higher)."""
+    lib = glibc()
+    if lib is not None:
+        lib.mallopt(-3, MMAP_BYTES)  # M_MMAP_THRESHOLD
 
 
 def release_memory(conn: sqlite3.Connection) -> None:
@@ -576,28 +706,19 @@ def release_memory(conn: sqlite3.Connection) -> None:
     glibc keeps freed blocks for reuse, so without this the peak RSS ratchets up with
     every line of several MB (SQLite's copy of the record and its FTS entry, the parsed
     object); malloc_trim returns them.  Elsewhere (no glibc) this only asks SQLite."""
-    global _trim
     # A prepared statement keeps the buffers of its largest row (the record of a 5 MB
     # line: some 10 MB) until it is finalized, and sqlite3 caches every statement (128,
     # least recently used first out): running 128 other statements finalizes them.
     for i in range(STATEMENT_CACHE):
         conn.execute(f"SELECT {i}")
     conn.execute("PRAGMA shrink_memory")
-    if _trim is False:
-        _trim = None
-        if sys.platform == "linux":
-            import ctypes
-
-            try:
-                _trim = ctypes.CDLL(None).malloc_trim
-            except (OSError, AttributeError):  # musl and others: no malloc_trim
-                pass
-    if _trim is not None:
-        _trim(0)
+    lib = glibc()
+    if lib is not None:
+        lib.malloc_trim(0)
 
 
 def head_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return blake2b(data, digest_size=16).hexdigest()
 
 
 def excerpt(line: bytes) -> str:
@@ -629,7 +750,16 @@ def parse(line: bytes):
 
     orjson rejects lone UTF-16 surrogates in escapes (a cut emoji), which real
     transcripts contain; such lines are valid JSON, so fall back to the json module.
+    A huge line is parsed from its skeleton when that is JSON, else whole.
     """
+    if len(line) >= HUGE_BYTES:
+        small = skeleton(line, KEEP_BYTES)
+        if small is not line:
+            try:
+                obj = parse_line(small)
+                return obj, extract(obj)
+            except LineError:
+                pass  # parsed whole below: the error (or the surrogates) is in the line
     try:
         obj = parse_line(line)
         return obj, extract(obj)
@@ -721,7 +851,7 @@ class FileSync:
 
     def sync_meta(self, f, st: os.stat_result) -> None:
         content = f.read()
-        sha1 = hashlib.sha1(content).hexdigest()
+        digest = sha1(content).hexdigest()
         conn = self.conn
 
         def write():
@@ -729,7 +859,7 @@ class FileSync:
             conn.execute(
                 "INSERT OR IGNORE INTO file_contents (file_id, sha1, content, read_at) "
                 "VALUES (?, ?, ?, ?)",
-                (self.file_id, sha1, content, now_iso()),
+                (self.file_id, digest, content, now_iso()),
             )
             self.update_file_row(position=len(content))
             return {self.session_id}, {self.agent_id}
@@ -788,7 +918,8 @@ class FileSync:
         batch = Batch(self)
         limit = min(WRITE_BYTES, batch_bytes())
         for offset, line in read_lines(f, position, size):
-            if len(line) >= TRIM_BYTES:
+            length = len(line)
+            if length >= HUGE_BYTES:
                 # A huge line goes in a transaction of its own, with as little memory
                 # in use as can be: what came before is committed and released.
                 if batch.rows:
@@ -796,9 +927,11 @@ class FileSync:
                     batch = Batch(self)
                 self.sync.flush()
                 release_memory(self.conn)
+                line = Huge(line)  # the batch frees the bytes once they are written
             batch.add(offset, line, terminated=True)
-            if batch.nbytes >= limit or len(batch.rows) >= BATCH_LINES:
-                self.commit(batch, offset + len(line) + 1, 0, final=False)
+            line = None
+            if batch.nbytes >= limit or len(batch.rows) >= BATCH_LINES or length >= HUGE_BYTES:
+                self.commit(batch, offset + length + 1, 0, final=False)
                 batch = Batch(self)
         position = batch.end if batch.rows else self.last_committed
         tail_flag = 0 if batch.rows else self.tail_flag
@@ -861,7 +994,7 @@ class FileSync:
 
         sync.next_id = batch.next_id
         sync.queue(batch.nbytes, write)
-        if batch.longest >= TRIM_BYTES:
+        if batch.longest >= HUGE_BYTES:
             batch.rows, batch.fts, batch.new_events = [], [], []  # written: free them now
             release_memory(conn)
         self.last_committed = position
@@ -894,31 +1027,60 @@ def tail_is_complete(tail: bytes) -> bool:
 
 
 def read_lines(f, position: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for every complete line between position and end, in chunks."""
-    pieces: list[bytes] = []
+    """(offset, line) for every complete line between position and end, in chunks.
+
+    A line of a chunk or more is not pieced together from chunks (that would hold it
+    twice): once its end is found it is read again in one piece."""
+    pieces: list[bytes] = []  # the start of an unfinished line, while it is short
+    pending = 0  # bytes of the unfinished line read so far
     offset = position
     remaining = end - position
+    fd = f.fileno()
     while remaining > 0:
         chunk = f.read(min(CHUNK_BYTES, remaining))
         if not chunk:
             break
         remaining -= len(chunk)
         start = 0
-        while True:
-            j = chunk.find(b"\n", start)
-            if j < 0:
-                break
-            if pieces:
+        while (j := chunk.find(b"\n", start)) >= 0:
+            length = pending + j - start
+            if length >= CHUNK_BYTES:
+                yield offset, os.pread(fd, length, offset)
+            elif pieces:
                 pieces.append(chunk[start:j])
-                line = b"".join(pieces)
-                pieces = []
+                yield offset, b"".join(pieces)
             else:
-                line = chunk[start:j]
-            yield offset, line
-            offset += len(line) + 1
+                yield offset, chunk[start:j]
+            pieces, pending = [], 0
+            offset += length + 1
             start = j + 1
         if start < len(chunk):
-            pieces.append(chunk[start:])
+            pending += len(chunk) - start
+            pieces = [*pieces, chunk[start:]] if pending < CHUNK_BYTES else []
+
+
+class Huge:
+    """A huge line's bytes, held by one reference (see HUGE_BYTES)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data: bytes | None = data
+
+    def take(self) -> bytes | None:
+        data, self.data = self.data, None
+        return data
+
+
+def write_huge(conn: sqlite3.Connection, row: tuple) -> None:
+    """Insert a huge line's events row (raw is row[-2], a Huge; row[-1]: valid UTF-8).
+
+    Bound as a parameter, the line would be held three times at once (the bytes, SQLite's
+    copy of the parameter, the record).  Returned by a function that lets go of it, it is
+    held twice: SQLite's copy (made TEXT in place by the CAST) and the record."""
+    huge = row[-2]
+    conn.create_function("huge_line", 0, huge.take)
+    conn.execute(INSERT_HUGE_EVENT, (*row[:-2], row[-1]))
 
 
 class Batch:
@@ -938,8 +1100,11 @@ class Batch:
         self.end = 0
         self.next_id = fs.sync.next_id
 
-    def add(self, offset: int, line: bytes, terminated: bool) -> None:
+    def add(self, offset: int, line: bytes | Huge, terminated: bool) -> None:
         fs = self.fs
+        huge = line if isinstance(line, Huge) else None
+        if huge is not None:
+            line = huge.data
         self.nbytes += len(line) + terminated
         self.longest = max(self.longest, len(line))
         self.end = offset + len(line) + terminated
@@ -991,10 +1156,17 @@ class Batch:
             self.fts_long.append((FTS_CHARS, event_id))  # cut by SQLite, not copied here
         elif text:
             self.fts.append((event_id, text, cols[KIND_INDEX]))
+        if huge is not None:
+            line = huge
         self.rows.append((event_id, fs.generation, offset, line_number, *cols, line, utf8))
 
     def write(self, conn: sqlite3.Connection, file_id: int) -> None:
         rows = [(r[0], file_id, *r[1:]) for r in self.rows if r is not None]
+        huge = [row for row in rows if isinstance(row[-2], Huge)]
+        if huge:
+            rows = [row for row in rows if not isinstance(row[-2], Huge)]
+            for row in huge:
+                write_huge(conn, row)
         if rows:
             conn.executemany(INSERT_EVENT, rows)
         if self.fts:

@@ -630,17 +630,29 @@ def test_watch_passes_that_find_nothing_leave_no_run_row(root, db_path):
     ]
 
 
-def test_long_text_is_stored_whole_and_its_start_indexed(root, db_path, tmp_path):
-    from ingest.sync import FTS_CHARS
+def test_huge_line_archived_whole_and_its_text_cut(root, db_path, tmp_path):
+    from ingest.sync import HUGE_BYTES, KEEP_BYTES
 
-    content = "opening " + "filler " * (FTS_CHARS // 7) + "closingword"
+    content = "opening é " + "filler " * (HUGE_BYTES // 7) + "closingword"
+    result = {"type": "tool_result", "tool_use_id": "toolu_big", "content": content}
     session_file(root).write_bytes(
-        record(0) + b"\n" + record(1, message={"role": "user", "content": content}) + b"\n"
+        record(0)
+        + b"\n"
+        + record(1, message={"role": "user", "content": [result]}, toolUseResult=content)
+        + b"\n"
     )
+    line = session_file(root).read_bytes().split(b"\n")[1]
+    assert len(line) >= 2 * HUGE_BYTES
     run_pass(db_path, [root])
-    assert query(db_path, "SELECT length(text) FROM events WHERE line_number = 2") == [
-        (len(content),)
-    ]
+    # raw: every byte, as TEXT like any other line; text and the result: the start
+    assert query(
+        db_path,
+        "SELECT typeof(raw), CAST(raw AS BLOB) = ?, kind FROM events WHERE line_number = 2",
+        line,
+    ) == [("text", 1, "tool_result")]
+    ((text,),) = query(db_path, "SELECT text FROM events WHERE line_number = 2")
+    assert content.startswith(text) and KEEP_BYTES - 8 < len(text.encode()) <= KEEP_BYTES
+    assert query(db_path, "SELECT result FROM tool_calls") == [(text,)]
 
     def found(word):
         return query(db_path, "SELECT rowid FROM events_fts WHERE events_fts MATCH ?", word)
