@@ -115,7 +115,7 @@ COLUMN_NOTES = {
     "message_id": "message.id: the API response (several lines share one)",
     "request_id": "requestId of the API request",
     "stop_reason": "message.stop_reason",
-    "events_fts.text": "events.text, tokenized (the first 1,048,576 characters of each line's text)",
+    "events_fts.text": "events.text, tokenized",
     "events_fts.kind": "events.kind, tokenized: search's kind filter (`kind : prompt`) runs in the index",
     "projects.sessions": "number of sessions",
     "first_timestamp": "first record's timestamp",

@@ -10,6 +10,8 @@ The format is described in ../shared/FORMAT.md.  Rules kept here:
 
 from __future__ import annotations
 
+import codecs
+import re
 from typing import Any
 
 import orjson
@@ -67,8 +69,9 @@ def skeleton(line: bytes, keep: int) -> bytes:
     A line of several MB is a few huge strings (a file read, a command's output, often
     twice: in the message and in ``toolUseResult``) in a small structure.  Parsing the
     skeleton instead of the line keeps what the columns and derived tables need at a
-    fraction of the memory.  Returns ``line`` itself when no string is that long; the
-    result of a line that is not valid JSON is not either.
+    fraction of the memory.  Returns ``line`` itself when no string is that long, or when
+    a part it would cut is not valid in a JSON string (bad UTF-8, a control character, a
+    bad escape): the caller's parser then reads the whole line and says what is wrong.
     """
     pieces = []
     copied = 0
@@ -81,7 +84,10 @@ def skeleton(line: bytes, keep: int) -> bytes:
         if end < 0:
             break  # an unterminated string: not JSON, the caller's parser says so
         if end - start - 1 > keep:
-            pieces.append(line[copied : _safe_cut(line, start + 1, start + 1 + keep)])
+            cut = _safe_cut(line, start + 1, start + 1 + keep)
+            if not _valid_in_string(line, cut, end):
+                return line
+            pieces.append(line[copied:cut])
             pieces.append(b'"')
             copied = end + 1
         start = find(b'"', end + 1)
@@ -89,6 +95,26 @@ def skeleton(line: bytes, keep: int) -> bytes:
         return line
     pieces.append(line[copied:])
     return b"".join(pieces)
+
+
+# In a JSON string: a control character (bad), or a backslash and what follows it (a
+# valid escape when the match is longer than the backslash alone).
+_STRING_SPECIAL = re.compile(rb'[\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})?')
+
+
+def _valid_in_string(line: bytes, start: int, end: int) -> bool:
+    """Whether line[start:end], the inside of a JSON string from a character boundary
+    that is not within an escape, is valid JSON string content and valid UTF-8."""
+    for match in _STRING_SPECIAL.finditer(line, start, end):
+        if match.end() - match.start() < 2:
+            return False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for i in range(start, end, 1 << 20):
+            decoder.decode(line[i : min(i + (1 << 20), end)], final=i + (1 << 20) >= end)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _escaped(line: bytes, quote: int) -> bool:

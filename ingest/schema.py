@@ -158,7 +158,7 @@ def m001_initial(db: Database) -> None:
             message_id TEXT,
             request_id TEXT,
             stop_reason TEXT,
-            text TEXT,                       -- flattened text for full-text search
+            text TEXT,                       -- flattened text for full-text search (a line of 1 MiB or more: the first 256 KiB of each long string)
             raw                              -- exact bytes of the line, without its newline
         );
         CREATE UNIQUE INDEX IF NOT EXISTS idx_events_file_gen_offset
@@ -216,7 +216,7 @@ def m001_initial(db: Database) -> None:
             input TEXT,                      -- JSON of the tool_use input
             event_id INTEGER REFERENCES events(id),        -- line with the tool_use
             result_event_id INTEGER REFERENCES events(id), -- line with the tool_result
-            result TEXT,                     -- flattened result text
+            result TEXT,                     -- flattened result text (cut like events.text)
             is_error INTEGER,
             started_at TEXT,
             finished_at TEXT,

@@ -155,18 +155,38 @@ class PassResult:
     unreadable: list[str] = field(default_factory=list)  # "path: reason", retried next pass
 
 
-@dataclass
 class Source:
-    """A transcript file found on disk."""
+    """A transcript file found on disk.
 
-    path: str
-    root: str
-    rel_path: str
-    kind: str
-    project_dir: str | None
-    session_id: str | None
-    agent_id: str | None
-    stat: os.stat_result
+    A pass holds one per file of the tree (thousands), so it keeps only the path, its
+    root, its kind and four stat fields; the rest is worked out when the file is read."""
+
+    __slots__ = ("path", "root", "kind", "size", "mtime", "inode", "device")
+
+    def __init__(self, path: str, root: str, kind: str, stat: os.stat_result):
+        self.path = path
+        self.root = root
+        self.kind = kind
+        self.size = stat.st_size
+        self.mtime = stat.st_mtime
+        self.inode = stat.st_ino
+        self.device = stat.st_dev
+
+    @property
+    def rel_path(self) -> str:
+        return self.path[len(self.root) :].lstrip(os.sep).replace(os.sep, "/")
+
+    @property
+    def project_dir(self) -> str | None:
+        return classify(self.rel_path)[1]
+
+    @property
+    def session_id(self) -> str | None:
+        return classify(self.rel_path)[2]
+
+    @property
+    def agent_id(self) -> str | None:
+        return classify(self.rel_path)[3]
 
 
 def now_iso() -> str:
@@ -238,8 +258,7 @@ def make_source(root: str, path: str, stat: os.stat_result) -> Source | None:
     info = classify(rel_path)
     if info is None:
         return None
-    kind, project_dir, session_id, agent_id = info
-    return Source(path, root, rel_path, kind, project_dir, session_id, agent_id, stat)
+    return Source(path, root, info[0], stat)
 
 
 _schema_ready: set[str] = set()
@@ -469,7 +488,7 @@ class Pass:
         now = time.time()
         for source in found.values():
             row = known.get(source.path)
-            if row is not None and unchanged(row, source.stat, now):
+            if row is not None and unchanged(row, source, now):
                 continue
             todo.append((source, row))
         looked_at = self.looked_at(paths)
@@ -478,9 +497,7 @@ class Pass:
             for path, row in known.items()
             if row["deleted_at"] is None and path not in found and looked_at(path)
         ]
-        self.total_bytes = sum(
-            max(0, s.stat.st_size - (row["position"] if row else 0)) for s, row in todo
-        )
+        self.total_bytes = sum(max(0, s.size - (row["position"] if row else 0)) for s, row in todo)
         if todo or gone:
             self.record_run()
         self.next_id = (conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0) + 1
@@ -520,7 +537,7 @@ class Pass:
                 continue
             if path.is_dir():
                 for source in discover(path):
-                    source = make_source(str(root), source.path, source.stat)
+                    source = make_source(str(root), source.path, os.stat(source.path))
                     if source is not None:
                         found[source.path] = source
                 continue
@@ -652,17 +669,17 @@ def real_path(path: Path) -> Path:
     return Path(os.path.realpath(path.parent)) / path.name
 
 
-def unchanged(row: sqlite3.Row, stat: os.stat_result, now: float) -> bool:
+def unchanged(row: sqlite3.Row, source: Source, now: float) -> bool:
     if (
         row["deleted_at"] is not None
-        or row["size"] != stat.st_size
-        or row["mtime"] != stat.st_mtime
-        or row["inode"] != stat.st_ino
-        or row["device"] != stat.st_dev
+        or row["size"] != source.size
+        or row["mtime"] != source.mtime
+        or row["inode"] != source.inode
+        or row["device"] != source.device
     ):
         return False
     # A pending unterminated tail is looked at again once it has gone stale.
-    return row["position"] >= stat.st_size or now - stat.st_mtime < STALE_TAIL_SECONDS
+    return row["position"] >= source.size or now - source.mtime < STALE_TAIL_SECONDS
 
 
 STATEMENT_CACHE = 128  # sqlite3.connect's default cached_statements
