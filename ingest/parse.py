@@ -97,17 +97,15 @@ def skeleton(line: bytes, keep: int) -> bytes:
     return b"".join(pieces)
 
 
-# In a JSON string: a control character (bad), or a backslash and what follows it (a
-# valid escape when the match is longer than the backslash alone).
-_STRING_SPECIAL = re.compile(rb'[\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})?')
+# The inside of a JSON string: runs of plain characters and valid escapes, nothing else.
+_STRING_CONTENT = re.compile(rb'(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+')
 
 
 def _valid_in_string(line: bytes, start: int, end: int) -> bool:
     """Whether line[start:end], the inside of a JSON string from a character boundary
     that is not within an escape, is valid JSON string content and valid UTF-8."""
-    for match in _STRING_SPECIAL.finditer(line, start, end):
-        if match.end() - match.start() < 2:
-            return False
+    if _STRING_CONTENT.fullmatch(line, start, end) is None:
+        return False
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         for i in range(start, end, 1 << 20):
@@ -255,40 +253,60 @@ def record_text(obj: dict[str, Any]) -> str:
 
 def extract(obj: dict[str, Any]) -> tuple:
     """The EVENT_COLUMNS values for a parsed record."""
-    rtype = obj.get("type")
-    message = obj.get("message")
+    get = obj.get
+    rtype = get("type")
+    message = get("message")
     if not isinstance(message, dict):
         message = {}
-    subtype = obj.get("subtype")
+    subtype = get("subtype")
     if subtype is None:
         for key in ("attachment", "data"):
-            inner = obj.get(key)
+            inner = get(key)
             if isinstance(inner, dict) and inner.get("type") is not None:
                 subtype = inner.get("type")
                 break
-    timestamp = obj.get("timestamp")
-    if timestamp is None and isinstance(obj.get("snapshot"), dict):
+    timestamp = get("timestamp")
+    if timestamp is None and isinstance(get("snapshot"), dict):
         timestamp = obj["snapshot"].get("timestamp")
     text = record_text(obj)
+    # (strings are by far the common case: _s is called only for the others)
+    uuid, parent, session, agent, cwd, branch, version, request = (
+        v if v is None or v.__class__ is str else _s(v)
+        for v in (
+            get("uuid"),
+            get("parentUuid"),
+            get("sessionId"),
+            get("agentId"),
+            get("cwd"),
+            get("gitBranch"),
+            get("version"),
+            get("requestId"),
+        )
+    )
+    mget = message.get
+    role, model, message_id, stop_reason = (
+        v if v is None or v.__class__ is str else _s(v)
+        for v in (mget("role"), mget("model"), mget("id"), mget("stop_reason"))
+    )
     return (
         _s(rtype),
         _s(subtype),
         _kind(rtype, obj, message),
-        _s(obj.get("uuid")),
-        _s(obj.get("parentUuid")),
-        _s(obj.get("sessionId")),
-        _s(obj.get("agentId")),
-        _b(obj.get("isSidechain")),
-        _b(obj.get("isMeta")),
+        uuid,
+        parent,
+        session,
+        agent,
+        _b(get("isSidechain")),
+        _b(get("isMeta")),
         _s(timestamp),
-        _s(obj.get("cwd")),
-        _s(obj.get("gitBranch")),
-        _s(obj.get("version")),
-        _s(message.get("role")),
-        _s(message.get("model")),
-        _s(message.get("id")),
-        _s(obj.get("requestId")),
-        _s(message.get("stop_reason")),
+        cwd,
+        branch,
+        version,
+        role,
+        model,
+        message_id,
+        request,
+        stop_reason,
         text or None,
     )
 
