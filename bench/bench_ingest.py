@@ -1,6 +1,7 @@
 """Benchmark the ingest engine on a generated demo corpus and print a table of figures.
 
     python bench/bench_ingest.py --mb 100            # the README figures
+    python bench/bench_ingest.py --mb 20 --repeat 1  # a quick check
     python bench/bench_ingest.py --mb 1000 --json    # also writes bench/out/ingest.json
     python bench/bench_ingest.py --mb 100 --profile  # + cProfile of a sync, bench/out/
 
@@ -11,19 +12,26 @@ CLAUDE_CONFIG_DIR, CLAUDE_SESSIONS_DB and XDG_DATA_HOME pointing inside it, so t
 
 What is measured (one run each unless said):
 
-- initial ``claude-sessions sync`` of the corpus: wall time of the real CLI process
-  (start-up included), its CPU time and its peak RSS (``/usr/bin/time -v``, else
-  ``os.wait4``);
+- head to head, the initial ``claude-sessions sync`` of the corpus and
+  ``sqlite-utils insert tmp.db rows FILE --nl`` of the same bytes, each the real CLI
+  process (start-up included): wall time, CPU time and peak RSS (``/usr/bin/time -v``,
+  else ``os.wait4``).  The machine's speed drifts, so each side runs --repeat times
+  (default 3), interleaved (sync, sqlite-utils, sync, ...), each into a fresh database
+  after an ``os.sync()`` (so the previous run's dirty pages are not written back during
+  the next one).  Reported: the median wall and median CPU time of each side, every
+  wall time, and the largest peak RSS of each side; ratios are median / median.
+  sqlite-utils takes JSON objects only, so lines that are not objects are left out of
+  its input file (the demo corpus has none); building that file is not timed.  Plain
+  ``--nl`` is tried on the first run; if it fails, every run uses ``--alter``.  The
+  last sync's archive is the one the passes below work on;
 - an append pass: 10 lines appended to one session file, then one pass over the whole
   tree, timed in-process (``run_pass`` only: the engine's own cost, tree walk included;
   median of 3) and as CLI wall time; and with ``run_pass(paths=[file])``, what watch
   does (median of 3);
 - a no-change pass over the whole tree and over a separate tree of about 1,000 small
   files (in-process ``run_pass``, median of 5 after a warm pass; CLI wall time once);
-- the same bytes through a floor (read every file line by line and ``orjson.loads``
-  each line, no database) and through ``sqlite-utils insert tmp.db rows FILE --nl``.
-  sqlite-utils takes JSON objects only, so lines that are not objects are left out of
-  its input file (the demo corpus has none); building that file is not timed.
+- the same bytes through a floor: read every file line by line and ``orjson.loads``
+  each line, no database, in-process.
 
 The machine's load average is printed with the figures: wall times on a busy machine
 are worth little, CPU times less so.
@@ -158,14 +166,11 @@ def parse_floor(root: Path) -> tuple[float, int]:
     return time.perf_counter() - started, lines
 
 
-def sqlite_utils_insert(root: Path, work: Path, env: dict[str, str]) -> tuple[Run, str]:
-    """sqlite-utils insert --nl over every line that is a JSON object: (its Run, a note)."""
-    exe = shutil.which("sqlite-utils")
-    if not exe:
-        raise SystemExit("sqlite-utils is not installed (pip install sqlite-utils).")
-    concatenated = work / "all.jsonl"
+def concatenate_objects(root: Path, out_path: Path) -> int:
+    """Write every line of root's .jsonl files that is a JSON object to out_path (the
+    input sqlite-utils takes); return how many lines were left out."""
     dropped = 0
-    with open(concatenated, "wb") as out:
+    with open(out_path, "wb") as out:
         for path in jsonl_files(root):
             for line in path.read_bytes().splitlines():
                 try:
@@ -176,17 +181,55 @@ def sqlite_utils_insert(root: Path, work: Path, env: dict[str, str]) -> tuple[Ru
                     out.write(line + b"\n")
                 else:
                     dropped += 1
-    db = work / "sqlite-utils.db"
-    cmd = [exe, "insert", str(db), "rows", str(concatenated), "--nl"]
+    return dropped
+
+
+def remove_db(db: Path) -> None:
+    """Delete a database file and its companions (-wal, -shm, .lock)."""
+    for path in db.parent.glob(f"{db.name}*"):
+        path.unlink()
+
+
+def head_to_head(
+    projects: Path, work: Path, env: dict[str, str], repeat: int
+) -> tuple[list[Run], list[Run], str]:
+    """Initial sync and sqlite-utils insert --nl of the same bytes, interleaved, repeat
+    times each, every run into a fresh database after an os.sync(): (sync runs,
+    sqlite-utils runs, a note).  The last sync's archive stays in work/archive.db."""
+    exe = shutil.which("sqlite-utils")
+    if not exe:
+        raise SystemExit("sqlite-utils is not installed (pip install sqlite-utils).")
+    db = work / "archive.db"
+    su_db = work / "sqlite-utils.db"
+    concatenated = work / "all.jsonl"
+    dropped = concatenate_objects(projects, concatenated)
     note = f"{dropped} non-object lines left out of its input"
-    try:
-        run = run_measured(cmd, env)
-    except CommandFailed:
-        db.unlink(missing_ok=True)
-        run = run_measured([*cmd, "--alter"], env)
-        note += "; plain --nl fails (new keys after the first batch), timed with --alter"
+    sync_cmd = cli("sync", "--projects", str(projects), "--db", str(db))
+    su_cmd = [exe, "insert", str(su_db), "rows", str(concatenated), "--nl"]
+
+    def fresh(path: Path) -> None:
+        remove_db(path)
+        os.sync()
+
+    syncs: list[Run] = []
+    sus: list[Run] = []
+    for i in range(repeat):
+        print(f"  run {i + 1} of {repeat} …", flush=True)
+        fresh(db)
+        syncs.append(run_measured(sync_cmd, env))
+        fresh(su_db)
+        if i == 0:
+            try:
+                sus.append(run_measured(su_cmd, env))
+                continue
+            except CommandFailed:
+                su_cmd.append("--alter")
+                note += "; plain --nl fails (new keys after the first batch), timed with --alter"
+                fresh(su_db)
+        sus.append(run_measured(su_cmd, env))
+    remove_db(su_db)
     concatenated.unlink()
-    return run, note
+    return syncs, sus, note
 
 
 def profile_sync(projects: Path, work: Path) -> None:
@@ -230,15 +273,27 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
         generate_s=summary["seconds"],
     )
 
-    print("Initial sync (claude-sessions sync) …", flush=True)
     startup = run_measured(cli("--help"), env)
     fig.update(cli_startup_s=startup.wall, cli_startup_rss_mb=startup.rss)
-    run = run_measured(cli("sync", "--projects", str(projects), "--db", str(db)), env)
+    print(
+        f"Initial sync (claude-sessions sync) and sqlite-utils insert --nl, interleaved, "
+        f"{args.repeat} runs each …",
+        flush=True,
+    )
+    syncs, sus, note = head_to_head(projects, work, env, args.repeat)
+    fig["repeat"] = args.repeat
+    sync_s = statistics.median(r.wall for r in syncs)
     fig.update(
-        initial_sync_s=run.wall,
-        initial_sync_cpu_s=run.cpu,
-        initial_sync_mb_s=size_mb / run.wall,
-        initial_sync_rss_mb=run.rss,
+        initial_sync_s=sync_s,
+        initial_sync_cpu_s=statistics.median(r.cpu for r in syncs),
+        initial_sync_mb_s=size_mb / sync_s,
+        initial_sync_rss_mb=max(r.rss for r in syncs),
+        initial_sync_runs_s=[round(r.wall, 3) for r in syncs],
+        sqlite_utils_s=statistics.median(r.wall for r in sus),
+        sqlite_utils_cpu_s=statistics.median(r.cpu for r in sus),
+        sqlite_utils_rss_mb=max(r.rss for r in sus),
+        sqlite_utils_runs_s=[round(r.wall, 3) for r in sus],
+        sqlite_utils_note=note,
     )
     fig["db_mb"] = sum(p.stat().st_size for p in work.glob("archive.db*")) / 1e6
 
@@ -273,24 +328,24 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     small_sync = cli("sync", "--projects", str(small), "--db", str(small_db), "-q")
     fig["nochange_1000_files_cli_s"] = run_measured(small_sync, env).wall
 
-    print("Floor (read + orjson.loads) and sqlite-utils insert --nl …", flush=True)
+    print("Floor (read + orjson.loads) …", flush=True)
     floor_s, _ = parse_floor(projects)
     fig.update(floor_s=floor_s, floor_mb_s=size_mb / floor_s)
-    su, note = sqlite_utils_insert(projects, work, env)
-    fig.update(
-        sqlite_utils_s=su.wall,
-        sqlite_utils_cpu_s=su.cpu,
-        sqlite_utils_rss_mb=su.rss,
-        sqlite_utils_note=note,
-    )
     fig["ratio_vs_floor"] = fig["initial_sync_s"] / floor_s
-    fig["ratio_vs_sqlite_utils"] = fig["initial_sync_s"] / su.wall
-    fig["ratio_cpu_vs_sqlite_utils"] = fig["initial_sync_cpu_s"] / su.cpu
+    fig["ratio_vs_sqlite_utils"] = fig["initial_sync_s"] / fig["sqlite_utils_s"]
+    fig["ratio_cpu_vs_sqlite_utils"] = fig["initial_sync_cpu_s"] / fig["sqlite_utils_cpu_s"]
     fig["load_after"] = [round(x, 2) for x in os.getloadavg()]
 
     if args.profile:
         profile_sync(projects, work)
     return fig
+
+
+def walls_text(median: float, runs: list[float]) -> str:
+    """ "2.25 s wall median of 3 (2.21, 2.25, 2.31)", or "2.25 s wall" for one run."""
+    if len(runs) == 1:
+        return f"{median:.2f} s wall"
+    return f"{median:.2f} s wall median of {len(runs)} ({', '.join(f'{w:.2f}' for w in runs)})"
 
 
 def print_table(f: dict) -> None:
@@ -301,6 +356,11 @@ def print_table(f: dict) -> None:
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
+    repeated = f["repeat"] > 1
+    median = " median" if repeated else ""
+    largest = f" (largest of {f['repeat']} runs)" if repeated else ""
+    medians = " (median / median)" if repeated else ""
+
     rows = [
         ("Corpus", f"{mb:,.1f} MB, {f['corpus_files']:,} files, {f['corpus_lines']:,} lines"),
         ("  generated in", f"{f['generate_s']:.2f} s"),
@@ -310,14 +370,14 @@ def print_table(f: dict) -> None:
         ),
         (
             "Initial sync, CLI",
-            f"{f['initial_sync_s']:.2f} s wall ({f['initial_sync_mb_s']:.1f} MB/s), "
-            f"{f['initial_sync_cpu_s']:.2f} s CPU",
+            f"{walls_text(f['initial_sync_s'], f['initial_sync_runs_s'])}, "
+            f"{f['initial_sync_mb_s']:.1f} MB/s, {f['initial_sync_cpu_s']:.2f} s CPU{median}",
             f"<= {sync_target:.1f} s",
             verdict(f["initial_sync_s"] <= sync_target),
         ),
         (
             "Initial sync, peak RSS",
-            f"{f['initial_sync_rss_mb']:.1f} MB",
+            f"{f['initial_sync_rss_mb']:.1f} MB{largest}",
             f"<= {rss_target:.0f} MB",
             verdict(f["initial_sync_rss_mb"] <= rss_target),
         ),
@@ -354,18 +414,19 @@ def print_table(f: dict) -> None:
         ),
         (
             "sqlite-utils insert --nl",
-            f"{f['sqlite_utils_s']:.2f} s wall, {f['sqlite_utils_cpu_s']:.2f} s CPU, "
-            f"peak RSS {f['sqlite_utils_rss_mb']:.0f} MB",
+            f"{walls_text(f['sqlite_utils_s'], f['sqlite_utils_runs_s'])}, "
+            f"{f['sqlite_utils_cpu_s']:.2f} s CPU{median}, "
+            f"peak RSS {f['sqlite_utils_rss_mb']:.0f} MB{largest}",
         ),
         ("  note", f["sqlite_utils_note"]),
         ("Initial sync / floor (wall)", f"{f['ratio_vs_floor']:.1f}x"),
         (
             "Initial sync / sqlite-utils (wall)",
-            f"{f['ratio_vs_sqlite_utils']:.2f}x",
+            f"{f['ratio_vs_sqlite_utils']:.2f}x{medians}",
             "<= 1.0x",
             verdict(f["ratio_vs_sqlite_utils"] <= 1.0),
         ),
-        ("Initial sync / sqlite-utils (CPU)", f"{f['ratio_cpu_vs_sqlite_utils']:.2f}x"),
+        ("Initial sync / sqlite-utils (CPU)", f"{f['ratio_cpu_vs_sqlite_utils']:.2f}x{medians}"),
         ("Load average before / after", f"{f['load_before']} / {f['load_after']}"),
     ]
     rows = [(*row, "", "")[:4] for row in rows]
@@ -379,10 +440,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, default=100, help="corpus size in MB (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of the initial sync and of sqlite-utils, interleaved; medians are "
+        "reported (default 3)",
+    )
     parser.add_argument("--json", action="store_true", help="also write bench/out/ingest.json")
     parser.add_argument("--profile", action="store_true", help="cProfile an in-process sync")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
