@@ -508,12 +508,18 @@ class Pass:
         if todo or gone:
             self.record_run()
         self.next_id = (conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0) + 1
+        self.next_file_id = (conn.execute("SELECT max(id) FROM sync_files").fetchone()[0] or 0) + 1
         for source, row in todo:
             FileSync(self, source, row).run()
             result.files_changed += 1
         self.flush(last=True)
         if gone:
             self.mark_deleted(gone)
+
+    def new_file_id(self) -> int:
+        """An id for a new sync_files row (this pass is the only writer)."""
+        self.next_file_id += 1
+        return self.next_file_id - 1
 
     def rename_root(self, alias: str, real: str) -> None:
         """Key the files archived under a symlink to a root (by an older version, which
@@ -806,7 +812,9 @@ class FileSync:
         self.conn = sync.conn
         self.source = source
         self.row = row
-        self.file_id = row["id"] if row else None
+        self.file_id = row["id"] if row else None  # None until its row is inserted
+        # the id its events rows carry: a new file's row gets it when first written
+        self.row_id = self.file_id if row else sync.new_file_id()
         self.session_id = (row["session_id"] if row else None) or source.session_id
         self.agent_id = source.agent_id
 
@@ -835,9 +843,11 @@ class FileSync:
             return
         s = self.source
         self.file_id = self.conn.execute(
-            "INSERT INTO sync_files (path, root, rel_path, project_dir, kind, session_id, "
-            "agent_id, host, device, inode, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sync_files (id, path, root, rel_path, project_dir, kind, session_id, "
+            "agent_id, host, device, inode, first_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                self.row_id,
                 s.path,
                 s.root,
                 s.rel_path,
@@ -1009,8 +1019,6 @@ class FileSync:
                     (batch.inserted, len(batch.errors), self.file_id),
                 )
             events = batch.new_events
-            for ev in events:
-                ev.file_id = self.file_id
             touched = {self.session_id}
             if self.source.kind != "journal":
                 touched |= derive.on_batch(conn, events)
@@ -1129,9 +1137,11 @@ class Batch:
         huge = line if isinstance(line, Huge) else None
         if huge is not None:
             line = huge.data
-        self.nbytes += len(line) + terminated
-        self.longest = max(self.longest, len(line))
-        self.end = offset + len(line) + terminated
+        n = len(line)
+        self.nbytes += n + terminated
+        if n > self.longest:
+            self.longest = n
+        self.end = offset + n + terminated
         line_number = fs.line_number
         fs.line_number += 1
         if offset <= fs.dedup_until:
@@ -1174,7 +1184,7 @@ class Batch:
                 cols = cols[:AGENT_ID_INDEX] + (fs.agent_id,) + cols[AGENT_ID_INDEX + 1 :]
             if len(line) >= SLIM_BYTES:
                 slim_tool_use_result(obj)
-            self.new_events.append(NewEvent(event_id, 0, obj, cols, fs.sync.host))
+            self.new_events.append(NewEvent(event_id, fs.row_id, obj, cols, fs.sync.host))
         text = cols[-1]
         if text and len(text) > FTS_CHARS:
             self.fts_long.append((FTS_CHARS, event_id))  # cut by SQLite, not copied here
@@ -1182,11 +1192,15 @@ class Batch:
             self.fts.append((event_id, text, cols[KIND_INDEX]))
         if huge is not None:
             line = huge
-        self.rows.append((event_id, fs.generation, offset, line_number, *cols, line, utf8))
+        self.rows.append(
+            (event_id, fs.row_id, fs.generation, offset, line_number, *cols, line, utf8)
+        )
 
     def write(self, conn: sqlite3.Connection, file_id: int) -> None:
-        rows = [(r[0], file_id, *r[1:]) for r in self.rows if r is not None]
-        huge = [row for row in rows if isinstance(row[-2], Huge)]
+        rows = [r for r in self.rows if r is not None] if self.moves else self.rows
+        huge = (
+            [row for row in rows if isinstance(row[-2], Huge)] if self.longest >= HUGE_BYTES else []
+        )
         if huge:
             rows = [row for row in rows if not isinstance(row[-2], Huge)]
             for row in huge:
