@@ -277,6 +277,7 @@ def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
     conn.execute("PRAGMA temp_store=MEMORY")
     # A big transaction grows the WAL; give the disk space back once it is checkpointed.
     conn.execute(f"PRAGMA journal_size_limit={64 << 20}")
+    conn.create_function("huge_line", 0, huge_line)
     key = os.path.abspath(db_path)
     if key not in _schema_ready:
         schema.ensure_schema(conn)
@@ -954,12 +955,11 @@ class FileSync:
         for offset, line in read_lines(f, position, size):
             length = len(line)
             if length >= HUGE_BYTES:
-                # A huge line goes in a transaction of its own, with as little memory
-                # in use as can be: what came before is committed and released.
+                # A huge line goes in a batch of its own, with as little memory in use as
+                # can be: what came before is written and its memory released.
                 if batch.rows:
                     self.commit(batch, offset, 0, final=False)
                     batch = Batch(self)
-                self.sync.flush()
                 release_memory(self.conn)
                 line = Huge(line)  # the batch frees the bytes once they are written
             batch.add(offset, line, terminated=True)
@@ -1104,14 +1104,22 @@ class Huge:
         return data
 
 
+_handing_over = threading.local()  # .huge: the Huge that huge_line() hands over next
+
+
+def huge_line() -> bytes | None:
+    """The SQL function huge_line(): the bytes of the line write_huge is inserting."""
+    huge, _handing_over.huge = _handing_over.huge, None
+    return huge.take()
+
+
 def write_huge(conn: sqlite3.Connection, row: tuple) -> None:
     """Insert a huge line's events row (raw is row[-2], a Huge; row[-1]: valid UTF-8).
 
     Bound as a parameter, the line would be held three times at once (the bytes, SQLite's
     copy of the parameter, the record).  Returned by a function that lets go of it, it is
     held twice: SQLite's copy (made TEXT in place by the CAST) and the record."""
-    huge = row[-2]
-    conn.create_function("huge_line", 0, huge.take)
+    _handing_over.huge = row[-2]
     conn.execute(INSERT_HUGE_EVENT, (*row[:-2], row[-1]))
 
 
