@@ -5,6 +5,7 @@ Shared option decorators live here so every command spells --db and --projects t
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
@@ -56,7 +57,34 @@ def resolve_projects(projects: tuple[Path, ...]) -> list[Path]:
     return [p.expanduser().absolute() for p in roots]
 
 
-@click.group()
+# Each command and the module that defines it: a command's module is imported when the
+# command runs (or --help lists them all), so `sync` starts without serve's or cost's.
+COMMANDS = {
+    "sync": "cli_sync",
+    "watch": "cli_sync",
+    "status": "cli_sync",
+    "export": "cli_sync",
+    "backup": "cli_sync",
+    "path": "cli_sync",
+    "cost": "cli_cost",
+    "reprice": "cli_cost",
+    "merge": "cli_cost",
+    "demo": "cli_demo",
+    "serve": "cli_serve",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f".{COMMANDS[cmd_name]}", __package__)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="claude-sessions")
 def cli():
     """Keep, search and query your Claude Code sessions in SQLite.
@@ -71,7 +99,3 @@ def cli():
       claude-sessions sync         one incremental pass
       claude-sessions status       what is archived and how fresh it is
     """
-
-
-# Commands register themselves on `cli` when their module is imported.
-from . import cli_cost, cli_demo, cli_serve, cli_sync  # noqa: E402,F401

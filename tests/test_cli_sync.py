@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,29 @@ def test_unusable_db_is_one_sentence_for_every_command(command, tmp_path, real_p
         f"Error: Invalid value for '--db': File '{folder}' is a directory.\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.db", "notsqlite.db", "projects"]
+
+
+def test_every_command_is_found_in_the_module_that_defines_it():
+    import importlib
+
+    from ingest import cli as cli_module
+
+    for name, module in cli_module.COMMANDS.items():
+        command = cli.get_command(None, name)
+        assert command is not None and command.name == name
+        assert command.callback.__module__ == f"ingest.{module}"
+    for module in set(cli_module.COMMANDS.values()):
+        importlib.import_module(f"ingest.{module}")
+    assert set(cli.commands) == set(cli_module.COMMANDS)  # no command left out
+
+
+def test_a_command_imports_only_its_own_module():
+    code = (
+        "import sys; from ingest.cli import cli; "
+        "cli(['path'], standalone_mode=False); "
+        "print(sorted(m for m in sys.modules if m.startswith('ingest.cli_')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "['ingest.cli_sync']"
