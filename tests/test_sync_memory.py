@@ -1,6 +1,6 @@
 """The sync engine's memory savers on real files and real archives: huge lines parsed
 from a skeleton, long lines read again in one piece, checkpoints on a thread of their
-own, 8 KiB pages, foreign keys checked after the fact, sha1/blake2b without OpenSSL."""
+own, 16 KiB pages, foreign keys checked after the fact, sha1/blake2b without OpenSSL."""
 
 from __future__ import annotations
 
@@ -522,8 +522,8 @@ def pragma(db: Path, name: str):
     return query(db, f"PRAGMA {name}")[0][0]
 
 
-def test_new_archive_has_8_kib_pages_and_wal(root, db_path):
-    assert schema.PAGE_SIZE == 8192
+def test_new_archive_has_16_kib_pages_and_wal(root, db_path):
+    assert schema.PAGE_SIZE == 16384
     session_file(root).write_bytes(record(0) + b"\n")
     run_pass(db_path, [root])
     assert pragma(db_path, "page_size") == schema.PAGE_SIZE
