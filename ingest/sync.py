@@ -68,20 +68,22 @@ UUID_RE = re.compile(
 # raw is bound as bytes and stored as TEXT when the last parameter says the bytes are
 # UTF-8 (SQLite's CAST keeps them as they are; no decoding to a Python str and back).
 _N = len(EVENT_COLUMNS) + 6
-INSERT_EVENT = (
-    "INSERT INTO events (id, file_id, generation, byte_offset, line_number, "
-    + ", ".join(EVENT_COLUMNS)
-    + ", raw) VALUES ("
-    + ", ".join(f"?{i}" for i in range(1, _N))
-    + f", CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END)"
-)
+
+
+def _insert_event(raw: str) -> str:
+    """INSERT INTO events with ?1 .. ?{_N - 1} for the columns before raw, and raw as given."""
+    columns = ", ".join(EVENT_COLUMNS)
+    params = ", ".join(f"?{i}" for i in range(1, _N))
+    return (
+        f"INSERT INTO events (id, file_id, generation, byte_offset, line_number, {columns}, "
+        f"raw) VALUES ({params}, {raw})"
+    )
+
+
+INSERT_EVENT = _insert_event(f"CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END")
 # A huge line's raw comes from a function that hands its bytes over (see write_huge).
-INSERT_HUGE_EVENT = (
-    "INSERT INTO events (id, file_id, generation, byte_offset, line_number, "
-    + ", ".join(EVENT_COLUMNS)
-    + ", raw) VALUES ("
-    + ", ".join(f"?{i}" for i in range(1, _N))
-    + f", CASE WHEN ?{_N} THEN CAST(huge_line() AS TEXT) ELSE huge_line() END)"
+INSERT_HUGE_EVENT = _insert_event(
+    f"CASE WHEN ?{_N} THEN CAST(huge_line() AS TEXT) ELSE huge_line() END"
 )
 # events_fts indexes the text and the kind (so search filters by kind inside the index).
 INSERT_FTS = "INSERT INTO events_fts (rowid, text, kind) VALUES (?, ?, ?)"
