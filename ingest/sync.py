@@ -367,8 +367,8 @@ def run_pass(
     try:
         conn = open_db(db_path)
         try:
-            sync = Pass(conn, [Path(r) for r in roots], host or socket.gethostname(), progress)
-            sync.db_path = str(db_path)
+            host = host or socket.gethostname()
+            sync = Pass(conn, [Path(r) for r in roots], host, progress, str(db_path))
             try:
                 return sync.run(trigger, None if paths is None else [Path(p) for p in paths])
             finally:
@@ -397,7 +397,14 @@ def retry_busy(fn: Callable[[], T], attempts: int = 6) -> T:
 
 
 class Pass:
-    def __init__(self, conn: sqlite3.Connection, roots: list[Path], host: str, progress):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        roots: list[Path],
+        host: str,
+        progress,
+        db_path: str | None = None,  # None: no checkpointer thread
+    ):
         self.conn = conn
         # Roots are keyed by their real path: the same file reached through a symlinked
         # projects folder is the same sync_files row.  aliases: (as given, real) pairs.
@@ -413,7 +420,7 @@ class Pass:
         self.touched_sessions: set[str | None] = set()
         self.touched_agents: set[str | None] = set()
         self.pending_bytes = 0  # source bytes written in the open transaction
-        self.db_path: str | None = None
+        self.db_path = db_path
         self.checkpointer: Checkpointer | None = None
         self.commit_bytes = batch_bytes()
 
@@ -649,7 +656,6 @@ class Pass:
             raise
         if self.checkpointer is not None:
             self.checkpointer.request()
-        self.commit_bytes = batch_bytes()
         # Only now, outside the transaction: a callback may write with a connection of
         # its own (watch refreshes its heartbeat row), which would wait for this one.
         if self.progress is not None:
