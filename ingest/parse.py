@@ -118,7 +118,7 @@ def _valid_in_string(line: bytes, start: int, end: int) -> bool:
 def _escaped(line: bytes, quote: int) -> bool:
     """Whether the quote at this index is escaped (an odd run of backslashes before it)."""
     i = quote - 1
-    while line[i] == 0x5C:  # backslash
+    while i >= 0 and line[i] == 0x5C:  # backslash
         i -= 1
     return (quote - 1 - i) % 2 == 1
 
