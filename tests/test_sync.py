@@ -662,3 +662,22 @@ def test_huge_line_archived_whole_and_its_text_cut(root, db_path, tmp_path):
     assert found("closingword") == []
     assert found("number") != []  # short texts: indexed whole as before
     assert_export_matches(db_path, root, tmp_path)
+
+
+def test_tool_calls_do_not_depend_on_batch_boundaries(real_projects, tmp_path, monkeypatch):
+    # Default batches: a call's tool_use and tool_result mostly share a batch and are
+    # written with one insert; 2 KB batches: nearly every call goes through the upserts.
+    # Both must leave the same rows.
+    columns = (
+        "tool_use_id, session_id, agent_id, name, input, event_id, result_event_id, result, "
+        "is_error, started_at, finished_at, duration_ms"
+    )
+    whole = tmp_path / "whole.db"
+    run_pass(whole, [real_projects])
+    monkeypatch.setenv("CLAUDE_SESSIONS_BATCH_BYTES", "2048")
+    split = tmp_path / "split.db"
+    run_pass(split, [real_projects])
+    select = f"SELECT {columns} FROM tool_calls ORDER BY tool_use_id"
+    rows = query(whole, select)
+    assert len(rows) > 300 and sum(1 for row in rows if row[10] is not None) > 300
+    assert rows == query(split, select)
