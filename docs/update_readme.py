@@ -23,6 +23,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from ingest.usage import ROLLUP_COLUMNS
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SAMPLES = ROOT.parent / "shared" / "samples" / "real"
@@ -178,19 +180,6 @@ COLUMN_NOTES = {
     "key": "setting name",
     "value": "setting value (JSON or text)",
 }
-# The columns every usage_by_* view shares.
-ROLLUP_COLUMNS = (
-    "calls",
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_tokens",
-    "cache_read_tokens",
-    "total_tokens",
-    "cost_usd",
-    "unpriced_calls",
-    "first_call",
-    "last_call",
-)
 
 
 def column_comments(sql: str) -> dict[str, str]:

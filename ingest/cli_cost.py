@@ -17,21 +17,12 @@ from .cli import cli, db_option, resolve_db
 from .cli_sync import plural
 from .lock import LockBusy, WriterLock
 from .paths import default_db_path
+from .usage import METRICS
 
 GROUPINGS = ("day", "week", "month", "session", "project", "model", "block")
 TOKEN_SUMS = """count(*), sum(input_tokens), sum(output_tokens),
     sum(cache_creation_5m_tokens + cache_creation_1h_tokens), sum(cache_read_tokens),
     sum(total_tokens), sum({cost}), sum({cost} IS NULL)"""
-METRICS = (
-    "calls",
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_tokens",
-    "cache_read_tokens",
-    "total_tokens",
-    "cost_usd",
-    "unpriced_calls",
-)
 COST_SQL = (
     "call_cost(model, input_tokens, output_tokens, cache_creation_5m_tokens, "
     "cache_creation_1h_tokens, cache_read_tokens, speed)"

@@ -203,9 +203,9 @@ SELECT block_start, block_end, calls, input_tokens, output_tokens, cache_creatio
     strftime('%Y-%m-%dT%H:%M:%SZ', 'now') >= block_start
         AND strftime('%Y-%m-%dT%H:%M:%SZ', 'now') < block_end AS is_active
 FROM blocks ORDER BY block_start"""
-BLOCK_COLUMNS = (
-    "block_start",
-    "block_end",
+# The figures every usage_by_* view (and `claude-sessions cost`) adds up, then the span of
+# the calls they cover: the columns all those views share.
+METRICS = (
     "calls",
     "input_tokens",
     "output_tokens",
@@ -214,8 +214,12 @@ BLOCK_COLUMNS = (
     "total_tokens",
     "cost_usd",
     "unpriced_calls",
-    "first_call",
-    "last_call",
+)
+ROLLUP_COLUMNS = (*METRICS, "first_call", "last_call")
+BLOCK_COLUMNS = (
+    "block_start",
+    "block_end",
+    *ROLLUP_COLUMNS,
     "tokens_per_hour",
     "cost_per_hour",
     "is_active",
