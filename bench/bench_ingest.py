@@ -1,6 +1,6 @@
 """Benchmark the ingest engine on a generated demo corpus and print a table of figures.
 
-    python bench/bench_ingest.py --mb 100            # the README figures
+    python bench/bench_ingest.py --mb 100            # the figures in docs/benchmarks.md
     python bench/bench_ingest.py --mb 20 --repeat 1  # a quick check
     python bench/bench_ingest.py --mb 1000 --json    # also writes bench/out/ingest.json
     python bench/bench_ingest.py --mb 100 --profile  # + cProfile of a sync, bench/out/

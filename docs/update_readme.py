@@ -1,13 +1,15 @@
-"""Regenerate the parts of README.md that come from the real program.
+"""Regenerate the parts of README.md and docs/*.md that come from the real program.
 
-    python docs/update_readme.py          # rewrite README.md in place
-    python docs/update_readme.py --check  # exit 1 when README.md is out of date (CI)
+    python docs/update_readme.py          # rewrite the files in place
+    python docs/update_readme.py --check  # exit 1 when one is out of date (CI)
 
 Blocks between ``<!-- [[[help CMD]]] -->`` and ``<!-- [[[end]]] -->`` get the output of
-``claude-sessions CMD --help``; the block after ``<!-- [[[schema]]] -->`` gets every table and
-view of an archive synced from ../shared/samples/real, with the column comments written in
-the schema's SQL; the block after ``<!-- [[[queries]]] -->`` lists metadata.yml's canned
-queries.  Like cog in sqlite-utils: the README cannot drift from the code.
+``claude-sessions CMD --help`` (docs/cli.md); the block after ``<!-- [[[schema]]] -->`` gets
+every table and view of an archive synced from ../shared/samples/real, with the column
+comments written in the schema's SQL (docs/schema.md); the block after
+``<!-- [[[queries]]] -->`` lists metadata.yml's canned queries (docs/web-app.md).  Any of
+these blocks may sit in README.md or any docs/*.md file.  Like cog in sqlite-utils: the
+documentation cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ingest.usage import ROLLUP_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 SAMPLES = ROOT.parent / "shared" / "samples" / "real"
 
 BLOCK = re.compile(
@@ -84,7 +87,7 @@ TABLE_NOTES = {
     "ingest_errors": "Lines that could not be parsed; their bytes are in `events` all the same.",
     "sync_heartbeat": "The running watch sidecar, refreshed every few seconds.",
     "api_calls": "One row per billed API response, deduplicated across lines and files "
-    "(rules: [docs/usage-rules.md](docs/usage-rules.md)).",
+    "(rules: [usage-rules.md](usage-rules.md)).",
     "sessions_list": "One row per session with the columns the web app's sessions list "
     "shows, a title on every row and a `day` to facet on.",
     "usage_settings": "Settings of the usage module: price overrides and the price table's "
@@ -222,7 +225,7 @@ def schema_markdown(db_path: Path) -> str:
         }
         comments = column_comments(sql)
         label = "FTS5 table" if "fts5" in sql.lower() else "table"
-        out.append(f"#### `{name}`\n")
+        out.append(f"## `{name}`\n")
         out.append(f"{TABLE_NOTES.get(name, '')} ({label}, {rows_label(count)}.)\n".lstrip())
         if name not in TABLE_NOTES:
             missing.append(name)
@@ -237,7 +240,7 @@ def schema_markdown(db_path: Path) -> str:
             out.append(f"| `{col}` | {ctype or ''} | {cell(meaning)} |")
         out.append("")
     if views:
-        out.append("#### Views\n")
+        out.append("## Views\n")
         out.append(
             "The `usage_by_*` views sum `api_calls` per their own columns, and share the "
             "usage columns: "
@@ -301,24 +304,54 @@ def render(readme: str) -> str:
     return BLOCK.sub(replace, readme)
 
 
+def documents() -> list[Path]:
+    """README.md and every docs/*.md: the files that may hold generated blocks."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def expected_blocks() -> set[str]:
+    """Every command's help, the schema and the queries must be generated somewhere."""
+    from ingest.cli import cli
+
+    commands = cli.list_commands(None)
+    return {"help claude-sessions", "schema", "queries", *(f"help {c}" for c in commands)}
+
+
 def main() -> int:
     check = "--check" in sys.argv[1:]
     os.environ.pop("COLUMNS", None)
-    old = README.read_text()
-    new = render(old)
-    if new == old:
-        print("README.md is up to date")
+    stale = []
+    found = set()
+    for path in documents():
+        old = path.read_text(encoding="utf-8")
+        found |= {m["what"].strip() for m in BLOCK.finditer(old)}
+        new = render(old)
+        name = str(path.relative_to(ROOT))
+        if new == old:
+            continue
+        stale.append(name)
+        if check:
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    old.splitlines(True), new.splitlines(True), name, f"{name} (generated)"
+                )
+            )
+        else:
+            path.write_text(new, encoding="utf-8")
+            print(f"{name} updated")
+    missing = sorted(expected_blocks() - found)
+    if missing:
+        print(f"No generated block for: {', '.join(missing)} (docs/cli.md holds the help texts)")
+        return 1
+    if not stale:
+        print("README.md and docs/ are up to date")
         return 0
     if check:
-        sys.stdout.writelines(
-            difflib.unified_diff(
-                old.splitlines(True), new.splitlines(True), "README.md", "README.md (generated)"
-            )
+        print(
+            f"{', '.join(stale)} out of date: run `python docs/update_readme.py`",
+            file=sys.stderr,
         )
-        print("README.md is out of date: run `python docs/update_readme.py`", file=sys.stderr)
         return 1
-    README.write_text(new)
-    print("README.md updated")
     return 0
 
 

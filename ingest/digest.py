@@ -1,7 +1,7 @@
 """sha1 and blake2b for the sidecar, from Python's built-in modules.
 
 ``hashlib`` loads OpenSSL's libcrypto for them, some 3.5 MB of memory for two hashes that
-Python also builds in; the sidecar keeps its memory small (see README, Benchmarks).
+Python also builds in; the sidecar keeps its memory small (see docs/benchmarks.md).
 """
 
 try:

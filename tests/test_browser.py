@@ -222,13 +222,13 @@ def test_dashboard_renders_charts(server, page, shots):
     page.screenshot(path=shots / "dashboard.png")
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+WEB_APP_DOC = Path(__file__).resolve().parent.parent / "docs" / "web-app.md"
 CURL = re.compile(r"^curl -s (?:-X (?P<method>POST) )?'http://127\.0\.0\.1:8001(?P<path>[^']+)'$")
 
 
-def test_readme_curl_examples_answer_json(server):
-    """Every `curl` line of the README answers 200 with JSON (the archive here is `a`)."""
-    examples = [m for line in README.read_text().splitlines() if (m := CURL.match(line))]
+def test_documented_curl_examples_answer_json(server):
+    """Every `curl` line of docs/web-app.md answers 200 with JSON (the archive here is `a`)."""
+    examples = [m for line in WEB_APP_DOC.read_text().splitlines() if (m := CURL.match(line))]
     assert len(examples) >= 5
     for m in examples:
         path = re.sub(r"^/claude-sessions(?=[/.])", "/a", m["path"])
