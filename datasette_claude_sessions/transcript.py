@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ingest.sync import HUGE_BYTES, KEEP_BYTES
+from ingest.parse import HUGE_BYTES, KEEP_BYTES
 
 from . import render
 from .order import conversation_order

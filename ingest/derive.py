@@ -25,7 +25,15 @@ from datetime import UTC, datetime
 import orjson
 
 from . import usage
-from .parse import EVENT_COLUMNS, LineError, NewEvent, content_text, tool_results, tool_uses
+from .parse import (
+    EVENT_COLUMNS,
+    LineError,
+    NewEvent,
+    content_text,
+    parse,
+    tool_results,
+    tool_uses,
+)
 
 AGENT_ID_IN_TEXT = re.compile(r"agentId: ([A-Za-z0-9_-]+)")
 TITLE_CHARS = 120
@@ -456,8 +464,6 @@ def replay(conn: sqlite3.Connection, after_id: int = 0, chunk: int = 2000) -> tu
     """Run on_batch over the archived events after ``after_id`` (rebuilds and merges).
 
     Returns the session ids touched and the agent ids of the agent/meta files met."""
-    from .sync import parse  # the engine's parser (sync imports this module)
-
     cols = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
     touched: set = set()
     agents: set = set()

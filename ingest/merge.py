@@ -20,8 +20,10 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import derive, sync
+from . import derive
 from .archive import SQLITE_HEADER, read_only_location
+from .batch import FTS_CHARS
+from .db import open_db
 from .lock import WriterLock
 from .parse import EVENT_COLUMNS
 
@@ -103,7 +105,7 @@ def merge(db_path: str | os.PathLike, other: str | os.PathLike, *, wait=True) ->
     lock = WriterLock(db_path)
     lock.acquire(wait)
     try:
-        conn = sync.open_db(db_path)
+        conn = open_db(db_path)
         try:
             conn.execute("ATTACH DATABASE ? AS other", (str(other),))
             try:
@@ -172,7 +174,7 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
     conn.execute(
         "INSERT INTO events_fts (rowid, text, kind) SELECT id, substr(text, 1, ?), kind "
         "FROM events WHERE id > ? AND text IS NOT NULL",
-        (sync.FTS_CHARS, last_id),
+        (FTS_CHARS, last_id),
     )
     result.contents_added = conn.execute(
         "INSERT OR IGNORE INTO file_contents (file_id, sha1, content, read_at) "

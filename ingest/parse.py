@@ -11,6 +11,7 @@ The format is described in ../shared/FORMAT.md.  Rules kept here:
 from __future__ import annotations
 
 import codecs
+import json
 import re
 from typing import Any
 
@@ -365,3 +366,71 @@ class NewEvent:
 
     def col(self, name: str) -> Any:
         return self.cols[EVENT_COLUMNS.index(name)]
+
+
+# A line at least this long is "huge" (a tool output of MBs): it goes in a transaction of
+# its own, is parsed from its skeleton (strings cut to KEEP_BYTES, see parse.skeleton) and
+# written through SQLite's blob I/O, so that memory stays near twice its size instead of
+# six times.  Its ``text`` and its tool call's ``result`` keep the first KEEP_BYTES of each
+# long string; ``raw`` keeps every byte.  Afterwards freed memory goes back to the OS.
+HUGE_BYTES = 1 << 20
+KEEP_BYTES = 256 << 10
+
+
+def is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def without_surrogates(value):
+    """The parsed value with lone surrogates (which SQLite and orjson refuse) replaced."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_surrogates(v) for v in value]
+    return value
+
+
+def parse(line: bytes):
+    """(obj, cols) for a good line; raises LineError.
+
+    orjson rejects lone UTF-16 surrogates in escapes (a cut emoji), which real
+    transcripts contain; such lines are valid JSON, so fall back to the json module.
+    A huge line is parsed from its skeleton when that is JSON, else whole.
+    """
+    if len(line) >= HUGE_BYTES:
+        small = skeleton(line, KEEP_BYTES)
+        if small is not line:
+            try:
+                obj = parse_line(small)
+                return obj, extract(obj)
+            except LineError:
+                pass  # parsed whole below: the error (or the surrogates) is in the line
+    try:
+        obj = parse_line(line)
+        return obj, extract(obj)
+    except LineError as e:
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise e from None
+        if not isinstance(obj, dict):
+            raise
+        obj = without_surrogates(obj)
+        return obj, extract(obj)
+
+
+def tail_is_complete(tail: bytes) -> bool:
+    """An unterminated last line that is already a whole JSON object or array."""
+    if tail.rstrip()[-1:] not in (b"}", b"]"):
+        return False
+    try:
+        orjson.loads(tail)
+    except orjson.JSONDecodeError:
+        return False
+    return True

@@ -22,80 +22,27 @@ Source files are opened read-only and never modified.
 from __future__ import annotations
 
 import gc
-import json
 import os
-import re
 import socket
 import sqlite3
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
-import orjson
-
-from . import derive, schema
+from . import derive
+from .batch import BATCH_LINES, WRITE_BYTES, Batch, Huge, huge_line, read_lines
+from .db import WAL_LIMIT, Checkpointer, now_iso, open_db, retry_busy
 from .digest import blake2b, sha1
 from .lock import WriterLock
-from .parse import (
-    ERROR_COLUMNS,
-    EVENT_COLUMNS,
-    SESSION_ID_INDEX,
-    LineError,
-    NewEvent,
-    extract,
-    parse_line,
-    skeleton,
-)
+from .memory import limit_heap, release_memory
+from .parse import HUGE_BYTES, tail_is_complete
+from .sources import Source, discover, make_source, real_path
 
-T = TypeVar("T")
-CHUNK_BYTES = 1 << 20
 HEAD_BYTES = 4096
 # An unterminated last line that is not valid JSON is archived (as an error) once the
 # file has not changed for this long: the writer is gone and will not finish it.
 STALE_TAIL_SECONDS = 3600
-EXCERPT_CHARS = 200
-AGENT_ID_INDEX = EVENT_COLUMNS.index("agent_id")
-EMPTY_COLUMNS = (None,) * len(EVENT_COLUMNS)
-UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
-
-# raw is bound as bytes and stored as TEXT when the last parameter says the bytes are
-# UTF-8 (SQLite's CAST keeps them as they are; no decoding to a Python str and back).
-_N = len(EVENT_COLUMNS) + 6
-
-
-def _insert_event(raw: str) -> str:
-    """INSERT INTO events with ?1 .. ?{_N - 1} for the columns before raw, and raw as given."""
-    columns = ", ".join(EVENT_COLUMNS)
-    params = ", ".join(f"?{i}" for i in range(1, _N))
-    return (
-        f"INSERT INTO events (id, file_id, generation, byte_offset, line_number, {columns}, "
-        f"raw) VALUES ({params}, {raw})"
-    )
-
-
-INSERT_EVENT = _insert_event(f"CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END")
-# A huge line's raw comes from a function that hands its bytes over (see write_huge).
-INSERT_HUGE_EVENT = _insert_event(
-    f"CASE WHEN ?{_N} THEN CAST(huge_line() AS TEXT) ELSE huge_line() END"
-)
-# events_fts indexes the text and the kind (so search filters by kind inside the index).
-INSERT_FTS = "INSERT INTO events_fts (rowid, text, kind) VALUES (?, ?, ?)"
-INSERT_FTS_PREFIX = (
-    "INSERT INTO events_fts (rowid, text, kind) "
-    "SELECT id, substr(text, 1, ?), kind FROM events WHERE id = ?"
-)
-KIND_INDEX = EVENT_COLUMNS.index("kind")
-INSERT_ERROR = (
-    "INSERT INTO ingest_errors (file_id, event_id, byte_offset, line_number, error, excerpt, "
-    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 def batch_bytes() -> int:
@@ -115,30 +62,6 @@ def batch_bytes() -> int:
     return 64 << 20
 
 
-# Lines are parsed and written to the open transaction this many bytes at a time, so
-# Python holds one small batch of parsed records, never a whole transaction's.
-WRITE_BYTES = 512 << 10
-# Lines at least this long keep only what the derivers read (see slim_tool_use_result).
-SLIM_BYTES = 64 << 10
-BATCH_LINES = 20_000
-# Only the first FTS_CHARS characters of an event's text are indexed for search (the
-# whole text stays in events.text, and snippets are cut from it).  Indexing a text costs
-# SQLite several times its size in memory until the transaction commits: without the cap
-# one 5 MB line took some 18 MB, with it 9 MB.  Texts this long are tool outputs
-# (file dumps, logs) whose first MB is what a search would find anyway.
-FTS_CHARS = 1 << 20
-# While a pass checkpoints on a thread of its own (see Checkpointer), the WAL may grow to
-# about this size plus one transaction before the writer waits for the checkpoint.
-WAL_LIMIT = 256 << 20
-# A line at least this long is "huge" (a tool output of MBs): it goes in a transaction of
-# its own, is parsed from its skeleton (strings cut to KEEP_BYTES, see parse.skeleton) and
-# written through SQLite's blob I/O, so that memory stays near twice its size instead of
-# six times.  Its ``text`` and its tool call's ``result`` keep the first KEEP_BYTES of each
-# long string; ``raw`` keeps every byte.  Afterwards freed memory goes back to the OS.
-HUGE_BYTES = 1 << 20
-KEEP_BYTES = 256 << 10
-
-
 # Passes of the watch sidecar (file events, the periodic rescan) leave a sync_runs row
 # only when they find something to do: a rescan every 30 s that finds nothing would add
 # thousands of rows a day, and the heartbeat already says the sidecar is alive.  Every
@@ -156,187 +79,6 @@ class PassResult:
     errors: int = 0
     seconds: float = 0.0
     unreadable: list[str] = field(default_factory=list)  # "path: reason", retried next pass
-
-
-class Source:
-    """A transcript file found on disk.
-
-    A pass holds one per file of the tree (thousands), so it keeps only the path, its
-    root, its kind and four stat fields; the rest is worked out when the file is read."""
-
-    __slots__ = ("path", "root", "kind", "size", "mtime", "inode", "device")
-
-    def __init__(self, path: str, root: str, kind: str, stat: os.stat_result):
-        self.path = path
-        self.root = root
-        self.kind = kind
-        self.size = stat.st_size
-        self.mtime = stat.st_mtime
-        self.inode = stat.st_ino
-        self.device = stat.st_dev
-
-    @property
-    def rel_path(self) -> str:
-        return self.path[len(self.root) :].lstrip(os.sep).replace(os.sep, "/")
-
-    @property
-    def project_dir(self) -> str | None:
-        return classify(self.rel_path)[1]
-
-    @property
-    def session_id(self) -> str | None:
-        return classify(self.rel_path)[2]
-
-    @property
-    def agent_id(self) -> str | None:
-        return classify(self.rel_path)[3]
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def classify(rel_path: str) -> tuple[str, str | None, str | None, str | None] | None:
-    """(kind, project_dir, session_id, agent_id) for a path relative to its root, or
-    None when the file is not one we archive."""
-    parts = rel_path.split("/")
-    name = parts[-1]
-    if name.endswith(".meta.json"):
-        kind = "meta"
-        stem = name[: -len(".meta.json")]
-    elif name.endswith(".jsonl"):
-        stem = name[: -len(".jsonl")]
-        if name == "journal.jsonl" and "workflows" in parts[:-1]:
-            kind = "journal"
-        elif stem.startswith("agent-"):
-            kind = "agent"
-        elif len(parts) == 2 and UUID_RE.match(stem):
-            kind = "session"
-        else:
-            kind = "other"
-    else:
-        return None
-    project_dir = parts[0] if len(parts) > 1 else None
-    agent_id = stem[len("agent-") :] if stem.startswith("agent-") else None
-    session_id = None
-    if kind == "session":
-        session_id = stem
-    elif "subagents" in parts[:-1]:
-        i = parts.index("subagents")
-        if i >= 1:
-            session_id = parts[i - 1]
-    return kind, project_dir, session_id, agent_id
-
-
-def discover(root: Path) -> Iterator[Source]:
-    """Every archivable file under root, at any depth."""
-    root_str = str(root)
-    stack = [root_str]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    continue
-                if not entry.is_file():
-                    continue
-                name = entry.name
-                if not (name.endswith(".jsonl") or name.endswith(".meta.json")):
-                    continue
-                source = make_source(root_str, entry.path, entry.stat())
-            except FileNotFoundError:
-                continue
-            if source is not None:
-                yield source
-
-
-def make_source(root: str, path: str, stat: os.stat_result) -> Source | None:
-    """The Source for a file at path under root (path starts with root)."""
-    rel_path = path[len(root) :].lstrip(os.sep).replace(os.sep, "/")
-    info = classify(rel_path)
-    if info is None:
-        return None
-    return Source(path, root, info[0], stat)
-
-
-_schema_ready: set[str] = set()
-
-
-def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
-    """Connect with the writer's pragmas and make sure the schema is current."""
-    conn = schema.connect(str(db_path))
-    # The foreign keys are declared for Datasette (it links rows by them), not enforced
-    # here: the engine writes the derived tables before the sessions rows they name and
-    # checking each row cost an initial sync 15% of its time.  The tests check the
-    # archive with PRAGMA foreign_key_check instead.
-    conn.execute("PRAGMA foreign_keys=OFF")
-    conn.execute("PRAGMA cache_size=-4000")
-    conn.execute("PRAGMA temp_store=MEMORY")
-    # A big transaction grows the WAL; give the disk space back once it is checkpointed.
-    conn.execute(f"PRAGMA journal_size_limit={64 << 20}")
-    conn.create_function("huge_line", 0, huge_line)
-    key = os.path.abspath(db_path)
-    if key not in _schema_ready:
-        schema.ensure_schema(conn)
-        _schema_ready.add(key)
-    return conn
-
-
-class Checkpointer:
-    """Copies committed WAL frames into the database file on a thread of its own, so a
-    long pass goes on writing while the last transaction is checkpointed (on two cores
-    that hides most of the checkpoint: 0.5 s of a 2.5 s initial sync of 100 MB).
-
-    The writer turns its own automatic checkpoints off while this runs, and waits for
-    this one before starting a transaction when the WAL has grown past WAL_LIMIT: the
-    WAL restarts from its beginning only when a transaction starts after a complete
-    checkpoint, so the wait keeps its size (and the disk it takes) bounded."""
-
-    def __init__(self, db_path: str):
-        self.conn = schema.connect(db_path)
-        self.cond = threading.Condition()
-        self.requested = self.busy = self.stopping = False
-        self.thread = threading.Thread(target=self.run, name="checkpointer", daemon=True)
-        self.thread.start()
-
-    def request(self) -> None:
-        with self.cond:
-            self.requested = True
-            self.cond.notify_all()
-
-    def wait(self) -> None:
-        with self.cond:
-            while self.requested or self.busy:
-                self.cond.wait()
-
-    def run(self) -> None:
-        while True:
-            with self.cond:
-                while not (self.requested or self.stopping):
-                    self.cond.wait()
-                if not self.requested:
-                    return
-                self.requested, self.busy = False, True
-            try:
-                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
-                pass  # a later checkpoint (or the writer's, at close) copies these frames
-            finally:
-                with self.cond:
-                    self.busy = False
-                    self.cond.notify_all()
-
-    def close(self) -> None:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify_all()
-        self.thread.join()
-        self.conn.close()
 
 
 def run_pass(
@@ -366,6 +108,8 @@ def run_pass(
     gc.disable()
     try:
         conn = open_db(db_path)
+        # write_huge hands a huge line to SQLite through this function (see batch.py)
+        conn.create_function("huge_line", 0, huge_line)
         try:
             host = host or socket.gethostname()
             sync = Pass(conn, [Path(r) for r in roots], host, progress, str(db_path))
@@ -379,21 +123,6 @@ def run_pass(
         if collecting:
             gc.enable()
         lock.release()
-
-
-def retry_busy(fn: Callable[[], T], attempts: int = 6) -> T:
-    """fn() (a write), retried with backoff while another connection holds the database
-    longer than the busy timeout."""
-    delay = 0.05
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except sqlite3.OperationalError as e:
-            msg = str(e)
-            if attempt == attempts - 1 or ("locked" not in msg and "busy" not in msg):
-                raise
-            time.sleep(delay)
-            delay *= 2
 
 
 class Pass:
@@ -678,15 +407,6 @@ class Pass:
         self.done_bytes += nbytes
 
 
-def real_path(path: Path) -> Path:
-    """path with its folders' symlinks resolved (a symlinked file stays itself; a file
-    that is gone resolves too)."""
-    path = path.expanduser().absolute()
-    if path.is_dir():
-        return Path(os.path.realpath(path))
-    return Path(os.path.realpath(path.parent)) / path.name
-
-
 def unchanged(row: sqlite3.Row, source: Source, now: float) -> bool:
     if (
         row["deleted_at"] is not None
@@ -700,113 +420,8 @@ def unchanged(row: sqlite3.Row, source: Source, now: float) -> bool:
     return row["position"] >= source.size or now - source.mtime < STALE_TAIL_SECONDS
 
 
-STATEMENT_CACHE = 128  # sqlite3.connect's default cached_statements
-# Blocks at least this large are mapped and unmapped on their own (glibc's M_MMAP_THRESHOLD)
-MMAP_BYTES = 512 << 10
-_glibc: object | None | bool = False  # False: not looked up yet
-
-
-def glibc():
-    """The C library when it is glibc (malloc_trim, mallopt), else None."""
-    global _glibc
-    if _glibc is False:
-        _glibc = None
-        if sys.platform == "linux":
-            import ctypes
-
-            try:
-                lib = ctypes.CDLL(None)
-                if hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt"):
-                    _glibc = lib
-            except OSError:  # no glibc (musl and others)
-                pass
-    return _glibc
-
-
-def limit_heap() -> None:
-    """Have glibc map blocks of MMAP_BYTES or more on their own, so that freeing one (a
-    huge line, SQLite's copy of it) gives its memory back to the OS at once.
-
-    By default glibc raises that threshold each time such a block is freed, up to 32 MB:
-    after the first huge line, the next ones were carved from the heap, and the heap
-    only grew (a 100 MB sync peaked 6 MB higher)."""
-    lib = glibc()
-    if lib is not None:
-        lib.mallopt(-3, MMAP_BYTES)  # M_MMAP_THRESHOLD
-
-
-def release_memory(conn: sqlite3.Connection) -> None:
-    """Give the memory freed after a huge line back to the OS.
-
-    glibc keeps freed blocks for reuse, so without this the peak RSS ratchets up with
-    every line of several MB (SQLite's copy of the record and its FTS entry, the parsed
-    object); malloc_trim returns them.  Elsewhere (no glibc) this only asks SQLite."""
-    # A prepared statement keeps the buffers of its largest row (the record of a 5 MB
-    # line: some 10 MB) until it is finalized, and sqlite3 caches every statement (128,
-    # least recently used first out): running 128 other statements finalizes them.
-    for i in range(STATEMENT_CACHE):
-        conn.execute(f"SELECT {i}")
-    conn.execute("PRAGMA shrink_memory")
-    lib = glibc()
-    if lib is not None:
-        lib.malloc_trim(0)
-
-
 def head_hash(data: bytes) -> str:
     return blake2b(data, digest_size=16).hexdigest()
-
-
-def excerpt(line: bytes) -> str:
-    text = line[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
-    return text[:EXCERPT_CHARS]
-
-
-def is_utf8(line: bytes) -> bool:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def without_surrogates(value):
-    """The parsed value with lone surrogates (which SQLite and orjson refuse) replaced."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [without_surrogates(v) for v in value]
-    return value
-
-
-def parse(line: bytes):
-    """(obj, cols) for a good line; raises LineError.
-
-    orjson rejects lone UTF-16 surrogates in escapes (a cut emoji), which real
-    transcripts contain; such lines are valid JSON, so fall back to the json module.
-    A huge line is parsed from its skeleton when that is JSON, else whole.
-    """
-    if len(line) >= HUGE_BYTES:
-        small = skeleton(line, KEEP_BYTES)
-        if small is not line:
-            try:
-                obj = parse_line(small)
-                return obj, extract(obj)
-            except LineError:
-                pass  # parsed whole below: the error (or the surrogates) is in the line
-    try:
-        obj = parse_line(line)
-        return obj, extract(obj)
-    except LineError as e:
-        try:
-            obj = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise e from None
-        if not isinstance(obj, dict):
-            raise
-        obj = without_surrogates(obj)
-        return obj, extract(obj)
 
 
 class FileSync:
@@ -1040,193 +655,3 @@ class FileSync:
         result = sync.result
         result.lines_added += batch.inserted
         result.errors += len(batch.errors)
-
-
-def slim_tool_use_result(obj: dict) -> None:
-    """Drop what the derivers never read from a big line's ``toolUseResult`` (a copy of
-    the tool's output, often MBs) so it is freed now, not when the batch is written;
-    they read its ``agentId`` only.  The line itself is archived whole."""
-    spawned = obj.get("toolUseResult")
-    if isinstance(spawned, dict):
-        obj["toolUseResult"] = {"agentId": spawned["agentId"]} if "agentId" in spawned else {}
-
-
-def tail_is_complete(tail: bytes) -> bool:
-    """An unterminated last line that is already a whole JSON object or array."""
-    if tail.rstrip()[-1:] not in (b"}", b"]"):
-        return False
-    try:
-        orjson.loads(tail)
-    except orjson.JSONDecodeError:
-        return False
-    return True
-
-
-def read_lines(f, position: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for every complete line between position and end, in chunks.
-
-    A line of a chunk or more is not pieced together from chunks (that would hold it
-    twice): once its end is found it is read again in one piece."""
-    pieces: list[bytes] = []  # the start of an unfinished line, while it is short
-    pending = 0  # bytes of the unfinished line read so far
-    offset = position
-    remaining = end - position
-    fd = f.fileno()
-    while remaining > 0:
-        chunk = f.read(min(CHUNK_BYTES, remaining))
-        if not chunk:
-            break
-        remaining -= len(chunk)
-        start = 0
-        while (j := chunk.find(b"\n", start)) >= 0:
-            length = pending + j - start
-            if length >= CHUNK_BYTES:
-                yield offset, os.pread(fd, length, offset)
-            elif pieces:
-                pieces.append(chunk[start:j])
-                yield offset, b"".join(pieces)
-            else:
-                yield offset, chunk[start:j]
-            pieces, pending = [], 0
-            offset += length + 1
-            start = j + 1
-        if start < len(chunk):
-            pending += len(chunk) - start
-            pieces = [*pieces, chunk[start:]] if pending < CHUNK_BYTES else []
-
-
-class Huge:
-    """A huge line's bytes, held by one reference (see HUGE_BYTES)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes):
-        self.data: bytes | None = data
-
-    def take(self) -> bytes | None:
-        data, self.data = self.data, None
-        return data
-
-
-_handing_over = threading.local()  # .huge: the Huge that huge_line() hands over next
-
-
-def huge_line() -> bytes | None:
-    """The SQL function huge_line(): the bytes of the line write_huge is inserting."""
-    huge, _handing_over.huge = _handing_over.huge, None
-    return huge.take()
-
-
-def write_huge(conn: sqlite3.Connection, row: tuple) -> None:
-    """Insert a huge line's events row (raw is row[-2], a Huge; row[-1]: valid UTF-8).
-
-    Bound as a parameter, the line would be held three times at once (the bytes, SQLite's
-    copy of the parameter, the record).  Returned by a function that lets go of it, it is
-    held twice: SQLite's copy (made TEXT in place by the CAST) and the record."""
-    _handing_over.huge = row[-2]
-    conn.execute(INSERT_HUGE_EVENT, (*row[:-2], row[-1]))
-
-
-class Batch:
-    """Rows read from one file, written in one transaction."""
-
-    def __init__(self, fs: FileSync):
-        self.fs = fs
-        self.rows: list[tuple] = []
-        self.fts: list[tuple] = []
-        self.fts_long: list[tuple] = []
-        self.errors: list[tuple] = []
-        self.moves: list[tuple] = []
-        self.new_events: list[NewEvent] = []
-        self.nbytes = 0
-        self.longest = 0
-        self.inserted = 0
-        self.end = 0
-        self.next_id = fs.sync.next_id
-
-    def add(self, offset: int, line: bytes | Huge, terminated: bool) -> None:
-        fs = self.fs
-        huge = line if isinstance(line, Huge) else None
-        if huge is not None:
-            line = huge.data
-        n = len(line)
-        self.nbytes += n + terminated
-        if n > self.longest:
-            self.longest = n
-        self.end = offset + n + terminated
-        line_number = fs.line_number
-        fs.line_number += 1
-        if offset <= fs.dedup_until:
-            for generation in range(fs.generation - 1, -1, -1):
-                old = fs.conn.execute(
-                    "SELECT id FROM events WHERE file_id = ? AND generation = ? "
-                    "AND byte_offset = ? AND CAST(raw AS BLOB) = ?",
-                    (fs.file_id, generation, offset, line),
-                ).fetchone()
-                if old is not None:
-                    self.moves.append((fs.generation, line_number, old[0]))
-                    self.rows.append(None)
-                    return
-        event_id = self.next_id
-        self.next_id += 1
-        self.inserted += 1
-        utf8 = 1  # parsed lines are valid UTF-8 (orjson checks), blank ones are ASCII
-        if not line or line.isspace():  # (line.strip() would copy the line)
-            obj, cols = None, EMPTY_COLUMNS
-        else:
-            try:
-                obj, cols = parse(line)
-            except LineError as e:
-                obj, cols = None, ERROR_COLUMNS
-                utf8 = is_utf8(line)
-                error = str(e).splitlines()[0] if str(e) else "unreadable line"
-                if not terminated:
-                    error = f"unterminated last line: {error}"
-                self.errors.append((event_id, offset, line_number, error, excerpt(line)))
-        if obj is not None:
-            record_session = cols[SESSION_ID_INDEX]
-            if fs.session_id and (
-                record_session is None or record_session.startswith(f"{fs.session_id}#")
-            ):
-                # no sessionId, or a workflow agent's "<session>#agent-<id>": the file's
-                cols = cols[:SESSION_ID_INDEX] + (fs.session_id,) + cols[SESSION_ID_INDEX + 1 :]
-            elif fs.session_id is None and cols[SESSION_ID_INDEX] and fs.source.kind != "session":
-                fs.session_id = cols[SESSION_ID_INDEX]  # flat agent files: the records say
-            if cols[AGENT_ID_INDEX] is None and fs.agent_id and fs.source.kind == "agent":
-                cols = cols[:AGENT_ID_INDEX] + (fs.agent_id,) + cols[AGENT_ID_INDEX + 1 :]
-            if len(line) >= SLIM_BYTES:
-                slim_tool_use_result(obj)
-            self.new_events.append(NewEvent(event_id, fs.row_id, obj, cols, fs.sync.host))
-        text = cols[-1]
-        if text and len(text) > FTS_CHARS:
-            self.fts_long.append((FTS_CHARS, event_id))  # cut by SQLite, not copied here
-        elif text:
-            self.fts.append((event_id, text, cols[KIND_INDEX]))
-        if huge is not None:
-            line = huge
-        self.rows.append(
-            (event_id, fs.row_id, fs.generation, offset, line_number, *cols, line, utf8)
-        )
-
-    def write(self, conn: sqlite3.Connection, file_id: int) -> None:
-        rows = [r for r in self.rows if r is not None] if self.moves else self.rows
-        huge = (
-            [row for row in rows if isinstance(row[-2], Huge)] if self.longest >= HUGE_BYTES else []
-        )
-        if huge:
-            rows = [row for row in rows if not isinstance(row[-2], Huge)]
-            for row in huge:
-                write_huge(conn, row)
-        if rows:
-            conn.executemany(INSERT_EVENT, rows)
-        if self.fts:
-            conn.executemany(INSERT_FTS, self.fts)
-        if self.fts_long:
-            conn.executemany(INSERT_FTS_PREFIX, self.fts_long)
-        if self.moves:
-            conn.executemany(
-                "UPDATE events SET generation = ?, line_number = ? WHERE id = ?", self.moves
-            )
-        if self.errors:
-            stamp = now_iso()
-            conn.executemany(INSERT_ERROR, [(file_id, *e, stamp) for e in self.errors])

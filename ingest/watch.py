@@ -27,8 +27,9 @@ import orjson
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from .db import now_iso, open_db, retry_busy
 from .lock import LockBusy, WatchLock, WriterLock
-from .sync import PassResult, now_iso, open_db, retry_busy, run_pass
+from .sync import PassResult, run_pass
 
 WATCHED_EVENTS = {"created", "modified", "moved", "deleted", "closed"}
 LOCK_WAIT = 1.0  # seconds a pass waits for another writer before trying again later

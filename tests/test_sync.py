@@ -631,7 +631,7 @@ def test_watch_passes_that_find_nothing_leave_no_run_row(root, db_path):
 
 
 def test_huge_line_archived_whole_and_its_text_cut(root, db_path, tmp_path):
-    from ingest.sync import HUGE_BYTES, KEEP_BYTES
+    from ingest.parse import HUGE_BYTES, KEEP_BYTES
 
     content = "opening é " + "filler " * (HUGE_BYTES // 7) + "closingword"
     result = {"type": "tool_result", "tool_use_id": "toolu_big", "content": content}

@@ -18,10 +18,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from ingest import batch as batch_module
 from ingest import digest, schema
 from ingest import sync as sync_module
-from ingest.parse import skeleton
-from ingest.sync import HUGE_BYTES, KEEP_BYTES, read_lines, run_pass
+from ingest.batch import read_lines
+from ingest.parse import HUGE_BYTES, KEEP_BYTES, skeleton
+from ingest.sync import run_pass
 
 from .conftest import FIXTURES
 from .test_sync import SESSION, assert_export_matches, query, record, session_file
@@ -209,7 +211,7 @@ def test_skeleton_unterminated_string_is_left_to_the_parser():
     assert small.endswith(b'"b": "' + b"x" * 500)
 
 
-# -- sync.read_lines -------------------------------------------------------------------
+# -- batch.read_lines -------------------------------------------------------------------
 
 
 def reference_lines(data: bytes, position: int, end: int) -> list[tuple[int, bytes]]:
@@ -258,7 +260,7 @@ def line_starts(data: bytes) -> list[int]:
 
 def test_read_lines_around_small_chunks(tmp_path, monkeypatch):
     chunk = 64
-    monkeypatch.setattr(sync_module, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(batch_module, "CHUNK_BYTES", chunk)
     rng = random.Random(7)
     sizes = [0, 1, 5, 62, 63, 64, 65, 66, 127, 128, 129, 130, 191, 192, 193, 500, 1000]
     for trial in range(40):
@@ -276,7 +278,7 @@ def test_read_lines_around_small_chunks(tmp_path, monkeypatch):
 
 def test_read_lines_each_line_length_at_every_chunk_offset(tmp_path, monkeypatch):
     chunk = 64
-    monkeypatch.setattr(sync_module, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(batch_module, "CHUNK_BYTES", chunk)
     for length in (chunk - 1, chunk, chunk + 1, 2 * chunk, 5 * chunk + 3):
         for lead in range(chunk + 1):  # the long line starts at every offset of a chunk
             data = b"a" * max(lead - 1, 0) + b"\n" * (lead > 0) + b"L" * length + b"\nz\n"
@@ -286,7 +288,7 @@ def test_read_lines_each_line_length_at_every_chunk_offset(tmp_path, monkeypatch
 
 
 def test_read_lines_multi_mb_lines_with_the_real_chunk(tmp_path):
-    chunk = sync_module.CHUNK_BYTES
+    chunk = batch_module.CHUNK_BYTES
     assert chunk == 1 << 20
     lines = [
         b"short",

@@ -1,0 +1,263 @@
+"""Lines in, rows out: read a file's complete lines, parse them, and write them (events,
+their FTS entries, error rows) in the pass's open transaction.
+
+A huge line (HUGE_BYTES or more) is parsed from its skeleton and handed to SQLite by a
+function that lets go of it (see write_huge), so memory stays near twice its size.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from .db import now_iso
+from .parse import (
+    ERROR_COLUMNS,
+    EVENT_COLUMNS,
+    HUGE_BYTES,
+    SESSION_ID_INDEX,
+    LineError,
+    NewEvent,
+    is_utf8,
+    parse,
+)
+
+if TYPE_CHECKING:  # annotations only
+    from .sync import FileSync
+
+CHUNK_BYTES = 1 << 20
+EXCERPT_CHARS = 200
+AGENT_ID_INDEX = EVENT_COLUMNS.index("agent_id")
+EMPTY_COLUMNS = (None,) * len(EVENT_COLUMNS)
+
+# raw is bound as bytes and stored as TEXT when the last parameter says the bytes are
+# UTF-8 (SQLite's CAST keeps them as they are; no decoding to a Python str and back).
+_N = len(EVENT_COLUMNS) + 6
+
+
+def _insert_event(raw: str) -> str:
+    """INSERT INTO events with ?1 .. ?{_N - 1} for the columns before raw, and raw as given."""
+    columns = ", ".join(EVENT_COLUMNS)
+    params = ", ".join(f"?{i}" for i in range(1, _N))
+    return (
+        f"INSERT INTO events (id, file_id, generation, byte_offset, line_number, {columns}, "
+        f"raw) VALUES ({params}, {raw})"
+    )
+
+
+INSERT_EVENT = _insert_event(f"CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END")
+# A huge line's raw comes from a function that hands its bytes over (see write_huge).
+INSERT_HUGE_EVENT = _insert_event(
+    f"CASE WHEN ?{_N} THEN CAST(huge_line() AS TEXT) ELSE huge_line() END"
+)
+# events_fts indexes the text and the kind (so search filters by kind inside the index).
+INSERT_FTS = "INSERT INTO events_fts (rowid, text, kind) VALUES (?, ?, ?)"
+INSERT_FTS_PREFIX = (
+    "INSERT INTO events_fts (rowid, text, kind) "
+    "SELECT id, substr(text, 1, ?), kind FROM events WHERE id = ?"
+)
+KIND_INDEX = EVENT_COLUMNS.index("kind")
+INSERT_ERROR = (
+    "INSERT INTO ingest_errors (file_id, event_id, byte_offset, line_number, error, excerpt, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Lines are parsed and written to the open transaction this many bytes at a time, so
+# Python holds one small batch of parsed records, never a whole transaction's.
+WRITE_BYTES = 512 << 10
+# Lines at least this long keep only what the derivers read (see slim_tool_use_result).
+SLIM_BYTES = 64 << 10
+BATCH_LINES = 20_000
+# Only the first FTS_CHARS characters of an event's text are indexed for search (the
+# whole text stays in events.text, and snippets are cut from it).  Indexing a text costs
+# SQLite several times its size in memory until the transaction commits: without the cap
+# one 5 MB line took some 18 MB, with it 9 MB.  Texts this long are tool outputs
+# (file dumps, logs) whose first MB is what a search would find anyway.
+FTS_CHARS = 1 << 20
+
+
+def excerpt(line: bytes) -> str:
+    text = line[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    return text[:EXCERPT_CHARS]
+
+
+def slim_tool_use_result(obj: dict) -> None:
+    """Drop what the derivers never read from a big line's ``toolUseResult`` (a copy of
+    the tool's output, often MBs) so it is freed now, not when the batch is written;
+    they read its ``agentId`` only.  The line itself is archived whole."""
+    spawned = obj.get("toolUseResult")
+    if isinstance(spawned, dict):
+        obj["toolUseResult"] = {"agentId": spawned["agentId"]} if "agentId" in spawned else {}
+
+
+def read_lines(f, position: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for every complete line between position and end, in chunks.
+
+    A line of a chunk or more is not pieced together from chunks (that would hold it
+    twice): once its end is found it is read again in one piece."""
+    pieces: list[bytes] = []  # the start of an unfinished line, while it is short
+    pending = 0  # bytes of the unfinished line read so far
+    offset = position
+    remaining = end - position
+    fd = f.fileno()
+    while remaining > 0:
+        chunk = f.read(min(CHUNK_BYTES, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        start = 0
+        while (j := chunk.find(b"\n", start)) >= 0:
+            length = pending + j - start
+            if length >= CHUNK_BYTES:
+                yield offset, os.pread(fd, length, offset)
+            elif pieces:
+                pieces.append(chunk[start:j])
+                yield offset, b"".join(pieces)
+            else:
+                yield offset, chunk[start:j]
+            pieces, pending = [], 0
+            offset += length + 1
+            start = j + 1
+        if start < len(chunk):
+            pending += len(chunk) - start
+            pieces = [*pieces, chunk[start:]] if pending < CHUNK_BYTES else []
+
+
+class Huge:
+    """A huge line's bytes, held by one reference (see HUGE_BYTES)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data: bytes | None = data
+
+    def take(self) -> bytes | None:
+        data, self.data = self.data, None
+        return data
+
+
+_handing_over = threading.local()  # .huge: the Huge that huge_line() hands over next
+
+
+def huge_line() -> bytes | None:
+    """The SQL function huge_line(): the bytes of the line write_huge is inserting."""
+    huge, _handing_over.huge = _handing_over.huge, None
+    return huge.take()
+
+
+def write_huge(conn: sqlite3.Connection, row: tuple) -> None:
+    """Insert a huge line's events row (raw is row[-2], a Huge; row[-1]: valid UTF-8).
+
+    Bound as a parameter, the line would be held three times at once (the bytes, SQLite's
+    copy of the parameter, the record).  Returned by a function that lets go of it, it is
+    held twice: SQLite's copy (made TEXT in place by the CAST) and the record."""
+    _handing_over.huge = row[-2]
+    conn.execute(INSERT_HUGE_EVENT, (*row[:-2], row[-1]))
+
+
+class Batch:
+    """Rows read from one file, written in one transaction."""
+
+    def __init__(self, fs: FileSync):
+        self.fs = fs
+        self.rows: list[tuple] = []
+        self.fts: list[tuple] = []
+        self.fts_long: list[tuple] = []
+        self.errors: list[tuple] = []
+        self.moves: list[tuple] = []
+        self.new_events: list[NewEvent] = []
+        self.nbytes = 0
+        self.longest = 0
+        self.inserted = 0
+        self.end = 0
+        self.next_id = fs.sync.next_id
+
+    def add(self, offset: int, line: bytes | Huge, terminated: bool) -> None:
+        fs = self.fs
+        huge = line if isinstance(line, Huge) else None
+        if huge is not None:
+            line = huge.data
+        n = len(line)
+        self.nbytes += n + terminated
+        if n > self.longest:
+            self.longest = n
+        self.end = offset + n + terminated
+        line_number = fs.line_number
+        fs.line_number += 1
+        if offset <= fs.dedup_until:
+            for generation in range(fs.generation - 1, -1, -1):
+                old = fs.conn.execute(
+                    "SELECT id FROM events WHERE file_id = ? AND generation = ? "
+                    "AND byte_offset = ? AND CAST(raw AS BLOB) = ?",
+                    (fs.file_id, generation, offset, line),
+                ).fetchone()
+                if old is not None:
+                    self.moves.append((fs.generation, line_number, old[0]))
+                    self.rows.append(None)
+                    return
+        event_id = self.next_id
+        self.next_id += 1
+        self.inserted += 1
+        utf8 = 1  # parsed lines are valid UTF-8 (orjson checks), blank ones are ASCII
+        if not line or line.isspace():  # (line.strip() would copy the line)
+            obj, cols = None, EMPTY_COLUMNS
+        else:
+            try:
+                obj, cols = parse(line)
+            except LineError as e:
+                obj, cols = None, ERROR_COLUMNS
+                utf8 = is_utf8(line)
+                error = str(e).splitlines()[0] if str(e) else "unreadable line"
+                if not terminated:
+                    error = f"unterminated last line: {error}"
+                self.errors.append((event_id, offset, line_number, error, excerpt(line)))
+        if obj is not None:
+            record_session = cols[SESSION_ID_INDEX]
+            if fs.session_id and (
+                record_session is None or record_session.startswith(f"{fs.session_id}#")
+            ):
+                # no sessionId, or a workflow agent's "<session>#agent-<id>": the file's
+                cols = cols[:SESSION_ID_INDEX] + (fs.session_id,) + cols[SESSION_ID_INDEX + 1 :]
+            elif fs.session_id is None and cols[SESSION_ID_INDEX] and fs.source.kind != "session":
+                fs.session_id = cols[SESSION_ID_INDEX]  # flat agent files: the records say
+            if cols[AGENT_ID_INDEX] is None and fs.agent_id and fs.source.kind == "agent":
+                cols = cols[:AGENT_ID_INDEX] + (fs.agent_id,) + cols[AGENT_ID_INDEX + 1 :]
+            if len(line) >= SLIM_BYTES:
+                slim_tool_use_result(obj)
+            self.new_events.append(NewEvent(event_id, fs.row_id, obj, cols, fs.sync.host))
+        text = cols[-1]
+        if text and len(text) > FTS_CHARS:
+            self.fts_long.append((FTS_CHARS, event_id))  # cut by SQLite, not copied here
+        elif text:
+            self.fts.append((event_id, text, cols[KIND_INDEX]))
+        if huge is not None:
+            line = huge
+        self.rows.append(
+            (event_id, fs.row_id, fs.generation, offset, line_number, *cols, line, utf8)
+        )
+
+    def write(self, conn: sqlite3.Connection, file_id: int) -> None:
+        rows = [r for r in self.rows if r is not None] if self.moves else self.rows
+        huge = (
+            [row for row in rows if isinstance(row[-2], Huge)] if self.longest >= HUGE_BYTES else []
+        )
+        if huge:
+            rows = [row for row in rows if not isinstance(row[-2], Huge)]
+            for row in huge:
+                write_huge(conn, row)
+        if rows:
+            conn.executemany(INSERT_EVENT, rows)
+        if self.fts:
+            conn.executemany(INSERT_FTS, self.fts)
+        if self.fts_long:
+            conn.executemany(INSERT_FTS_PREFIX, self.fts_long)
+        if self.moves:
+            conn.executemany(
+                "UPDATE events SET generation = ?, line_number = ? WHERE id = ?", self.moves
+            )
+        if self.errors:
+            stamp = now_iso()
+            conn.executemany(INSERT_ERROR, [(file_id, *e, stamp) for e in self.errors])
