@@ -37,7 +37,7 @@ BLOCK = re.compile(
 )
 # FTS5 shadow tables and the migrations log are implementation details.
 HIDDEN = re.compile(
-    r"^(events_fts_(data|idx|docsize|config|content)|_sqlite_migrations|sqlite_.*)$"
+    r"^((events|history)_fts_(data|idx|docsize|config|content)|_sqlite_migrations|sqlite_.*)$"
 )
 COMMENT = re.compile(r"^\s*\[?(?P<name>\w+)\]?\s.*?--\s*(?P<comment>.+?)\s*$")
 
@@ -86,6 +86,12 @@ TABLE_NOTES = {
     "sync_runs": "One row per sync pass (sync, watch, Sync now, serve).",
     "ingest_errors": "Lines that could not be parsed; their bytes are in `events` all the same.",
     "sync_heartbeat": "The running watch sidecar, refreshed every few seconds.",
+    "kept_blobs": "Contents of the files kept beside the transcripts (tool-results/, "
+    "file-history/, plans/, todos/ ...), each stored once ([docs/keep.md](docs/keep.md)).",
+    "kept_files": "One row per kept file: where it was, its current content.",
+    "kept_versions": "Every content a kept file has had, oldest first.",
+    "history": "One row per line of the Claude directory's history.jsonl (the prompts typed).",
+    "history_fts": "Full-text index over `history.display`; `/<db>/history?_search=` uses it.",
     "api_calls": "One row per billed API response, deduplicated across lines and files "
     "(rules: [usage-rules.md](usage-rules.md)).",
     "sessions_list": "One row per session with the columns the web app's sessions list "
@@ -121,6 +127,7 @@ COLUMN_NOTES = {
     "request_id": "requestId of the API request",
     "stop_reason": "message.stop_reason",
     "events_fts.text": "events.text, tokenized",
+    "history_fts.display": "history.display, tokenized",
     "events_fts.kind": "events.kind, tokenized: search's kind filter (`kind : prompt`) runs in the index",
     "projects.sessions": "number of sessions",
     "first_timestamp": "first record's timestamp",

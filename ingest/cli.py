@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .paths import default_db_path, default_projects_dirs
+from .paths import default_claude_dirs, default_db_path
 
 
 def db_option(fn):
@@ -25,15 +25,48 @@ def db_option(fn):
     )(fn)
 
 
+def _remember_claude_dir(ctx: click.Context, _param, value: Path | None) -> None:
+    ctx.meta["claude_sessions.claude_dir"] = value
+
+
 def projects_option(fn):
+    """--projects and --claude-dir (read with resolve_projects and resolve_claude_dirs, so
+    a command gets both without a parameter of its own for --claude-dir)."""
+    fn = click.option(
+        "--claude-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember_claude_dir,
+        help="Claude Code's directory: its history.jsonl, file-history/, plans/ and todos/ "
+        "are archived too, and --projects defaults to DIR/projects. Default: "
+        "$CLAUDE_CONFIG_DIR, else ~/.claude (not read when only --projects is given).",
+    )(fn)
     return click.option(
         "--projects",
         "projects",
         type=click.Path(file_okay=False, path_type=Path),
         multiple=True,
         help="A Claude Code projects directory to read (repeatable). Default: "
-        "$CLAUDE_CONFIG_DIR/projects, else ~/.claude/projects.",
+        "<claude-dir>/projects.",
     )(fn)
+
+
+def given_claude_dir() -> Path | None:
+    """The --claude-dir of the running command, if one was given."""
+    ctx = click.get_current_context(silent=True)
+    value = ctx.meta.get("claude_sessions.claude_dir") if ctx is not None else None
+    return value.expanduser().absolute() if value is not None else None
+
+
+def resolve_claude_dirs(projects: tuple[Path, ...] = ()) -> list[Path]:
+    """The Claude directories whose own files are archived: --claude-dir; else, when no
+    --projects was given either, $CLAUDE_CONFIG_DIR's (or ~/.claude); else none."""
+    given = given_claude_dir()
+    if given is not None:
+        return [given]
+    if projects:
+        return []
+    return [p.expanduser().absolute() for p in default_claude_dirs()]
 
 
 def resolve_db(db_path: Path | None) -> Path:
@@ -52,8 +85,15 @@ def resolve_db(db_path: Path | None) -> Path:
 
 
 def resolve_projects(projects: tuple[Path, ...]) -> list[Path]:
-    """The projects roots to read, made absolute."""
-    roots = list(projects) if projects else default_projects_dirs()
+    """The projects roots to read, made absolute: --projects, else the projects folder of
+    --claude-dir or of the default Claude directories."""
+    given = given_claude_dir()
+    if projects:
+        roots = list(projects)
+    elif given is not None:
+        roots = [given / "projects"]
+    else:
+        roots = [d / "projects" for d in default_claude_dirs()]
     return [p.expanduser().absolute() for p in roots]
 
 

@@ -23,7 +23,15 @@ from pathlib import Path
 import click
 
 from .archive import check_writable
-from .cli import cli, db_option, projects_option, resolve_db, resolve_projects
+from .cli import (
+    cli,
+    db_option,
+    given_claude_dir,
+    projects_option,
+    resolve_claude_dirs,
+    resolve_db,
+    resolve_projects,
+)
 from .cli_sync import database_errors, existing_roots, summary_line
 from .lock import LockBusy, WatchLock
 from .paths import data_dir
@@ -98,6 +106,7 @@ def serve(db_path, projects, host, machine, port, no_watch, demo, datasette_args
             "you add authentication to Datasette; Sync now is limited to `allow_sync`.",
             err=True,
         )
+    claude_dirs: list[Path] = []
     if demo:
         db, roots = prepare_demo(db_path)
         check_writable(db)
@@ -106,7 +115,8 @@ def serve(db_path, projects, host, machine, port, no_watch, demo, datasette_args
         db, roots = resolve_db(db_path).absolute(), resolve_projects(projects)
         check_writable(db)
         readable = existing_roots(projects, quiet=False)
-    initial_sync(db, readable, machine)
+        claude_dirs = resolve_claude_dirs(projects)
+    initial_sync(db, readable, machine, [d for d in claude_dirs if d.is_dir()])
 
     children: list[subprocess.Popen] = []
     # SIGINT too: a shell starts background jobs with it ignored.
@@ -114,7 +124,9 @@ def serve(db_path, projects, host, machine, port, no_watch, demo, datasette_args
     workdir = Path(tempfile.mkdtemp(prefix="claude-sessions-serve-"))
     try:
         if not no_watch:
-            watcher = start_watch(db, roots if (demo or projects) else [], machine)
+            watcher = start_watch(
+                db, roots if (demo or projects) else [], machine, given_claude_dir()
+            )
             if watcher:
                 children.append(watcher)
         metadata = write_metadata(workdir / "metadata.json", db, roots, host)
@@ -209,7 +221,9 @@ def prepare_demo(db_path: Path | None) -> tuple[Path, list[Path]]:
     return resolve_db(db_path or folder / "demo.db").absolute(), [projects]
 
 
-def initial_sync(db: Path, roots: list[Path], machine: str | None = None) -> None:
+def initial_sync(
+    db: Path, roots: list[Path], machine: str | None = None, claude_dirs: list[Path] = ()
+) -> None:
     """One pass before serving, with a progress bar; skipped when another writer is busy."""
     from .sync import run_pass
 
@@ -228,7 +242,13 @@ def initial_sync(db: Path, roots: list[Path], machine: str | None = None) -> Non
     try:
         with database_errors(db):
             result = run_pass(
-                db, roots, trigger="serve", host=machine, progress=progress, wait=False
+                db,
+                roots,
+                trigger="serve",
+                host=machine,
+                progress=progress,
+                wait=False,
+                claude_dirs=claude_dirs,
             )
     except LockBusy as e:
         click.echo(f"{e} Serving what is archived.", err=True)
@@ -239,10 +259,13 @@ def initial_sync(db: Path, roots: list[Path], machine: str | None = None) -> Non
     click.echo(summary_line(result, db), err=True)
 
 
-def start_watch(db: Path, roots: list[Path], machine: str | None = None) -> subprocess.Popen | None:
+def start_watch(
+    db: Path, roots: list[Path], machine: str | None = None, claude_dir: Path | None = None
+) -> subprocess.Popen | None:
     """`claude-sessions watch` as a child, unless a sidecar already watches this archive.
 
-    No roots: watch the default ones (it waits for them to appear).
+    No roots: watch the default ones (it waits for them to appear).  ``claude_dir``: the
+    --claude-dir given, passed on.
     """
     probe = WatchLock(db)
     try:
@@ -255,6 +278,8 @@ def start_watch(db: Path, roots: list[Path], machine: str | None = None) -> subp
     command += ["watch", "--db", str(db)]
     if machine:
         command += ["--host", machine]
+    if claude_dir is not None:
+        command += ["--claude-dir", str(claude_dir)]
     for root in roots:
         command += ["--projects", str(root)]
     return start_child(command)

@@ -15,7 +15,15 @@ import click
 import orjson
 
 from . import archive
-from .cli import cli, db_option, projects_option, resolve_db, resolve_projects
+from .cli import (
+    cli,
+    db_option,
+    given_claude_dir,
+    projects_option,
+    resolve_claude_dirs,
+    resolve_db,
+    resolve_projects,
+)
 from .export import ExportError, export_files
 from .lock import LockBusy, WatchLock, WriterLock
 from .paths import default_db_path
@@ -39,6 +47,10 @@ def host_option(fn):
 def existing_roots(projects: tuple[Path, ...], quiet: bool) -> list[Path]:
     """The roots to read; a missing --projects is an error, a missing default is not."""
     roots = resolve_projects(projects)
+    claude_dir = given_claude_dir()
+    if claude_dir is not None and not claude_dir.is_dir():
+        what = "does not exist" if not claude_dir.exists() else "is not a directory"
+        raise click.ClickException(f"--claude-dir {claude_dir} {what}.")
     if projects:
         for root in roots:
             if not root.exists():
@@ -90,6 +102,11 @@ def summary_line(result: PassResult, db: Path | None = None) -> str:
     bad_lines = result.errors - len(result.unreadable)
     if bad_lines:
         line += f"; {plural(bad_lines, 'unreadable line')} kept as errors (see ingest_errors)"
+    kept = result.kept
+    if kept is not None and (kept.files_read or kept.history_lines):
+        line += f"; kept {plural(kept.files_read, 'file')} beside the transcripts"
+        if kept.history_lines:
+            line += f" ({plural(kept.history_lines, 'history line')})"
     if result.unreadable:
         line += (
             f"; could not read {plural(len(result.unreadable), 'file')} "
@@ -153,7 +170,8 @@ def sync(db_path, projects, host, wait_seconds, no_wait, quiet):
     db = resolve_db(db_path)
     archive.check_writable(db)
     roots = existing_roots(projects, quiet)
-    if not roots:
+    claude_dirs = [d for d in resolve_claude_dirs(projects) if d.is_dir()]
+    if not roots and not claude_dirs:
         return
     from .sync import run_pass
 
@@ -163,7 +181,12 @@ def sync(db_path, projects, host, wait_seconds, no_wait, quiet):
     try:
         with database_errors(db):
             result = run_pass(
-                db, roots, host=host, progress=progress, wait=False if no_wait else wait_seconds
+                db,
+                roots,
+                host=host,
+                progress=progress,
+                wait=False if no_wait else wait_seconds,
+                claude_dirs=claude_dirs,
             )
     except LockBusy as e:
         raise click.ClickException(str(e)) from None
@@ -218,7 +241,8 @@ def watch(db_path, projects, host, debounce, rescan, quiet):
         raise click.ClickException(str(e)) from None
     probe.release()
     roots = resolve_projects(projects)
-    if projects:
+    claude_dirs = resolve_claude_dirs(projects)
+    if projects or given_claude_dir():
         existing_roots(projects, quiet)
     elif not quiet and not any(r.is_dir() for r in roots):
         where = ", ".join(str(r) for r in roots)
@@ -244,6 +268,7 @@ def watch(db_path, projects, host, debounce, rescan, quiet):
                 rescan_interval=rescan,
                 on_pass=on_pass,
                 on_error=on_error,
+                claude_dirs=claude_dirs,
             )
     except LockBusy as e:
         raise click.ClickException(str(e)) from None

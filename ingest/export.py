@@ -3,6 +3,9 @@
 A JSONL file is the ``raw`` of its current-generation rows in byte_offset order, each
 followed by a newline except the last row of a file whose last line had none
 (``sync_files.tail_unterminated``).  A meta.json file is its newest stored content.
+The files kept beside the transcripts (ingest.keep: tool-results/ and the rest of the
+session folders, and the Claude directory's history.jsonl, file-history/, plans/ and
+todos/) are written too, at their place in the tree, their current content.
 
 With ``replaced=True`` every older generation of a file (from before it was truncated or
 replaced) is also written, next to it, as ``<rel_path>.generation-<N>``: that
@@ -19,6 +22,7 @@ import sqlite3
 from pathlib import Path
 
 from .archive import connect_readonly
+from .keep import export_kept
 
 MIN_PREFIX = 6
 
@@ -60,6 +64,9 @@ def export_files(
                 raise ExportError(f"No archived files belong to session {session_id}.")
         out = Path(out_dir)
         written = []
+        if has_kept_files(conn):
+            taken = {rel_path for _, rel_path, *_ in files}
+            written += map(Path, export_kept(conn, out, session_id, taken))
         for file_id, rel_path, kind, generation, tail_unterminated in files:
             target = out.joinpath(*rel_path.split("/"))
             if not target.resolve().is_relative_to(out.resolve()):
@@ -76,6 +83,16 @@ def export_files(
         return written
     finally:
         conn.close()
+
+
+def has_kept_files(conn: sqlite3.Connection) -> bool:
+    """Whether the archive has the kept_files table (an archive of an older version may
+    not, and export opens it read-only: no migration runs)."""
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kept_files'"
+        ).fetchone()
+    )
 
 
 def resolve_session(conn: sqlite3.Connection, session_id: str) -> str:

@@ -20,12 +20,20 @@ def claude_config_dir() -> Path:
     return Path.home() / ".claude"
 
 
-def default_projects_dirs() -> list[Path]:
-    """The projects trees to read when no --projects is given."""
+def default_claude_dirs() -> list[Path]:
+    """Claude Code's directories: those of ``$CLAUDE_CONFIG_DIR`` (comma-separated), else
+    ~/.claude."""
     env = os.environ.get("CLAUDE_CONFIG_DIR")
     if env:
-        return [Path(p.strip()).expanduser() / "projects" for p in env.split(",") if p.strip()]
-    return [Path.home() / ".claude" / "projects"]
+        dirs = [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
+        if dirs:
+            return dirs
+    return [Path.home() / ".claude"]
+
+
+def default_projects_dirs() -> list[Path]:
+    """The projects trees to read when no --projects is given."""
+    return [d / "projects" for d in default_claude_dirs()]
 
 
 def data_dir() -> Path:

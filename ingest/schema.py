@@ -401,6 +401,82 @@ def m008_fts_hashsize(db: Database) -> None:
     db.execute("INSERT INTO events_fts (events_fts, rank) VALUES ('hashsize', 2097152)")
 
 
+@migrations(name="m301_kept_files")
+def m301_kept_files(db: Database) -> None:
+    # Everything Claude Code's cleanup deletes besides transcripts (ingest/keep.py):
+    # files in the session folders (tool-results/ ...) and the Claude directory's
+    # file-history/, plans/ and todos/, stored content-addressed; history.jsonl line by
+    # line, searchable.
+    _run_script(
+        db,
+        """
+        -- One row per distinct content: blake2b-256 of the bytes, compressed with zstd
+        -- when that makes it smaller (compression NULL: data holds the bytes as they are).
+        CREATE TABLE IF NOT EXISTS kept_blobs (
+            hash TEXT PRIMARY KEY,           -- blake2b-256 of the content, hex
+            size INTEGER NOT NULL,           -- bytes of the content
+            compression TEXT,                -- NULL | zstd
+            data BLOB NOT NULL               -- the content, compressed as compression says
+        );
+        -- One row per kept file (and history.jsonl): where it was, how it was when last
+        -- seen, and its current content.
+        CREATE TABLE IF NOT EXISTS kept_files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,       -- absolute path (a BLOB when not UTF-8)
+            root TEXT NOT NULL,              -- the projects directory or Claude directory
+            base TEXT NOT NULL,              -- projects | claude: which one root is
+            rel_path NOT NULL,               -- path under root (export writes it there)
+            area TEXT NOT NULL,              -- tool-results | session | project | history | file-history | plans | todos
+            session_id TEXT,                 -- the session the file belongs to, when its path says
+            host TEXT NOT NULL,              -- machine the file was read on (or --host)
+            size INTEGER NOT NULL DEFAULT 0, -- size at the last pass
+            mtime REAL,                      -- st_mtime at the last pass
+            hash TEXT REFERENCES kept_blobs(hash), -- current content (NULL for history.jsonl)
+            position INTEGER NOT NULL DEFAULT 0,   -- history.jsonl: bytes archived
+            generation INTEGER NOT NULL DEFAULT 0, -- history.jsonl: bumped when rewritten
+            head_hash TEXT,                  -- history.jsonl: fingerprint of its first 4 KiB
+            tail_unterminated INTEGER NOT NULL DEFAULT 0, -- history.jsonl: its last line had no newline
+            first_seen TEXT NOT NULL,
+            last_synced TEXT,
+            deleted_at TEXT                  -- set when the source disappeared
+        );
+        CREATE INDEX IF NOT EXISTS idx_kept_files_session ON kept_files(session_id, area);
+        CREATE INDEX IF NOT EXISTS idx_kept_files_hash ON kept_files(hash);
+        -- Every content a file has had, oldest first (the last is kept_files.hash).
+        CREATE TABLE IF NOT EXISTS kept_versions (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES kept_files(id),
+            hash TEXT NOT NULL REFERENCES kept_blobs(hash),
+            size INTEGER NOT NULL,           -- bytes of this content
+            mtime REAL,                      -- st_mtime when it was read
+            seen_at TEXT NOT NULL            -- when a pass read it
+        );
+        CREATE INDEX IF NOT EXISTS idx_kept_versions_file ON kept_versions(file_id);
+        CREATE INDEX IF NOT EXISTS idx_kept_versions_hash ON kept_versions(hash);
+        -- history.jsonl, the prompts typed in every project: one row per line.
+        CREATE TABLE IF NOT EXISTS history (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES kept_files(id),
+            generation INTEGER NOT NULL DEFAULT 0, -- kept_files.generation the line was read in
+            byte_offset INTEGER NOT NULL,    -- position of the line's first byte in the file
+            timestamp TEXT,                  -- ISO 8601 UTC, from the line's epoch ms
+            project TEXT,                    -- the working directory
+            session_id TEXT,                 -- newer versions only
+            display TEXT,                    -- the prompt as typed
+            raw                              -- exact bytes of the line, without its newline
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS idx_history_file_gen_offset
+            ON history(file_id, generation, byte_offset);
+        CREATE INDEX IF NOT EXISTS idx_history_timestamp ON history(timestamp);
+        CREATE INDEX IF NOT EXISTS idx_history_session ON history(session_id);
+        -- Datasette finds it: /<db>/history?_search=
+        CREATE VIRTUAL TABLE IF NOT EXISTS history_fts USING fts5(
+            display, content=[history], content_rowid=[id]
+        );
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""

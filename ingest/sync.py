@@ -34,6 +34,7 @@ from . import derive
 from .batch import BATCH_LINES, WRITE_BYTES, Batch, Huge, huge_line, read_lines
 from .db import WAL_LIMIT, Checkpointer, now_iso, open_db, retry_busy
 from .digest import blake2b, sha1
+from .keep import KeepResult, keep_pass
 from .lock import WriterLock
 from .memory import limit_heap, release_memory
 from .parse import HUGE_BYTES, tail_is_complete
@@ -79,6 +80,7 @@ class PassResult:
     errors: int = 0
     seconds: float = 0.0
     unreadable: list[str] = field(default_factory=list)  # "path: reason", retried next pass
+    kept: KeepResult | None = None  # what ingest.keep did (files beside the transcripts)
 
 
 def run_pass(
@@ -90,6 +92,7 @@ def run_pass(
     progress: Callable[[int, int], None] | None = None,
     wait: bool | float = True,
     paths: Iterable[str | os.PathLike] | None = None,
+    claude_dirs: Iterable[str | os.PathLike] = (),
 ) -> PassResult:
     """One incremental pass over ``roots``; returns what it did.
 
@@ -98,6 +101,8 @@ def run_pass(
     ``paths``: only look at these files or folders (all under one of the roots); a
     tracked file among them that is gone is marked deleted.  None means everything.
     ``progress(done_bytes, total_bytes)`` is called as the pass reads, after each commit.
+    ``claude_dirs``: Claude directories whose history.jsonl, file-history/, plans/ and
+    todos/ are kept too (ingest.keep; files in the session folders always are).
     """
     lock = WriterLock(db_path)
     lock.acquire(wait)
@@ -113,6 +118,7 @@ def run_pass(
         try:
             host = host or socket.gethostname()
             sync = Pass(conn, [Path(r) for r in roots], host, progress, str(db_path))
+            sync.claude_dirs = [Path(c) for c in claude_dirs]
             try:
                 return sync.run(trigger, None if paths is None else [Path(p) for p in paths])
             finally:
@@ -152,6 +158,7 @@ class Pass:
         self.db_path = db_path
         self.checkpointer: Checkpointer | None = None
         self.commit_bytes = batch_bytes()
+        self.claude_dirs: list[Path] = []
 
     # -- the pass -------------------------------------------------------------------
 
@@ -254,6 +261,15 @@ class Pass:
         self.flush(last=True)
         if gone:
             self.mark_deleted(gone)
+        self.keep_files(paths)
+
+    def keep_files(self, paths: list[Path] | None) -> None:
+        """Keep the files beside the transcripts (ingest.keep), in transactions of its own."""
+        kept = keep_pass(self.conn, self.roots, self.claude_dirs, host=self.host, paths=paths)
+        self.result.kept = kept
+        self.unreadable += kept.skipped
+        if kept.files_read or kept.deleted:
+            self.record_run()
 
     def new_file_id(self) -> int:
         """An id for a new sync_files row (this pass is the only writer)."""

@@ -127,6 +127,7 @@ def run_watch(
     stop_event: threading.Event | None = None,
     on_pass: Callable[[PassResult], None] | None = None,
     on_error: Callable[[str], None] | None = None,
+    claude_dirs: Iterable[str | os.PathLike] = (),
 ) -> None:
     """Keep the archive in step with the roots until stopped (see the module docstring).
 
@@ -147,13 +148,24 @@ def run_watch(
             stop=stop_event or threading.Event(),
             on_pass=on_pass,
             on_error=on_error or (lambda message: None),
+            claude_dirs=list(claude_dirs),
         )
     finally:
         watch_lock.release()
 
 
 def _watch(
-    db_path, roots, *, host, debounce, rescan_interval, heartbeat_interval, stop, on_pass, on_error
+    db_path,
+    roots,
+    *,
+    host,
+    debounce,
+    rescan_interval,
+    heartbeat_interval,
+    stop,
+    on_pass,
+    on_error,
+    claude_dirs=(),
 ) -> None:
     wake = threading.Event()
     manual = threading.Event()
@@ -197,6 +209,7 @@ def _watch(
                 progress=progress,
                 wait=LOCK_WAIT,
                 paths=paths,
+                claude_dirs=claude_dirs,
             )
         except LockBusy:
             return False

@@ -1,0 +1,374 @@
+"""Everything Claude Code's cleanup deletes is kept (ingest/keep.py): the files in the
+session folders (tool-results/ ...) and the Claude directory's history.jsonl,
+file-history/, plans/ and todos/: byte-exact, incrementally, content-addressed and
+compressed, written back by export, never changing the sources."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ingest import keep
+from ingest.cli import cli
+from ingest.export import ExportError, export_files
+from ingest.sync import run_pass
+
+SESSION = "0d3a8e6f-290f-4105-a327-a2496e5e2a83"
+PROJECT = "-work-app"
+LINE = (
+    '{"type":"user","sessionId":"' + SESSION + '","uuid":"u1",'
+    '"timestamp":"2026-01-01T00:00:00Z","message":{"role":"user","content":"hello"}}\n'
+)
+HISTORY_LINES = [
+    b'{"display":"fix the flaky retry test","pastedContents":{},"timestamp":1700000000000,'
+    b'"project":"/work/app","sessionId":"' + SESSION.encode() + b'"}\n',
+    b'{"display":"now the parser","pastedContents":{},"timestamp":1700000060000,'
+    b'"project":"/work/app"}\n',
+]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    return {str(p): p.lstat().st_mtime_ns for p in root.rglob("*")}
+
+
+@pytest.fixture
+def claude(tmp_path) -> Path:
+    """A Claude directory with a transcript, a session folder and the other kept areas."""
+    home = tmp_path / "claude"
+    project = home / "projects" / PROJECT
+    folder = project / SESSION
+    (folder / "tool-results" / "toolu_01PAGES").mkdir(parents=True)
+    (folder / "subagents").mkdir()
+    (project / f"{SESSION}.jsonl").write_text(LINE)
+    (folder / "subagents" / "agent-a1.meta.json").write_text('{"agentType":"Explore"}')
+    (folder / "subagents" / "agent-a1.jsonl").write_text(LINE)
+    big = "".join(f"line {i}: some tool output that repeats itself\n" for i in range(20_000))
+    (folder / "tool-results" / "toolu_01ABC.txt").write_text(big)
+    (folder / "tool-results" / "toolu_01PAGES" / "page-1.jpg").write_bytes(os.urandom(5000))
+    (folder / "custom-title.json").write_text('{"title":"x"}')
+    (project / "sessions-index.json").write_text('{"version":1,"entries":[]}')
+    (home / "file-history" / SESSION).mkdir(parents=True)
+    (home / "file-history" / SESSION / "3f2a@v1").write_text("def f():\n    pass\n")
+    (home / "file-history" / SESSION / "3f2a@v2").write_text("def f():\n    pass\n")  # same
+    (home / "plans").mkdir()
+    (home / "plans" / "happy-dancing-fox.md").write_text("# Plan\n\n1. do it\n")
+    (home / "todos").mkdir()
+    (home / "todos" / f"{SESSION}-agent-{SESSION}.json").write_text("[]")
+    (home / "history.jsonl").write_bytes(b"".join(HISTORY_LINES))
+    return home
+
+
+def sync(db: Path, claude: Path, **kw):
+    return run_pass(db, [claude / "projects"], claude_dirs=[claude], **kw)
+
+
+def kept(db: Path) -> dict[str, tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT rel_path, area, session_id, hash, deleted_at FROM kept_files"
+            )
+        }
+    finally:
+        conn.close()
+
+
+def test_kept_byte_exact_and_sources_untouched(claude, db_path, tmp_path):
+    before_tree, before_mtimes = tree(claude), mtimes(claude)
+    result = sync(db_path, claude)
+    assert mtimes(claude) == before_mtimes and tree(claude) == before_tree
+    rows = kept(db_path)
+    tool = f"{PROJECT}/{SESSION}/tool-results/toolu_01ABC.txt"
+    assert rows[tool][:2] == ("tool-results", SESSION)
+    assert rows[f"{PROJECT}/{SESSION}/tool-results/toolu_01PAGES/page-1.jpg"][0] == "tool-results"
+    assert rows[f"{PROJECT}/{SESSION}/custom-title.json"][:2] == ("session", SESSION)
+    assert rows[f"{PROJECT}/sessions-index.json"][:2] == ("project", None)
+    assert rows[f"file-history/{SESSION}/3f2a@v1"][:2] == ("file-history", SESSION)
+    assert rows["plans/happy-dancing-fox.md"][0] == "plans"
+    assert rows[f"todos/{SESSION}-agent-{SESSION}.json"][:2] == ("todos", SESSION)
+    assert rows["history.jsonl"][0] == "history"
+    # the transcripts (and agent meta.json) are the engine's, not kept twice
+    assert not any(p.endswith((".jsonl", ".meta.json")) for p in rows if p != "history.jsonl")
+    assert len(rows) == 9
+    assert result.kept.files_read == 9 and result.kept.history_lines == 2
+    conn = sqlite3.connect(db_path)
+    for rel_path, (_area, _session, digest, _deleted) in rows.items():
+        if digest is None:
+            continue
+        source = (claude / "projects" if rel_path.startswith(PROJECT) else claude) / rel_path
+        assert keep.blob_bytes(conn, digest) == source.read_bytes()
+    conn.close()
+
+
+def test_identical_contents_stored_once_compressed_when_it_pays(claude, db_path):
+    sync(db_path, claude)
+    conn = sqlite3.connect(db_path)
+    # the two file-history backups hold the same bytes: one blob
+    a, b = (
+        conn.execute(
+            "SELECT hash FROM kept_files WHERE rel_path = ?", (f"file-history/{SESSION}/3f2a@v{n}",)
+        ).fetchone()[0]
+        for n in (1, 2)
+    )
+    assert a == b
+    blobs = conn.execute("SELECT count(*) FROM kept_blobs").fetchone()[0]
+    files = conn.execute("SELECT count(*) FROM kept_files WHERE hash IS NOT NULL").fetchone()[0]
+    assert blobs == files - 1
+    text = (
+        claude / "projects" / PROJECT / SESSION / "tool-results" / "toolu_01ABC.txt"
+    ).read_bytes()
+    size, compression, stored = conn.execute(
+        "SELECT size, compression, length(data) FROM kept_blobs WHERE hash = ?",
+        (keep.content_hash(text),),
+    ).fetchone()
+    assert (size, compression) == (len(text), "zstd") and stored < len(text) / 10
+    jpg = claude / "projects" / PROJECT / SESSION / "tool-results" / "toolu_01PAGES" / "page-1.jpg"
+    compression, stored = conn.execute(
+        "SELECT compression, length(data) FROM kept_blobs WHERE hash = ?",
+        (keep.content_hash(jpg.read_bytes()),),
+    ).fetchone()
+    assert compression is None and stored == 5000  # random bytes: kept as they are
+    conn.close()
+
+
+def test_incremental_only_new_or_changed_files_are_read(claude, db_path):
+    sync(db_path, claude)
+    again = sync(db_path, claude)
+    assert again.kept.files_read == 0 and again.kept.bytes_read == 0
+    plan = claude / "plans" / "happy-dancing-fox.md"
+    plan.write_text("# Plan\n\n1. do that\n")  # same size, new content
+    st = plan.stat()
+    os.utime(plan, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    todo = claude / "todos" / f"{SESSION}-agent-{SESSION}.json"
+    os.utime(todo, ns=(todo.stat().st_atime_ns, todo.stat().st_mtime_ns + 5_000_000_000))
+    third = sync(db_path, claude)
+    assert third.kept.files_read == 2 and third.kept.bytes_read == plan.stat().st_size + 2
+    assert third.kept.blobs_added == 1  # the touched todo has the content it had
+    conn = sqlite3.connect(db_path)
+    versions = conn.execute(
+        "SELECT v.hash FROM kept_versions v JOIN kept_files f ON f.id = v.file_id "
+        "WHERE f.rel_path = 'plans/happy-dancing-fox.md' ORDER BY v.id"
+    ).fetchall()
+    assert len(versions) == 2
+    assert keep.blob_bytes(conn, versions[0][0]) == b"# Plan\n\n1. do it\n"
+    assert keep.blob_bytes(conn, versions[1][0]) == plan.read_bytes()
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM kept_versions v JOIN kept_files f ON f.id = v.file_id "
+            "WHERE f.area = 'todos'"
+        ).fetchone()[0]
+        == 1
+    )
+    conn.close()
+
+
+def test_history_is_read_incrementally_and_searchable(claude, db_path):
+    sync(db_path, claude)
+    history = claude / "history.jsonl"
+    extra = b'{"display":"deploy the flaky service","timestamp":1700000120000,"project":"/x"}\n'
+    with open(history, "ab") as f:
+        f.write(extra + b'{"display":"half a li')  # a line being written
+    result = sync(db_path, claude)
+    assert result.kept.history_lines == 1 and result.kept.bytes_read == len(extra)
+    conn = sqlite3.connect(db_path)
+    hits = conn.execute(
+        "SELECT h.display, h.project, h.timestamp FROM history_fts JOIN history h "
+        "ON h.id = history_fts.rowid WHERE history_fts MATCH 'flaky' ORDER BY h.id"
+    ).fetchall()
+    assert hits == [
+        ("fix the flaky retry test", "/work/app", "2023-11-14T22:13:20.000Z"),
+        ("deploy the flaky service", "/x", "2023-11-14T22:15:20.000Z"),
+    ]
+    assert conn.execute("SELECT session_id FROM history WHERE id = 1").fetchone()[0] == SESSION
+    with open(history, "ab") as f:
+        f.write(b'ne"}\n')
+    assert sync(db_path, claude).kept.history_lines == 1
+    assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == 4
+    # rewritten (shortened) history: a new generation, lines that stayed are not doubled
+    history.write_bytes(HISTORY_LINES[0] + b'{"display":"other"}\n')
+    result = sync(db_path, claude)
+    assert result.kept.history_lines == 1
+    rows = conn.execute(
+        "SELECT generation, display FROM history ORDER BY generation, id"
+    ).fetchall()
+    assert rows == [
+        (0, "now the parser"),
+        (0, "deploy the flaky service"),
+        (0, "half a line"),
+        (1, "fix the flaky retry test"),
+        (1, "other"),
+    ]
+    conn.close()
+    out = Path(str(db_path) + ".out")
+    export_files(db_path, out)
+    assert (out / "history.jsonl").read_bytes() == history.read_bytes()
+
+
+def test_deleted_sources_stay_and_export_writes_the_whole_tree(claude, db_path, tmp_path):
+    original = tree(claude)
+    sync(db_path, claude)
+    shutil.rmtree(claude / "projects" / PROJECT / SESSION / "tool-results")
+    shutil.rmtree(claude / "file-history")
+    (claude / "plans" / "happy-dancing-fox.md").unlink()
+    sync(db_path, claude)
+    rows = kept(db_path)
+    assert rows["plans/happy-dancing-fox.md"][3] is not None
+    assert rows[f"{PROJECT}/{SESSION}/tool-results/toolu_01ABC.txt"][3] is not None
+    assert rows["history.jsonl"][3] is None
+    out = tmp_path / "out"
+    export_files(db_path, out)
+    expected = {}
+    for rel_path, data in original.items():
+        expected[rel_path.removeprefix("projects/")] = data
+    assert tree(out) == expected
+    # one session's export: its transcripts and its session folder's files
+    one = tmp_path / "one"
+    export_files(db_path, one, SESSION)
+    assert f"{PROJECT}/{SESSION}/tool-results/toolu_01ABC.txt" in tree(one)
+    assert "history.jsonl" not in tree(one)
+
+
+def test_export_refuses_two_kept_files_on_one_path(claude, db_path, tmp_path):
+    sync(db_path, claude)
+    other = tmp_path / "other"
+    shutil.copytree(claude, other)
+    run_pass(db_path, [other / "projects"], claude_dirs=[other])
+    with pytest.raises(ExportError, match="same place: .*"):
+        export_files(db_path, tmp_path / "out")
+
+
+def test_odd_entries_are_skipped_with_a_reason(claude, db_path):
+    results = claude / "projects" / PROJECT / SESSION / "tool-results"
+    os.mkfifo(results / "toolu_fifo.txt")
+    # (a symlink loop under the projects tree is the engine's business: ingest.sync)
+    os.symlink("loop.txt", claude / "plans" / "loop.txt")
+    os.symlink("nowhere.txt", results / "broken.txt")
+    os.symlink(results, results / "self-dir")  # a symlinked folder is not followed
+    bad_name = os.fsencode(str(results)) + b"/toolu_\xff\xfe.txt"
+    with open(bad_name, "wb") as f:
+        f.write(b"output under a name that is not UTF-8")
+    result = sync(db_path, claude)
+    reasons = "\n".join(result.unreadable)
+    assert "toolu_fifo.txt: a FIFO, not a regular file" in reasons
+    assert "loop.txt: Too many levels of symbolic links" in reasons
+    assert "broken.txt: broken symlink" in reasons
+    assert result.kept.files_read == 10
+    conn = sqlite3.connect(db_path)
+    (path,) = conn.execute("SELECT path FROM kept_files WHERE typeof(path) = 'blob'").fetchone()
+    assert path == bad_name
+    conn.close()
+    out = Path(str(db_path) + ".out")
+    export_files(db_path, out)
+    exported = os.fsencode(str(out)) + b"/" + os.fsencode(PROJECT) + b"/" + SESSION.encode()
+    with open(exported + b"/tool-results/toolu_\xff\xfe.txt", "rb") as f:
+        assert f.read() == b"output under a name that is not UTF-8"
+    assert run_pass(db_path, [claude / "projects"], claude_dirs=[claude]).kept.files_read == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "setuid"), reason="needs setuid")
+def test_unreadable_folder_is_skipped_not_deleted(claude, tmp_path_factory):
+    """As another user (root reads everything), a folder that cannot be listed is
+    reported, the rest is kept, and what was kept from it is not marked deleted."""
+    if os.geteuid() != 0:
+        pytest.skip("runs the second pass as user nobody, which needs root")
+    base = Path(tempfile.mkdtemp(prefix="keep-nobody-"))  # pytest's folders are 0700
+    try:
+        os.chmod(base, 0o777)
+        home = base / "claude"
+        shutil.copytree(claude, home)
+        db = base / "archive.db"
+        sync(db, home)
+        for folder, _dirs, files in os.walk(base):
+            os.chmod(folder, 0o777)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o666)
+        os.chmod(home / "file-history" / SESSION, 0o700)  # only root may list it
+        (home / "plans" / "new.md").write_text("new plan")
+        code = (
+            # imports first: the Python installation may be out of nobody's reach
+            "import os, sys, zstandard; from ingest.sync import glibc, run_pass; glibc(); "
+            "os.setgid(65534); os.setuid(65534); "
+            "r = run_pass(sys.argv[1], [sys.argv[2] + '/projects'], claude_dirs=[sys.argv[2]]); "
+            "print(r.kept.files_read); print('\\n'.join(r.unreadable))"
+        )
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(db), str(home)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0] == "1"  # plans/new.md
+        assert f"file-history/{SESSION}: cannot list the folder: Permission denied" in out.stdout
+        rows = kept(db)
+        assert rows[f"file-history/{SESSION}/3f2a@v1"][3] is None
+        assert rows["plans/new.md"][0] == "plans"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_watch_pass_keeps_the_session_folder_of_a_changed_transcript(claude, db_path):
+    sync(db_path, claude)
+    results = claude / "projects" / PROJECT / SESSION / "tool-results"
+    (results / "toolu_02.txt").write_text("new output")
+    transcript = claude / "projects" / PROJECT / f"{SESSION}.jsonl"
+    with open(transcript, "a") as f:
+        f.write(LINE.replace('"u1"', '"u2"'))
+    result = run_pass(db_path, [claude / "projects"], paths=[transcript], trigger="watch")
+    assert result.kept.files_read == 1
+    assert f"{PROJECT}/{SESSION}/tool-results/toolu_02.txt" in kept(db_path)
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_cli_claude_dir_and_projects_defaults(claude, tmp_path, monkeypatch):
+    db = tmp_path / "a.db"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(claude))
+    result = invoke("sync", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    assert "kept 9 files beside the transcripts (2 history lines)" in result.output
+    assert "history.jsonl" in kept(db)
+    # --claude-dir wins over $CLAUDE_CONFIG_DIR, and --projects defaults under it
+    other = tmp_path / "other"
+    shutil.copytree(claude, other)
+    db2 = tmp_path / "b.db"
+    result = invoke("sync", "--db", str(db2), "--claude-dir", str(other))
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(db2)
+    roots = {r[0] for r in conn.execute("SELECT root FROM sync_files")}
+    kept_roots = {r[0] for r in conn.execute("SELECT root FROM kept_files")}
+    conn.close()
+    assert roots == {str(other / "projects")}
+    assert kept_roots == {str(other / "projects"), str(other)}
+    # --projects alone: the Claude directory's own files are not read
+    db3 = tmp_path / "c.db"
+    invoke("sync", "--db", str(db3), "--projects", str(claude / "projects"))
+    assert "history.jsonl" not in kept(db3)
+    assert f"{PROJECT}/{SESSION}/tool-results/toolu_01ABC.txt" in kept(db3)
+    missing = CliRunner().invoke(
+        cli, ["sync", "--db", str(db), "--claude-dir", str(tmp_path / "no")]
+    )
+    assert missing.exit_code == 1
+    assert missing.output.strip() == f"Error: --claude-dir {tmp_path / 'no'} does not exist."
+    for command in ("sync", "watch", "status", "serve"):
+        assert "--claude-dir" in invoke(command, "--help").output
