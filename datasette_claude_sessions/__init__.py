@@ -11,7 +11,7 @@ from pathlib import Path
 from datasette import hookimpl
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from . import pages, status
+from . import kept, pages, status
 from .status import permission_allowed, register_actions  # noqa: F401  (hook implementations)
 
 HERE = Path(__file__).resolve().parent
@@ -40,7 +40,7 @@ def prepare_jinja2_environment(env):
 
 @hookimpl
 def register_routes():
-    return pages.routes() + status.routes()
+    return pages.routes() + status.routes() + kept.routes()
 
 
 @hookimpl

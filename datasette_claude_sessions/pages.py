@@ -26,7 +26,7 @@ from datasette.utils.asgi import Forbidden, NotFound, Response
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
-from . import render, transcript
+from . import kept, render, transcript
 
 PLUGIN = "datasette-claude-sessions"
 PREFIX = "/-/claude-sessions"
@@ -293,6 +293,8 @@ async def session_page(datasette, request):
             return session_url(datasette, session_id, agent=kw["agent_id"])
         if kind == "event":
             return session_url(datasette, session_id, agent=agent_id, event=kw["event_id"])
+        if kind == "kept":
+            return kept.kept_url(datasette, kw["file_id"])
         raise ValueError(kind)
 
     requested_page = _int_arg(request, "page", 1)
@@ -332,6 +334,7 @@ async def session_page(datasette, request):
             "body": body,
             "agents": agents,
             "spawned_by": _spawning_event(conn, agents, agent_id),
+            "plan_file": None if as_json else kept.plan_file(conn, session_id),
         }
 
     data = await db.execute_fn(build)
@@ -422,6 +425,7 @@ async def session_page(datasette, request):
         "search_url": _path(datasette, f"{PREFIX}/search"),
         "home_url": _path(datasette, PREFIX),
         "models": _models(data["session"]),
+        "plan_url": data["plan_file"] and kept.kept_url(datasette, data["plan_file"]),
     }
     return await _render(datasette, request, "claude_sessions_session.html", context)
 
@@ -605,6 +609,14 @@ async def search_page(datasette, request):
     def run(conn):
         result = _search(conn, filters, page, open_mark, close_mark)
         result["projects"] = _search_options(conn)
+        result["history"] = None
+        if page == 1 and not result["error"]:
+            # the prompts typed, from history.jsonl (kept.py): searched with the same words
+            words = filters["q"] if filters["syntax"] == "fts" else fts_query(filters["q"])
+            try:
+                result["history"] = kept.history_hits(conn, words)
+            except sqlite3.OperationalError:
+                pass  # a query FTS5 refuses: the events search says so already
         return result
 
     result = await db.execute_fn(run)
@@ -661,6 +673,10 @@ async def search_page(datasette, request):
         "events_search_url": str(datasette.urls.table(db.name, "events"))
         + "?"
         + urlencode({"_search": filters["q"]}),
+        "history": result["history"],
+        "history_url": str(datasette.urls.table(db.name, "history"))
+        + "?"
+        + urlencode({"_search": filters["q"], "_sort_desc": "timestamp"}),
     }
     return await _render(datasette, request, "claude_sessions_search.html", context)
 

@@ -19,7 +19,7 @@ import orjson
 
 from ingest.parse import HUGE_BYTES, KEEP_BYTES
 
-from . import render
+from . import kept, render
 from .order import conversation_order
 
 PAGE_SIZE = 500
@@ -274,6 +274,8 @@ class Context:
     tool_calls: dict[str, dict] = field(default_factory=dict)
     agents_by_call: dict[str, list[dict]] = field(default_factory=dict)
     on_page: set[int] = field(default_factory=set)
+    # tool_use_id -> parts showing a tool output kept from tool-results/ (kept.py)
+    kept_outputs: dict[str, list[dict]] = field(default_factory=dict)
     budget: int = INLINE_BUDGET
 
 
@@ -400,7 +402,8 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
                         "tool_use_id": block.get("tool_use_id"),
                         "is_error": is_error,
                         "call_link": _event_link(ctx, call.get("event_id")),
-                        "parts": _result_parts(block.get("content")),
+                        "parts": ctx.kept_outputs.get(block.get("tool_use_id") or "")
+                        or _result_parts(block.get("content")),
                     }
                 )
             else:
@@ -613,6 +616,17 @@ def _tool_ids(records: list[Any]) -> list[str]:
     return [i for i in ids if isinstance(i, str)]
 
 
+def _tool_results(records: list[Any]) -> list[tuple[str, Any]]:
+    """(tool_use_id, content) of every tool_result block of the records."""
+    return [
+        (block["tool_use_id"], block.get("content"))
+        for record in records
+        if isinstance(record, dict)
+        for block in _blocks(record)
+        if block.get("type") == "tool_result" and isinstance(block.get("tool_use_id"), str)
+    ]
+
+
 def _load_tool_calls(conn, ids: list[str]) -> dict[str, dict]:
     calls: dict[str, dict] = {}
     for chunk in _chunks(sorted(set(ids))):
@@ -651,6 +665,15 @@ def build_events(conn, ids: list[int], ctx: Context, session_id: str, depth: int
     records = [_record(r["raw"]) for r in ordered]
     ctx.on_page.update(ids)
     ctx.tool_calls.update(_load_tool_calls(conn, _tool_ids(records)))
+    ctx.kept_outputs.update(
+        kept.output_parts(
+            conn,
+            session_id,
+            _tool_results(records),
+            TEXT_LIMIT,
+            lambda file_id: ctx.urls("kept", file_id=file_id),
+        )
+    )
     views = []
     for row, record in zip(ordered, records, strict=True):
         view = _event_view(row, record, ctx)

@@ -87,7 +87,7 @@ TABLE_NOTES = {
     "ingest_errors": "Lines that could not be parsed; their bytes are in `events` all the same.",
     "sync_heartbeat": "The running watch sidecar, refreshed every few seconds.",
     "kept_blobs": "Contents of the files kept beside the transcripts (tool-results/, "
-    "file-history/, plans/, todos/ ...), each stored once ([docs/keep.md](docs/keep.md)).",
+    "file-history/, plans/, todos/ ...), each stored once ([keep.md](keep.md)).",
     "kept_files": "One row per kept file: where it was, its current content.",
     "kept_versions": "Every content a kept file has had, oldest first.",
     "history": "One row per line of the Claude directory's history.jsonl (the prompts typed).",
