@@ -38,7 +38,7 @@ def schema(db_path) -> dict[str, tuple[str, list[str]]]:
     objects = {}
     for name, kind in conn.execute(
         "select name, type from sqlite_master where type in ('table', 'view') "
-        "and name not like 'events_fts_%' and name != 'sqlite_stat1'"
+        "and name not like '%\\_fts\\_%' escape '\\' and name != 'sqlite_stat1'"
     ):
         columns = [row[1] for row in conn.execute(f"pragma table_info([{name}])")]
         objects[name] = (kind, columns)
