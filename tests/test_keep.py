@@ -302,7 +302,8 @@ def test_unreadable_folder_is_skipped_not_deleted(claude, tmp_path_factory):
         (home / "plans" / "new.md").write_text("new plan")
         code = (
             # imports first: the Python installation may be out of nobody's reach
-            "import os, sys, zstandard; from ingest.sync import glibc, run_pass; glibc(); "
+            "import os, sys, zstandard; from ingest.memory import glibc; glibc(); "
+            "from ingest.sync import run_pass; "
             "os.setgid(65534); os.setuid(65534); "
             "r = run_pass(sys.argv[1], [sys.argv[2] + '/projects'], claude_dirs=[sys.argv[2]]); "
             "print(r.kept.files_read); print('\\n'.join(r.unreadable))"
