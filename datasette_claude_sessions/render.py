@@ -1,11 +1,12 @@
-"""Safe HTML for transcript text: a small Markdown subset, images and tool input.
+"""Safe HTML for transcript text: Markdown (CommonMark + tables, strikethrough and bare
+URLs, by markdown-it-py), highlighted code (Pygments), images and tool input.
 
-Everything that comes from a transcript is HTML-escaped *before* any Markdown rule runs,
-and the rules only wrap escaped text in a fixed set of tags (``p br h1-h6 strong em del
-code pre blockquote ul ol li table thead tbody tr th td hr a``).  Links keep only
-``http:``, ``https:`` and ``mailto:`` targets; Markdown images become plain links (no
-remote loads).  The only ``<img>`` this module writes is a ``data:`` URL of a base64
-image block whose media type is PNG, JPEG, GIF or WebP (never SVG).
+Raw HTML in the text is never passed through (markdown-it-py's ``html`` option is off:
+it is shown as text).  Links keep only ``http:``, ``https:`` and ``mailto:`` targets;
+Markdown images become plain links (no remote loads).  The only ``<img>`` this module
+writes is a ``data:`` URL of a base64 image block whose media type is PNG, JPEG, GIF or
+WebP (never SVG).  Highlighted code is Pygments' ``<span class="...">`` markup of
+escaped text.
 """
 
 from __future__ import annotations
@@ -14,40 +15,23 @@ import re
 from html import escape, unescape
 from typing import Any
 
+from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-# Longer texts are shown as preformatted text: the regexes below are linear per
-# line but there is no point formatting megabytes of pasted logs.
+# Longer texts are shown as preformatted text: there is no point formatting megabytes of
+# pasted logs.
 MARKDOWN_LIMIT = 200_000
-MAX_DEPTH = 8
+# Nesting (quotes in lists in quotes...) deeper than this is shown as text.
+MAX_DEPTH = 20
+# Code blocks longer than this are not highlighted.
+HIGHLIGHT_LIMIT = 50_000
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 SAFE_SCHEMES = ("http://", "https://", "mailto:")
+LINK_REL = "nofollow noopener noreferrer"
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([\w+#.-]*)")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*)$")
-_HR = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_QUOTE = re.compile(r"^ {0,3}> ?")
-_ITEM = re.compile(r"^( *)([-*+]|\d{1,9}[.)])[ \t]+(.*)$")
-_TABLE_SEP = re.compile(r"^ *\|? *:?-{2,}:? *(\| *:?-{2,}:? *)*\|? *$")
-
-_BACKTICKS = re.compile(r"`+")
-_LINK = re.compile(
-    r"(!?)\[([^\]\n]{1,1000})\]\(([^()\s]{1,2000})(?:[ \t]{1,10}&quot;[^\n]{0,300}?&quot;)?\)"
-)
-_AUTOLINK = re.compile(r"\bhttps?://(?:(?!&lt;|&gt;|&quot;|&#x27;)[^\s\x00])+")
-# Emphasis spans never contain their own delimiter, so a scan from an opener stops at the
-# next delimiter: linear time even on lines full of unmatched ** or __.
-_STRONG = re.compile(
-    r"\*\*(?=\S)((?:[^*\n]|\*(?!\*))+?)(?<=\S)\*\*"
-    r"|(?<!\w)__(?=\S)((?:[^_\n]|_(?!_))+?)(?<=\S)__(?!\w)"
-)
-_EM = re.compile(
-    r"(?<![*\w])\*(?=[^\s*])([^*\n]+?)(?<=[^\s*])\*(?![*\w])|(?<!\w)_(?=\S)([^_\n]+?)(?<=\S)_(?!\w)"
-)
-_DEL = re.compile(r"~~(?=\S)((?:[^~\n]|~(?!~))+?)(?<=\S)~~")
-_TOKEN = re.compile("\x00(\\d+)\x00")
+_ALIGN = re.compile(r"text-align:(left|right|center)")
 
 
 def strip_ansi(text: str) -> str:
@@ -55,7 +39,6 @@ def strip_ansi(text: str) -> str:
 
 
 def _clean(text: str) -> str:
-    # NUL is the placeholder delimiter below; transcripts never need it.
     return strip_ansi(text).replace("\x00", "\ufffd").replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -69,217 +52,158 @@ def safe_url(url: str) -> str | None:
 
 
 def _anchor(url: str, label_html: str) -> str:
-    return (
-        f'<a href="{escape(url, quote=True)}" rel="nofollow noopener noreferrer">{label_html}</a>'
+    return f'<a href="{escape(url, quote=True)}" rel="{LINK_REL}">{label_html}</a>'
+
+
+# Pygments ------------------------------------------------------------------------------
+
+_LEXERS: dict[str, Any] = {}
+
+
+def _lexer(language: str | None = None, filename: str | None = None):
+    """A Pygments lexer by fence language or file name, or None (cached, never guessed
+    from the content: guessing is slow and often wrong)."""
+    from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
+    from pygments.util import ClassNotFound
+
+    key = f"l:{language.lower()}" if language else f"f:{(filename or '').rsplit('/', 1)[-1]}"
+    if key in _LEXERS:
+        return _LEXERS[key]
+    lexer = None
+    try:
+        if language:
+            lexer = get_lexer_by_name(language.lower(), stripnl=False, ensurenl=False)
+        elif filename:
+            lexer = get_lexer_for_filename(filename, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        lexer = None
+    if len(_LEXERS) < 500:
+        _LEXERS[key] = lexer
+    return lexer
+
+
+_FORMATTER = None
+
+
+def highlight_spans(code: str, language: str | None = None, filename: str | None = None):
+    """Code as escaped HTML with Pygments ``<span class>`` markup (no surrounding tags), or
+    None when no lexer fits or the code is too long."""
+    global _FORMATTER
+    if len(code) > HIGHLIGHT_LIMIT:
+        return None
+    lexer = _lexer(language, filename)
+    if lexer is None:
+        return None
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+
+    if _FORMATTER is None:
+        _FORMATTER = HtmlFormatter(nowrap=True, classprefix="hl-")
+    return highlight(code, lexer, _FORMATTER)
+
+
+def code_block(code: str, language: str | None = None, filename: str | None = None) -> Markup:
+    """A <pre><code> block, highlighted when a lexer fits."""
+    code = _clean(code)
+    cls = f' class="language-{escape(language, quote=True)}"' if language else ""
+    spans = highlight_spans(code, language, filename)
+    if spans is None:
+        return Markup(f"<pre><code{cls}>{escape(code)}</code></pre>")
+    return Markup(f'<pre class="highlight"><code{cls}>{spans}</code></pre>')
+
+
+# Markdown ------------------------------------------------------------------------------
+
+
+def _validate_link(url: str) -> bool:
+    return safe_url(url) is not None
+
+
+def _render_image(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    src = safe_url(token.attrGet("src") or "")
+    label = escape(self.renderInlineAsText(token.children or [], options, env))
+    if src is None:
+        return f"[image: {label}]"
+    return _anchor(src, f"[image: {label}]")
+
+
+def _render_link_open(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    token.attrSet("rel", LINK_REL)
+    for name in list(token.attrs):
+        if name not in ("href", "rel"):
+            del token.attrs[name]
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _render_cell_open(self, tokens, idx, options, env) -> str:
+    # Alignment as a class, not an inline style (the Content-Security-Policy has no
+    # 'unsafe-inline' styles).
+    token = tokens[idx]
+    style = token.attrGet("style") or ""
+    token.attrs.pop("style", None)
+    m = _ALIGN.search(style)
+    if m:
+        token.attrSet("class", f"align-{m.group(1)}")
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _render_fence(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    info = unescape(token.info or "").strip()
+    language = info.split(maxsplit=1)[0] if info else None
+    if language and not re.fullmatch(r"[\w+#.-]{1,40}", language):
+        language = None
+    return str(code_block(token.content.removesuffix("\n"), language)) + "\n"
+
+
+def _render_code_block(self, tokens, idx, options, env) -> str:
+    return f"<pre><code>{escape(tokens[idx].content.removesuffix(chr(10)))}</code></pre>\n"
+
+
+def _make_markdown() -> MarkdownIt:
+    md = MarkdownIt(
+        "commonmark",
+        {"html": False, "linkify": True, "breaks": True, "xhtmlOut": False, "typographer": False},
     )
+    md.enable(["table", "strikethrough", "linkify"])
+    md.options["maxNesting"] = MAX_DEPTH
+    md.validateLink = _validate_link
+    rules = md.add_render_rule
+    rules("image", _render_image)
+    rules("link_open", _render_link_open)
+    rules("th_open", _render_cell_open)
+    rules("td_open", _render_cell_open)
+    rules("fence", _render_fence)
+    rules("code_block", _render_code_block)
+    rules("s_open", lambda self, tokens, idx, options, env: "<del>")
+    rules("s_close", lambda self, tokens, idx, options, env: "</del>")
+    return md
 
 
-def inline(text: str) -> str:
-    """Escape one run of text and apply the inline rules; returns HTML."""
-    html = escape(text, quote=True)
-    saved: list[str] = []
-
-    def keep(fragment: str) -> str:
-        saved.append(fragment)
-        return f"\x00{len(saved) - 1}\x00"
-
-    html = _code_spans(html, keep)
-
-    def link(m: re.Match) -> str:
-        bang, label, target = m.groups()
-        url = safe_url(target)
-        if url is None:
-            return keep(m.group(0))
-        if bang:
-            return keep(_anchor(url, f"[image: {label}]"))
-        return keep(_anchor(url, label))
-
-    html = _LINK.sub(link, html)
-
-    def autolink(m: re.Match) -> str:
-        found = m.group(0)
-        trail = re.search(r"[.,;:!?)\]']+$", found)
-        tail = ""
-        if trail:
-            found, tail = found[: trail.start()], found[trail.start() :]
-        url = safe_url(found)
-        return (keep(_anchor(url, found)) if url else found) + tail
-
-    html = _AUTOLINK.sub(autolink, html)
-    html = _STRONG.sub(lambda m: f"<strong>{m.group(1) or m.group(2)}</strong>", html)
-    html = _EM.sub(lambda m: f"<em>{m.group(1) or m.group(2)}</em>", html)
-    html = _DEL.sub(lambda m: f"<del>{m.group(1)}</del>", html)
-    for _ in range(3):  # link labels may hold code spans
-        if "\x00" not in html:
-            break
-        html = _TOKEN.sub(lambda m: saved[int(m.group(1))], html)
-    return html
-
-
-def _code_spans(html: str, keep) -> str:
-    """Replace `code` spans (a run of backticks up to the next run of the same length) by
-    placeholders; paired by scanning the runs once, not by a backtracking regex."""
-    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(html)]
-    if len(runs) < 2:
-        return html
-    next_same: list[int | None] = [None] * len(runs)
-    seen: dict[int, int] = {}
-    for i in range(len(runs) - 1, -1, -1):
-        length = runs[i][1] - runs[i][0]
-        next_same[i] = seen.get(length)
-        seen[length] = i
-    parts, pos, i = [], 0, 0
-    while i < len(runs):
-        j = next_same[i]
-        if j is None:
-            i += 1
-            continue
-        start, end = runs[i]
-        parts.append(html[pos:start])
-        parts.append(keep(f"<code>{html[end : runs[j][0]].strip()}</code>"))
-        pos = runs[j][1]
-        i = j + 1
-    parts.append(html[pos:])
-    return "".join(parts)
-
-
-def _heading_text(text: str) -> str:
-    """Heading text without a closing run of #s (done without a backtracking regex)."""
-    text = text.rstrip()
-    bare = text.rstrip("#")
-    if bare != text and (not bare or bare[-1] in " \t"):
-        return bare.rstrip()
-    return text
-
-
-def _cells(line: str) -> list[str]:
-    line = line.strip()
-    if line.startswith("|"):
-        line = line[1:]
-    if line.endswith("|"):
-        line = line[:-1]
-    return [c.strip() for c in line.split("|")]
-
-
-def _starts_block(lines: list[str], i: int) -> bool:
-    line = lines[i]
-    return bool(
-        _FENCE.match(line)
-        or _HEADING.match(line)
-        or _HR.match(line)
-        or _QUOTE.match(line)
-        or _ITEM.match(line)
-        or ("|" in line and i + 1 < len(lines) and _TABLE_SEP.match(lines[i + 1]))
-    )
-
-
-def _blocks(lines: list[str], depth: int) -> list[str]:
-    out: list[str] = []
-    i, n = 0, len(lines)
-    while i < n:
-        line = lines[i]
-        if not line.strip():
-            i += 1
-            continue
-        if depth >= MAX_DEPTH:
-            out.append(f"<p>{escape(chr(10).join(lines[i:]))}</p>")
-            break
-        fence = _FENCE.match(line)
-        if fence:
-            marker = fence.group(1)
-            body: list[str] = []
-            i += 1
-            while i < n and not lines[i].strip().startswith(marker):
-                body.append(lines[i])
-                i += 1
-            i += 1
-            lang = fence.group(2)
-            cls = f' class="language-{escape(lang, quote=True)}"' if lang else ""
-            out.append(f"<pre><code{cls}>{escape(chr(10).join(body))}</code></pre>")
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            level = len(heading.group(1))
-            out.append(f"<h{level}>{inline(_heading_text(heading.group(2)))}</h{level}>")
-            i += 1
-            continue
-        if _HR.match(line):
-            out.append("<hr>")
-            i += 1
-            continue
-        if _QUOTE.match(line):
-            quoted: list[str] = []
-            while i < n and _QUOTE.match(lines[i]):
-                quoted.append(_QUOTE.sub("", lines[i], count=1))
-                i += 1
-            out.append(f"<blockquote>{''.join(_blocks(quoted, depth + 1))}</blockquote>")
-            continue
-        item = _ITEM.match(line)
-        if item:
-            indent = len(item.group(1))
-            ordered = item.group(2)[0].isdigit()
-            items: list[list[str]] = []
-            while i < n:
-                m = _ITEM.match(lines[i])
-                if m and len(m.group(1)) <= indent + 1 and m.group(2)[0].isdigit() == ordered:
-                    items.append([m.group(3)])
-                    i += 1
-                elif items and lines[i].strip() and lines[i].startswith(" " * (indent + 2)):
-                    items[-1].append(lines[i][indent + 2 :])
-                    i += 1
-                elif (
-                    items
-                    and not lines[i].strip()
-                    and i + 1 < n
-                    and lines[i + 1].startswith(" " * (indent + 2))
-                ):
-                    items[-1].append("")
-                    i += 1
-                else:
-                    break
-            tag = "ol" if ordered else "ul"
-            start = ""
-            if ordered:
-                number = int(re.match(r"\d+", item.group(2)).group(0))
-                start = f' start="{number}"' if number != 1 else ""
-            lis = []
-            for body in items:
-                if len(body) == 1:
-                    lis.append(f"<li>{inline(body[0])}</li>")
-                else:
-                    lis.append(f"<li>{''.join(_blocks(body, depth + 1))}</li>")
-            out.append(f"<{tag}{start}>{''.join(lis)}</{tag}>")
-            continue
-        if "|" in line and i + 1 < n and _TABLE_SEP.match(lines[i + 1]):
-            head = _cells(line)
-            i += 2
-            rows = []
-            while i < n and "|" in lines[i] and lines[i].strip():
-                rows.append(_cells(lines[i]))
-                i += 1
-            thead = "".join(f"<th>{inline(c)}</th>" for c in head)
-            tbody = "".join(
-                "<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in rows
-            )
-            out.append(f"<table><thead><tr>{thead}</tr></thead><tbody>{tbody}</tbody></table>")
-            continue
-        para = [line]
-        i += 1
-        while i < n and lines[i].strip() and not _starts_block(lines, i):
-            para.append(lines[i])
-            i += 1
-        out.append("<p>" + "<br>\n".join(inline(p) for p in para) + "</p>")
-    return out
+_MD: MarkdownIt | None = None
 
 
 def markdown(text: str | None) -> Markup:
     """Render Markdown text as safe HTML."""
+    global _MD
     if not text:
         return Markup("")
     text = _clean(text)
     if len(text) > MARKDOWN_LIMIT:
         return Markup(f'<pre class="long-text">{escape(text)}</pre>')
-    return Markup("\n".join(_blocks(text.split("\n"), 0)))
+    if _MD is None:
+        _MD = _make_markdown()
+    return Markup(_MD.render(text))
+
+
+def inline(text: str) -> str:
+    """One line of Markdown without a surrounding paragraph; returns HTML."""
+    global _MD
+    if _MD is None:
+        _MD = _make_markdown()
+    return _MD.renderInline(_clean(text))
 
 
 def pre(text: Any) -> Markup:
