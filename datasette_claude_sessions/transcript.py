@@ -19,7 +19,7 @@ import orjson
 
 from ingest.parse import HUGE_BYTES, KEEP_BYTES
 
-from . import kept, render
+from . import kept, render, tools
 from .order import conversation_order
 
 PAGE_SIZE = 500
@@ -302,18 +302,6 @@ def _tool_summary(name: str | None, data: Any) -> str:
     return ""
 
 
-def _fields(data: Any) -> list[dict]:
-    """Tool input as (key, value) pairs; long or multi-line strings as preformatted text."""
-    if not isinstance(data, dict):
-        text, cut = _cut(_as_text(data))
-        return [{"key": "input", "html": render.pre(text), "cut": cut}]
-    out = []
-    for key, value in data.items():
-        text, cut = _cut(_as_text(value))
-        out.append({"key": str(key), "html": render.pre(text), "cut": cut})
-    return out
-
-
 def _result_parts(content: Any) -> list[dict]:
     if content is None:
         return []
@@ -431,13 +419,16 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
                 tool_id = block.get("id") or ""
                 call = ctx.tool_calls.get(tool_id, {})
                 agents = list(ctx.agents_by_call.get(tool_id, []))
+                name = block.get("name") or "tool"
+                view = tools.tool_view(name, block.get("input"))
                 blocks.append(
                     {
                         "type": "tool_use",
-                        "name": block.get("name") or "tool",
+                        "name": name,
                         "id": tool_id,
-                        "summary": _tool_summary(block.get("name"), block.get("input")),
-                        "fields": _fields(block.get("input")),
+                        "summary": view[0] if view else _tool_summary(name, block.get("input")),
+                        "body": view[1] if view else tools.json_view(block.get("input")),
+                        "open": view is not None and name in tools.OPEN_TOOLS,
                         "status": (
                             "error"
                             if call.get("is_error")

@@ -1,0 +1,217 @@
+"""How a transcript reads: tools like a code review, context that is not a prompt,
+numbers and navigation.  Real archives (synced from files) through a real Datasette."""
+
+from __future__ import annotations
+
+import html as html_module
+import re
+import sqlite3
+
+import pytest
+
+from .pages_helpers import build_archive, datasette_for, fixture, write_jsonl
+
+REVIEW = "4e71e4e4-0000-4000-8000-00000000c0de"
+
+
+def _line(i: int, parent: str | None, **rec) -> dict:
+    base = {
+        "sessionId": REVIEW,
+        "cwd": "/work/review",
+        "version": "2.0.50",
+        "gitBranch": "main",
+        "uuid": f"u{i}",
+        "parentUuid": parent,
+        "timestamp": f"2025-09-01T10:00:{i:02d}.000Z",
+    }
+    base.update(rec)
+    return base
+
+
+def _assistant(i: int, content: list, usage: dict | None = None) -> dict:
+    return _line(
+        i,
+        f"u{i - 1}" if i else None,
+        type="assistant",
+        requestId=f"req_{i}",
+        message={
+            "id": f"msg_{i}",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": content,
+            "usage": usage
+            or {
+                "input_tokens": 10,
+                "output_tokens": 200,
+                "cache_read_input_tokens": 5000,
+                "cache_creation_input_tokens": 300,
+            },
+        },
+    )
+
+
+def _user(i: int, content, **extra) -> dict:
+    return _line(
+        i,
+        f"u{i - 1}" if i else None,
+        type="user",
+        message={"role": "user", "content": content},
+        **extra,
+    )
+
+
+def _result(i: int, tool_id: str, text: str, **extra) -> dict:
+    return _user(i, [{"type": "tool_result", "tool_use_id": tool_id, "content": text}], **extra)
+
+
+def _tool(i: int, tool_id: str, name: str, data: dict) -> dict:
+    return _assistant(i, [{"type": "tool_use", "id": tool_id, "name": name, "input": data}])
+
+
+def review_session() -> list[dict]:
+    return [
+        _user(
+            0,
+            [
+                {
+                    "type": "text",
+                    "text": "<ide_opened_file>The user opened the file /work/review/app.py in "
+                    "the IDE. This may or may not be related to the current task."
+                    "</ide_opened_file>",
+                },
+                {"type": "text", "text": "Rename **total** to sum\n\n1. in app.py\n2. in tests"},
+            ],
+        ),
+        _tool(
+            1,
+            "t_edit",
+            "Edit",
+            {
+                "file_path": "/work/review/app.py",
+                "old_string": "def f(x):\n    total = x + 1\n    return total",
+                "new_string": "def f(x):\n    sum_ = x + 1\n    return sum_",
+            },
+        ),
+        _result(2, "t_edit", "The file /work/review/app.py has been updated."),
+        _tool(
+            3,
+            "t_multi",
+            "MultiEdit",
+            {
+                "file_path": "/work/review/test_app.py",
+                "edits": [
+                    {"old_string": "assert total", "new_string": "assert sum_"},
+                    {"old_string": "x = 1", "new_string": "x = 2"},
+                ],
+            },
+        ),
+        _result(4, "t_multi", "Applied 2 edits"),
+        _tool(
+            5,
+            "t_write",
+            "Write",
+            {"file_path": "/work/review/notes.py", "content": "import os\n\nprint(os.sep)\n"},
+        ),
+        _result(6, "t_write", "File created successfully"),
+        _tool(
+            7,
+            "t_bash",
+            "Bash",
+            {"command": "pytest -q tests/", "description": "Run the tests"},
+        ),
+        _result(8, "t_bash", "3 passed in 0.01s"),
+        _tool(9, "t_read", "Read", {"file_path": "/work/review/app.py", "offset": 10, "limit": 5}),
+        _result(10, "t_read", "    10→def f(x):\n    11→    sum_ = x + 1"),
+        _tool(
+            11,
+            "t_todo",
+            "TodoWrite",
+            {
+                "todos": [
+                    {"content": "Rename in app", "status": "completed", "activeForm": "Renaming"},
+                    {"content": "Rename in tests", "status": "in_progress", "activeForm": "R"},
+                    {"content": "Update docs", "status": "pending", "activeForm": "Updating"},
+                ]
+            },
+        ),
+        _result(12, "t_todo", "Todos have been modified successfully"),
+        _tool(13, "t_odd", "FancyTool", {"knob": 3, "label": "<b>x</b>"}),
+        _result(14, "t_odd", "ok"),
+        _assistant(15, [{"type": "text", "text": "Done: `sum_` everywhere."}]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def review_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("review")
+    write_jsonl(tmp / "projects" / "-work-review" / f"{REVIEW}.jsonl", review_session())
+    return build_archive(tmp, real=False)
+
+
+async def _page(db, session_id=REVIEW, query=""):
+    ds = datasette_for(db)
+    response = await ds.client.get(f"/-/claude-sessions/session/{session_id}{query}")
+    assert response.status_code == 200, response.text[:500]
+    return response.text
+
+
+def _tool_block(html: str, name: str) -> str:
+    start = html.index(f'class="cs-tool cs-tool-{name.lower()} ')
+    return html[start : html.index("</details>", start)]
+
+
+@pytest.mark.asyncio
+async def test_edit_and_multiedit_are_diffs(review_db):
+    html = await _page(review_db)
+    edit = _tool_block(html, "Edit")
+    assert " open>" in edit.split("\n", 1)[0]
+    assert "<del>-     total = x + 1</del>" in edit
+    assert "<ins>+     sum_ = x + 1</ins>" in edit
+    assert "<del>-     return total</del>" in edit and "<ins>+     return sum_</ins>" in edit
+    assert '<span class="cs-diff-ctx">  def f(x):</span>' in edit  # unchanged context
+    assert "(−2 +2)" in edit
+    multi = _tool_block(html, "MultiEdit")
+    assert "edit 1 of 2" in multi and "edit 2 of 2" in multi
+    assert "<del>- assert total</del>" in multi and "<ins>+ x = 2</ins>" in multi
+    assert "2 edits, −2 +2" in multi
+
+
+@pytest.mark.asyncio
+async def test_write_is_highlighted_by_extension(review_db):
+    write = _tool_block(await _page(review_db), "Write")
+    assert "<code>/work/review/notes.py</code>" in write and "3 lines" in write
+    assert '<pre class="highlight">' in write
+    assert '<span class="hl-kn">import</span>' in write  # Python keyword, by .py
+
+
+@pytest.mark.asyncio
+async def test_bash_read_todo_and_unknown_tools(review_db):
+    html = await _page(review_db)
+    bash = _tool_block(html, "Bash")
+    assert "Run the tests" in bash and "pytest -q tests/" in re.sub(r"<[^>]+>", "", bash)
+    assert "3 passed in 0.01s" in html  # its output, in the result
+    read = _tool_block(html, "Read")
+    assert " open>" not in read.split("\n", 1)[0]  # folded
+    assert "/work/review/app.py lines 10–14" in read
+    todo = _tool_block(html, "TodoWrite")
+    assert re.search(r'cs-todo-completed"[^>]*>.*☑.*Rename in app', todo)
+    assert re.search(r'cs-todo-in_progress"[^>]*>.*◐.*Rename in tests', todo)
+    assert re.search(r'cs-todo-pending"[^>]*>.*☐.*Update docs', todo)
+    assert "3 todos: 1 completed, 1 in progress, 1 pending" in todo
+    odd = _tool_block(html, "FancyTool")
+    text = html_module.unescape(re.sub(r"<[^>]+>", "", odd))
+    assert '"knob": 3' in text and "&lt;b&gt;x&lt;/b&gt;" in odd and "<b>x" not in odd
+
+
+@pytest.mark.asyncio
+async def test_real_edits_render_as_diffs(tmp_path):
+    db = build_archive(tmp_path, extra={"-tmp-edit/e1.jsonl": fixture("edit_tool.jsonl")})
+    conn = sqlite3.connect(db)
+    sid, calls = conn.execute(
+        "select session_id, count(*) from tool_calls where name = 'Edit' group by session_id "
+        "order by 2 desc limit 1"
+    ).fetchone()
+    conn.close()
+    html = await _page(db, sid, "?size=2000")
+    assert html.count('<pre class="cs-diff">') >= calls
+    assert "<del>- " in html and "<ins>+ " in html
