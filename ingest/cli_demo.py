@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 from datetime import UTC
@@ -95,4 +96,12 @@ def demo_command(directory: Path, mb: float, seed: int, sessions, now, force: bo
         f"{summary['subagents']:,} subagents in {summary['projects']} projects "
         f"({summary['files']:,} files, {summary['lines']:,} lines) in {summary['seconds']:g} s."
     )
-    click.echo(f"Archive it with: claude-sessions sync --projects {directory}", err=True)
+    # Its own database: synced into the default archive, the fake sessions would mix with
+    # the real ones.
+    db = directory.resolve().parent / f"{directory.resolve().name}.db"
+    click.echo(
+        "Archive it in a database of its own (not your real archive) with:\n"
+        f"  claude-sessions sync --projects {shlex.quote(str(directory))} "
+        f"--db {shlex.quote(str(db))}",
+        err=True,
+    )

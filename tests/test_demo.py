@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 
 from ingest.cli import cli
 from ingest.demo import encode_project_dir, generate, iso
+from ingest.paths import default_db_path
 from ingest.sync import run_pass
 
 NOW = 1_790_000_000.0  # 2026-09-21T14:13:20Z
@@ -309,6 +311,21 @@ def test_cli_writes_and_summarizes(tmp_path):
     again = tmp_path / "again"
     CliRunner().invoke(cli, ["demo", str(again), "--mb", "1", "--now", "2026-09-21"])
     assert tree(out) == tree(again)
+
+
+def test_cli_hint_names_its_own_database(tmp_path):
+    # Followed as written, the hint must not sync the fake sessions into the real archive.
+    out = tmp_path / "demo dir"
+    result = CliRunner().invoke(cli, ["demo", str(out), "--mb", "0.3"])
+    assert result.exit_code == 0, result.output
+    hint = next(line for line in result.output.splitlines() if "claude-sessions sync" in line)
+    args = shlex.split(hint.strip())
+    assert args[:2] == ["claude-sessions", "sync"]
+    db = Path(args[args.index("--db") + 1])
+    assert db == tmp_path / "demo dir.db" and db != default_db_path()
+    synced = CliRunner().invoke(cli, args[1:])
+    assert synced.exit_code == 0, synced.output
+    assert db.exists() and not default_db_path().exists()
 
 
 def test_cli_refuses_non_empty_directory(tmp_path):
