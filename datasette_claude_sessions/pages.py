@@ -26,7 +26,7 @@ from datasette.utils.asgi import Forbidden, NotFound, Response
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
-from . import kept, render, transcript
+from . import facts, kept, render, transcript
 
 PLUGIN = "datasette-claude-sessions"
 PREFIX = "/-/claude-sessions"
@@ -308,7 +308,8 @@ async def session_page(datasette, request):
         page = requested_page
         if event_id is not None and event_id in order:
             page = order.index(event_id) // size + 1
-        page = max(1, min(page, pages))
+        elif page < 1 or page > pages:
+            return {"page_missing": (page, pages)}
         ids = order[(page - 1) * size : page * size]
         agents = transcript.session_agents(conn, session_id)
         ctx = transcript.Context(urls=urls, events_url=events_url, cache_key=cache_key)
@@ -335,9 +336,15 @@ async def session_page(datasette, request):
             "agents": agents,
             "spawned_by": _spawning_event(conn, agents, agent_id),
             "plan_file": None if as_json else kept.plan_file(conn, session_id),
+            "facts": facts.thread_facts(conn, session_id, agent_id) if session else None,
         }
 
     data = await db.execute_fn(build)
+    if "page_missing" in data:
+        page, pages = data["page_missing"]
+        raise NotFound(
+            f"No page {page}: this transcript has {pages} page{'s' if pages != 1 else ''}."
+        )
     if data["session"] is None and data["total"] == 0:
         raise NotFound(f"No session {session_id} in the archive.")
     agent = next((a for a in data["agents"] if a["agent_id"] == agent_id), None)
@@ -426,8 +433,31 @@ async def session_page(datasette, request):
         "home_url": _path(datasette, PREFIX),
         "models": _models(data["session"]),
         "plan_url": data["plan_file"] and kept.kept_url(datasette, data["plan_file"]),
+        "facts": data["facts"],
+        "resume_command": _resume_command(data["session"], session_id),
+        "errors_on_page": len(
+            {
+                block.get("id") or block.get("tool_use_id")
+                for event in data["events"]
+                for block in event["blocks"]
+                if block["type"] in ("tool_use", "tool_result")
+                and (block.get("status") == "error" or block.get("is_error"))
+            }
+        ),
+        "failing_calls_url": str(datasette.urls.table(db.name, "tool_calls"))
+        + "?"
+        + urlencode({"session_id": session_id, "is_error": 1}),
     }
     return await _render(datasette, request, "claude_sessions_session.html", context)
+
+
+def _resume_command(session: dict | None, session_id: str) -> str:
+    """The shell command that reopens the session in Claude Code (from its folder)."""
+    import shlex
+
+    command = f"claude --resume {shlex.quote(session_id)}"
+    path = (session or {}).get("project_path")
+    return f"cd {shlex.quote(path)} && {command}" if path else command
 
 
 def _spawning_event(conn, agents: list[dict], agent_id: str | None) -> int | None:

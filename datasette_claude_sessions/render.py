@@ -169,6 +169,9 @@ def _make_markdown() -> MarkdownIt:
     )
     md.enable(["table", "strikethrough", "linkify"])
     md.options["maxNesting"] = MAX_DEPTH
+    # Only URLs with a scheme become links: "renderer.py" or "README.md" in a sentence
+    # must stay text (fuzzy linking takes .py and .md for top-level domains).
+    md.linkify.set({"fuzzy_link": False, "fuzzy_email": False})
     md.validateLink = _validate_link
     rules = md.add_render_rule
     rules("image", _render_image)

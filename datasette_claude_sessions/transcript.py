@@ -19,7 +19,7 @@ import orjson
 
 from ingest.parse import HUGE_BYTES, KEEP_BYTES
 
-from . import kept, render, tools
+from . import facts, kept, render, tools
 from .order import conversation_order
 
 PAGE_SIZE = 500
@@ -202,6 +202,7 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+REDACTED_THINKING = "redacted: the transcript keeps no text for this thinking"
 # Records that only keep Claude Code's own state: shown as one small line each, and
 # consecutive ones collapsed into one "n bookkeeping records" block.
 BOOKKEEPING_TYPES = {
@@ -277,6 +278,7 @@ class Context:
     # tool_use_id -> parts showing a tool output kept from tool-results/ (kept.py)
     kept_outputs: dict[str, list[dict]] = field(default_factory=dict)
     budget: int = INLINE_BUDGET
+    usage_shown: set[str] = field(default_factory=set)  # message ids with their numbers drawn
 
 
 def _tool_summary(name: str | None, data: Any) -> str:
@@ -409,12 +411,14 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
             btype = block.get("type")
             if btype == "text":
                 blocks.append(_markdown(block.get("text")))
-            elif btype == "thinking":
+            elif btype == "thinking" and _preview(block.get("thinking")):
                 # The event is labelled "Thinking" already: the summary previews it.
                 thinking = block.get("thinking")
-                blocks.append(_details(_preview(thinking) or "(empty)", thinking, css="thinking"))
-            elif btype == "redacted_thinking":
-                blocks.append({"type": "note", "text": "[redacted thinking]"})
+                blocks.append(_details(_preview(thinking), thinking, css="thinking"))
+            elif btype in ("thinking", "redacted_thinking"):
+                # Thinking whose text the transcript does not keep (redacted, or only its
+                # signature saved): one small line, never an empty card.
+                blocks.append({"type": "note", "text": REDACTED_THINKING, "redacted": True})
             elif btype in ("tool_use", "server_tool_use"):
                 tool_id = block.get("id") or ""
                 call = ctx.tool_calls.get(tool_id, {})
@@ -448,6 +452,8 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
                 text, cut = _cut(_as_text(block))
                 blocks.append({"type": "pre", "html": render.pre(text), "cut": cut})
         css = "answer"
+        if blocks and all(b.get("redacted") for b in blocks):
+            return "Thinking", "bookkeeping", blocks
         if record.get("isApiErrorMessage") or record.get("error"):
             css = "answer error"
         label = {"thinking": "Thinking", "tool_use": "Tool call"}.get(kind, "Answer")
@@ -553,6 +559,7 @@ def _event_view(row: dict, record: Any, ctx: Context) -> dict:
         "raw_url": f"{ctx.events_url}/{row['id']}",
         "raw_json_url": f"{ctx.events_url}/{row['id']}.json",
         "blocks": blocks,
+        "usage": None,
         "record": record,
         "text": row["text"],
         "text_length": row["text_length"],
@@ -665,9 +672,18 @@ def build_events(conn, ids: list[int], ctx: Context, session_id: str, depth: int
             lambda file_id: ctx.urls("kept", file_id=file_id),
         )
     )
+    usage = facts.message_usage(
+        conn, [r["message_id"] for r in ordered if r["type"] == "assistant" and r["message_id"]]
+    )
     views = []
     for row, record in zip(ordered, records, strict=True):
         view = _event_view(row, record, ctx)
+        message_id = view["message_id"]
+        if view["type"] == "assistant" and message_id in usage:
+            # Once per message, on its first line on the page.
+            if message_id not in ctx.usage_shown:
+                ctx.usage_shown.add(message_id)
+                view["usage"] = usage[message_id]
         views.append(view)
         for block in view["blocks"]:
             if block["type"] != "tool_use" or not block["agents"]:
@@ -685,6 +701,7 @@ def _nested_agent(conn, agent: dict, ctx: Context, session_id: str, depth: int) 
     nested["shown"] = 0
     order = thread_order(conn, session_id, agent["agent_id"], ctx.cache_key)
     nested["total"] = len(order)
+    nested["facts"] = facts.thread_facts(conn, session_id, agent["agent_id"])
     if depth > MAX_AGENT_DEPTH or ctx.budget <= 0:
         return nested
     take = order[: min(INLINE_AGENT_EVENTS, ctx.budget)]

@@ -334,8 +334,14 @@ async def test_large_session_is_paged(big_db):
     jump = await ds.client.get(f"{url}?event={target}")
     assert "events 2,001–2,500 of 3,000" in jump.text
     assert target in anchors(jump.text)
-    last = (await ds.client.get(url + ".json?page=99")).json()
+    last = (await ds.client.get(url + ".json?page=6")).json()
     assert last["page"] == 6 and last["next_url"] is None
+    # Past the end (or before the start) is a 404 that says how many pages there are.
+    for query in ("?page=99", ".json?page=99", "?page=0", "?page=7&size=500"):
+        missing = await ds.client.get(url + query)
+        assert missing.status_code == 404, query
+        assert "this transcript has 6 pages" in missing.text, query
+    assert (await ds.client.get(url + "?page=6")).status_code == 200
 
 
 @pytest.mark.asyncio

@@ -215,3 +215,66 @@ async def test_real_edits_render_as_diffs(tmp_path):
     html = await _page(db, sid, "?size=2000")
     assert html.count('<pre class="cs-diff">') >= calls
     assert "<del>- " in html and "<ins>+ " in html
+
+
+# Numbers --------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_each_message_shows_its_tokens_and_cost(review_db):
+    html = await _page(review_db)
+    lines = re.findall(r'<span class="cs-usage"[^>]*>([^<]*)</span>', html)
+    assert len(lines) == 8  # eight assistant messages, each counted once
+    for line in lines:
+        assert re.fullmatch(r"in 10 · out 200 · cache read 5k · cache write 300 · \$0\.\d{4}", line)
+    conn = sqlite3.connect(review_db)
+    cost = conn.execute("select sum(cost_usd), count(*) from api_calls").fetchone()
+    conn.close()
+    head = html[: html.index('class="cs-transcript"')]
+    assert "Bash, Edit, FancyTool, MultiEdit, Read, TodoWrite, Write" in head
+    assert re.search(r"in 80 · out 1.6k · cache read 40k · cache write 2.4k · \$[\d.]+", head)
+    assert f"${cost[0]:,.2f}" in head and "over 8 API calls" in head
+    assert "<code>claude-sonnet-4-5-20250929</code>" in head
+    assert "(15.0 s)" in head  # duration, first to last line
+
+
+@pytest.mark.asyncio
+async def test_resume_command_and_navigation(review_db):
+    html = await _page(review_db)
+    assert (
+        f'<code id="cs-resume-command">cd /work/review &amp;&amp; claude --resume {REVIEW}</code>'
+        in html
+    )
+    assert 'data-copy="cs-resume-command"' in html
+    assert 'data-jump="cs-prompt" data-step="1"' in html
+    assert 'data-jump="cs-prompt" data-step="-1"' in html
+    # The buttons work from a static file (the CSP allows no inline script of ours).
+    assert re.search(r'<script src="[^"]*/datasette-claude-sessions/transcript.js"', html)
+
+
+NESTED = "29ccd257-68b1-427f-ae5f-6524b7cb6f20"  # samples/real: subagent a2271d1
+
+
+@pytest.fixture(scope="module")
+def real_db(tmp_path_factory):
+    return build_archive(tmp_path_factory.mktemp("real"))
+
+
+@pytest.mark.asyncio
+async def test_subagent_page_shows_its_own_facts(real_db):
+    main = await _page(real_db, NESTED)
+    agent = await _page(real_db, NESTED, "?agent=a2271d1")
+    head = agent[: agent.index('class="cs-transcript"')]
+    # The subagent's span (17:34:46 -> 17:35:54), not the session's (17:34:42 -> 17:36:01).
+    assert "2026-01-23 17:34:46 → 2026-01-23 17:35:54 UTC" in head
+    assert "17:36:01" not in head
+    assert "59 events, 1 prompt, 24 tool calls" in head
+    assert "over 10 API calls" in head  # its own responses, not the session's 12
+    assert "Resume" not in head
+    main_head = main[: main.index('class="cs-transcript"')]
+    assert "2026-01-23 17:34:42 → 2026-01-23 17:36:01 UTC" in main_head
+    assert "25 tool calls" in main_head and "over 12 API calls" in main_head
+    # Nested under its Task call, with its own totals in the summary.
+    summary = main[main.index('<details class="cs-subagent">') :]
+    summary = summary[: summary.index("</summary>")]
+    assert "59 events · 1m 07s · 24 tool calls" in summary and "over" not in summary
