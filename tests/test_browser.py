@@ -143,9 +143,11 @@ def test_search_follows_a_hit_to_its_place(server, page, shots):
 def test_transcript_expands_a_tool_call(server, page, shots, workdir):
     session_id, _ = session_file(workdir, "s.tool_calls desc")
     page.goto(f"{server.url}/-/claude-sessions/session/{session_id}")
-    call = page.locator("details.cs-tool").first
+    # Edits, writes, commands and todo lists are shown open; the others are folded.
+    sync_api.expect(page.locator("details.cs-tool-bash").first).to_have_attribute("open", "")
+    call = page.locator("details.cs-tool-read").first
     sync_api.expect(call).to_be_visible()
-    fields = call.locator(".cs-fields")
+    fields = call.locator(".cs-tool-body")
     sync_api.expect(fields).to_be_hidden()
     call.locator("summary").click()
     sync_api.expect(call).to_have_attribute("open", "")
