@@ -111,6 +111,7 @@ COMMANDS = {
     "merge": "cli_cost",
     "demo": "cli_demo",
     "serve": "cli_serve",
+    "statusline": "cli_statusline",
 }
 
 

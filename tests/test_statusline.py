@@ -1,0 +1,209 @@
+"""`claude-sessions statusline`: Claude Code's status-line JSON on stdin, one line out,
+the session's new lines archived first.  Run as real processes with real stdin."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest.lock import WriterLock
+from ingest.sync import run_pass
+
+from .test_usage import SID, line, write_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+# The console script's own code path (ingest.entry), so the fast path is what runs.
+ENTRY = [sys.executable, "-c", "from ingest.entry import main; main()"]
+
+
+def stamp(minutes_ago: float) -> str:
+    ts = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def statusline(payload, db, projects, *extra, code=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    prefix = [sys.executable, "-c", code] if code else ENTRY
+    return subprocess.run(
+        [*prefix, "statusline", "--db", str(db), "--projects", str(projects), *extra],
+        input=data.encode(),
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def payload(transcript: Path, session=SID) -> dict:
+    return {
+        "hook_event_name": "Status",
+        "session_id": session,
+        "transcript_path": str(transcript),
+        "cwd": "/work/app",
+        "model": {"id": "claude-opus-4-1", "display_name": "Opus"},
+        "workspace": {"current_dir": "/work/app", "project_dir": "/work/app"},
+        "version": "1.0.80",
+        "cost": {"total_cost_usd": 0.5},
+    }
+
+
+@pytest.fixture
+def session(tmp_path):
+    root = tmp_path / "projects"
+    transcript = write_jsonl(
+        root / "-work-app" / f"{SID}.jsonl",
+        [
+            line("m1", "r1", ts=stamp(50), out=100_000),
+            line("m2", "r2", ts=stamp(20), out=200_000),
+        ],
+    )
+    # Another session today, and one call two days ago that counts for neither.
+    write_jsonl(
+        root / "-work-app" / "22222222-2222-3333-4444-555555555555.jsonl",
+        [
+            line(
+                "o1",
+                "q1",
+                ts=stamp(30),
+                out=300_000,
+                session="22222222-2222-3333-4444-555555555555",
+            ),
+            line(
+                "o2",
+                "q2",
+                ts=stamp(60 * 48),
+                out=700,
+                session="22222222-2222-3333-4444-555555555555",
+            ),
+        ],
+    )
+    return root, transcript
+
+
+def costs(db, where, params=()) -> float:
+    conn = sqlite3.connect(db)
+    value = conn.execute(f"SELECT sum(cost_usd) FROM api_calls WHERE {where}", params).fetchone()
+    conn.close()
+    return value[0]
+
+
+def dollars(text: str, label: str) -> str:
+    m = re.search(r"\$([\d,.]+) " + label, text)
+    assert m, text
+    return m.group(1)
+
+
+def test_prints_session_today_and_block(session, db_path):
+    root, transcript = session
+    run_pass(db_path, [root])
+    result = statusline(payload(transcript), db_path, root)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert text.count("\n") == 1
+    assert text.startswith("🤖 Opus | 💰 ")
+    assert dollars(text, "session") == f"{costs(db_path, 'session_id = ?', (SID,)):,.2f}"
+    midnight = datetime.combine(datetime.now().date(), datetime.min.time()).astimezone(UTC)
+    today = costs(db_path, "timestamp >= ?", (midnight.strftime("%Y-%m-%dT%H:%M:%S"),))
+    assert dollars(text, "today") == f"{today:,.2f}"
+    if datetime.now().hour >= 1:  # the calls of the last hour all fall on today
+        assert float(dollars(text, "today")) > float(dollars(text, "session"))
+    assert re.search(r"\$[\d.]+ block \((\d)h (\d+)m left\)", text)
+    assert re.search(r"🔥 \$[\d.]+/hr", text)
+    # The context of the session's last main-thread call: 3 + 100 + 1,000 tokens.
+    assert text.rstrip().endswith("| 🧠 1,103 (1%)")
+
+
+def test_archives_the_new_lines_first(session, db_path):
+    root, transcript = session
+    run_pass(db_path, [root])
+    before = costs(db_path, "session_id = ?", (SID,))
+    with open(transcript, "a") as f:
+        f.write(json.dumps(line("m3", "r3", ts=stamp(1), out=50_000)) + "\n")
+    result = statusline(payload(transcript), db_path, root)
+    assert result.returncode == 0, result.stderr
+    after = costs(db_path, "session_id = ?", (SID,))
+    assert after > before
+    assert dollars(result.stdout.decode(), "session") == f"{after:,.2f}"
+    conn = sqlite3.connect(db_path)
+    runs = conn.execute("SELECT trigger, files_changed FROM sync_runs ORDER BY id").fetchall()
+    assert runs[-1] == ("statusline", 1)
+    # Nothing new: no pass at all, and the sync engine is not even imported.
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.stderr.write(repr(sorted(m for m in "
+        "('click', 'ingest.sync', 'ingest.cli') if m in sys.modules))))\n"
+        "from ingest.entry import main; main()"
+    )
+    again = statusline(payload(transcript), db_path, root, code=probe)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.decode().endswith("[]")
+    assert conn.execute("SELECT count(*) FROM sync_runs").fetchone()[0] == len(runs)
+    conn.close()
+
+
+def test_first_run_creates_the_archive_from_that_one_file(session, tmp_path):
+    root, transcript = session
+    db = tmp_path / "new" / "archive.db"
+    result = statusline(payload(transcript), db, root)
+    assert result.returncode == 0, result.stderr
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM sync_files").fetchone()[0] == 1
+    conn.close()
+    assert (
+        dollars(result.stdout.decode(), "session") == f"{costs(db, 'session_id = ?', (SID,)):,.2f}"
+    )
+
+
+def test_another_writer_does_not_block_it(session, db_path):
+    root, transcript = session
+    run_pass(db_path, [root])
+    with open(transcript, "a") as f:
+        f.write(json.dumps(line("m3", "r3", ts=stamp(1), out=50_000)) + "\n")
+    lock = WriterLock(db_path)
+    lock.acquire(5)
+    try:
+        result = statusline(payload(transcript), db_path, root)
+    finally:
+        lock.release()
+    assert result.returncode == 0, result.stderr
+    # The line shows what is archived; the running pass will add the rest.
+    before = costs(db_path, "session_id = ?", (SID,))
+    assert dollars(result.stdout.decode(), "session") == f"{before:,.2f}"
+
+
+def test_no_active_block_and_unknown_session(tmp_path, db_path):
+    root = tmp_path / "projects"
+    old = write_jsonl(root / "-p" / f"{SID}.jsonl", [line("m1", "r1", ts=stamp(60 * 30))])
+    run_pass(db_path, [root])
+    result = statusline(payload(old, session="not-archived"), db_path, root, "--no-sync")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert "$0.00 session" in text and "no active block" in text and "🔥" not in text
+
+
+@pytest.mark.parametrize("stdin", ["", "not json", "[1, 2]"])
+def test_bad_input_is_one_sentence(session, db_path, stdin):
+    root, _ = session
+    result = statusline(stdin, db_path, root)
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert err.startswith("Error: statusline reads the JSON object") and "Traceback" not in err
+
+
+def test_help_goes_through_click(session, db_path):
+    result = subprocess.run(
+        [*ENTRY, "statusline", "--help"],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert b'"statusLine"' in result.stdout and b"--no-sync" in result.stdout
