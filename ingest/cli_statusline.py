@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli import cli, db_option, projects_option
+from .cli import cli, db_option, given_claude_dir, projects_option
 
 
 @cli.command()
@@ -29,9 +29,9 @@ def statusline(db_path: Path | None, projects: tuple[Path, ...], no_sync: bool):
     """
     from .statusline import main
 
-    code = main(
-        db_path.expanduser() if db_path else None,
-        [p.expanduser().absolute() for p in projects],
-        sync=not no_sync,
-    )
+    roots = [p.expanduser().absolute() for p in projects]
+    claude_dir = given_claude_dir()
+    if not roots and claude_dir is not None:
+        roots = [claude_dir / "projects"]
+    code = main(db_path.expanduser() if db_path else None, roots, sync=not no_sync)
     raise SystemExit(code)

@@ -204,26 +204,30 @@ def default_db() -> Path:
 def fast_main(argv: list[str]) -> int | None:
     """``claude-sessions statusline ARGS`` without click; None when ARGS need click
     (``--help``, anything unknown), which then parses them itself."""
-    db = None
+    db = claude_dir = None
     projects: list[Path] = []
     sync = True
     args = list(argv)
     while args:
         arg = args.pop(0)
         name, eq, value = arg.partition("=")
-        if name in ("--db", "--projects"):
+        if name in ("--db", "--projects", "--claude-dir"):
             if not eq:
                 if not args:
                     return None
                 value = args.pop(0)
             if name == "--db":
                 db = Path(value).expanduser()
+            elif name == "--claude-dir":
+                claude_dir = Path(value).expanduser().absolute()
             else:
                 projects.append(Path(value).expanduser().absolute())
         elif arg == "--no-sync":
             sync = False
         else:
             return None
+    if not projects and claude_dir is not None:
+        projects = [claude_dir / "projects"]
     return main(db, projects, sync)
 
 
