@@ -30,7 +30,7 @@ from . import facts, kept, render, transcript
 
 PLUGIN = "datasette-claude-sessions"
 PREFIX = "/-/claude-sessions"
-SEARCH_KINDS = ("prompt", "answer", "thinking", "tool_use", "tool_result")
+SEARCH_KINDS = ("prompt", "answer", "thinking", "tool_use", "tool_result", "command", "context")
 SEARCH_PAGE_SIZE = 20
 SEARCH_COUNT_CAP = 1000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -18,6 +18,8 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from ingest import prompts
+
 # Longer texts are shown as preformatted text: there is no point formatting megabytes of
 # pasted logs.
 MARKDOWN_LIMIT = 200_000
@@ -274,6 +276,9 @@ def display_title(title: str | None) -> str | None:
     archive keeps the raw title."""
     if not title or "<" not in title:
         return title
+    if title.lstrip().startswith(tuple(f"<{t}>" for t in prompts.CONTEXT_TAGS)):
+        # An archive titled before context was told from prompts (the next sync fixes it).
+        return prompts.typed_text(title) or None
     parts = {name: value.strip() for name, value in _COMMAND_TAG.findall(title)}
     if not parts:
         return title

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ingest import prompts
 from ingest.parse import HUGE_BYTES, KEEP_BYTES
 
 from . import facts, kept, render, tools
@@ -228,6 +229,88 @@ _COMMAND_OUTPUTS = (
 )
 
 
+_OPENED_FILE = re.compile(r"opened the file (.+?) in the IDE")
+_SELECTED = re.compile(r"selected the lines (\d+) to (\d+) from (.+?):\n")
+_CONTEXT_LABELS = {
+    "ide_opened_file": "Opened in the IDE",
+    "ide_selection": "Selected in the IDE",
+    "ide_diagnostics": "IDE diagnostics",
+    "system-reminder": "System reminder",
+    "user-prompt-submit-hook": "Prompt hook output",
+    "task-notification": "Background task notification",
+}
+
+
+def _context_block(tag: str, content: str) -> dict:
+    """A small note for IDE context, a reminder or hook output inside a user record."""
+    label = _CONTEXT_LABELS.get(tag, tag)
+    content = content.strip()
+    if tag == "ide_opened_file":
+        m = _OPENED_FILE.search(content)
+        if m:
+            return {"type": "context", "label": label, "detail": m.group(1)}
+    if tag == "ide_selection":
+        m = _SELECTED.search(content)
+        if m:
+            first, last, path = m.groups()
+            lines = f"line {first}" if first == last else f"lines {first}–{last}"
+            selected = content[m.end() :]
+            selected = selected.rsplit("\n\nThis may or may not be related", 1)[0]
+            shown, cut = _cut(selected)
+            return {
+                "type": "context",
+                "label": label,
+                "detail": f"{path}, {lines}",
+                "html": render.pre(shown),
+                "cut": cut,
+            }
+    shown, cut = _cut(content)
+    return {
+        "type": "context",
+        "label": label,
+        "detail": _preview(content, 100),
+        "html": render.pre(shown),
+        "cut": cut,
+    }
+
+
+def _prompt_blocks(text: Any) -> list[dict]:
+    """A user text block: what was typed as Markdown, Claude Code's context around it as
+    small notes, command tags as command lines."""
+    if not isinstance(text, str):
+        return [_markdown(text)]
+    blocks: list[dict] = []
+    plain: list[str] = []
+    for tag, content in prompts.segments(text):
+        if tag is None:
+            if content.strip().startswith(prompts.INTERRUPTED):
+                blocks.append({"type": "note", "text": content.strip().strip("[]")})
+            else:
+                plain.append(content)
+            continue
+        if plain:
+            blocks.append(_markdown("".join(plain).strip("\n")))
+            plain = []
+        if tag in prompts.CONTEXT_TAGS:
+            blocks.append(_context_block(tag, content))
+        elif tag in ("command-name", "bash-input"):
+            line = content.strip()
+            if tag == "bash-input":
+                line = "! " + line
+            elif not line.startswith("/"):
+                line = "/" + line
+            blocks.append({"type": "command", "line": line})
+        elif content.strip() and tag not in ("command-message", "local-command-caveat"):
+            blocks.append(_details(tag, content, markdown=False, css="command-output"))
+    if plain:
+        blocks.append(_markdown("".join(plain).strip("\n")))
+    return blocks
+
+
+def _interrupted(blocks: list[dict]) -> bool:
+    return any(b["type"] == "note" and b["text"].startswith("Request interrupted") for b in blocks)
+
+
 def _command_view(tags: dict[str, str]) -> tuple[str, str, list[dict]]:
     """A slash command (``/model opus``) or ``!`` shell command as one line, and its
     output in closed blocks."""
@@ -379,7 +462,7 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
                 if record.get("isMeta"):
                     blocks.append(_details("Injected context", block.get("text"), markdown=False))
                 else:
-                    blocks.append(_markdown(block.get("text")))
+                    blocks.extend(_prompt_blocks(block.get("text")))
             elif btype == "image":
                 blocks.append({"type": "html", "html": render.image(block)})
             elif btype == "tool_result":
@@ -403,6 +486,10 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
             return "Tool result", "tool-result", blocks
         if record.get("isMeta"):
             return "Meta", "meta", blocks
+        if kind in ("context", "command"):
+            # Nothing typed: IDE context, a reminder, hook output, an interruption.
+            label = "Interrupted" if _interrupted(blocks) else "Context"
+            return label, "context", blocks
         return ("Sidechain prompt" if row["is_sidechain"] else "Prompt"), "prompt", blocks
 
     if rtype == "assistant":

@@ -34,10 +34,13 @@ from .parse import (
     tool_results,
     tool_uses,
 )
+from .prompts import typed_text
 
 AGENT_ID_IN_TEXT = re.compile(r"agentId: ([A-Za-z0-9_-]+)")
 TITLE_CHARS = 120
 FIRST_PROMPT_CHARS = 2000
+FIRST_PROMPT_SCAN = 200_000
+_IMAGE_PLACEHOLDER = re.compile(r"\[image: [\w.+/-]*\]")
 # Prompts that Claude Code writes on the user's behalf: not a title.
 NOT_A_PROMPT = ("<local-command-", "<command-", "Caveat: ", "[Request interrupted")
 
@@ -371,17 +374,20 @@ def _named_by_a_record(conn: sqlite3.Connection, sid: str) -> bool:
 
 
 def _first_prompt(conn: sqlite3.Connection, sid: str) -> str | None:
+    """The first thing the user typed in the main thread: IDE context, reminders and
+    slash commands taken out (see ingest.prompts)."""
     rows = conn.execute(
-        f"SELECT substr(text, 1, {FIRST_PROMPT_CHARS}) FROM events WHERE session_id = ? "
+        # IDE context may be long (a selection): read well past it, not just the start.
+        f"SELECT substr(text, 1, {FIRST_PROMPT_SCAN}) FROM events WHERE session_id = ? "
         "AND +kind = 'prompt' "  # + : walk this session's events, not every prompt
         "AND coalesce(is_meta, 0) = 0 AND coalesce(is_sidechain, 0) = 0 AND text IS NOT NULL "
         "ORDER BY timestamp",  # index order: no sort, stops early
         (sid,),
     )
     for (text,) in rows:
-        stripped = text.lstrip()
-        if stripped and not stripped.startswith(NOT_A_PROMPT):
-            return text
+        typed = typed_text(text)
+        if typed and not typed.startswith(NOT_A_PROMPT):
+            return typed[:FIRST_PROMPT_CHARS]
     return None
 
 
@@ -409,7 +415,9 @@ def _title(conn: sqlite3.Connection, sid: str, first_prompt: str | None):
     if summary and summary.strip():
         return one_line(summary, TITLE_CHARS), "summary"
     if first_prompt:
-        return one_line(first_prompt, TITLE_CHARS), "first-prompt"
+        # "[image: image/png]" placeholders of pasted images say nothing as a title.
+        text = _IMAGE_PLACEHOLDER.sub(" ", first_prompt).strip() or first_prompt
+        return one_line(text, TITLE_CHARS), "first-prompt"
     return None, None
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from .prompts import kind_of_user_text
+
 EVENT_COLUMNS = (
     "type",
     "subtype",
@@ -197,6 +199,25 @@ def content_text(content: Any) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def _user_kind(content: Any) -> str:
+    """prompt, command or context (see ingest.prompts): IDE context, reminders and
+    slash-command records are not prompts.  A pasted image counts as typed."""
+    if isinstance(content, str):
+        return kind_of_user_text(content)
+    if not isinstance(content, list):
+        return "prompt"
+    texts = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        btype = block.get("type")
+        if btype == "text":
+            texts.append(_s(block.get("text")) or "")
+        elif btype is not None:
+            return "prompt"  # an image, a document...
+    return kind_of_user_text("\n".join(texts)) if texts else "prompt"
+
+
 def _kind(rtype: Any, obj: dict[str, Any], message: dict[str, Any]) -> str:
     if rtype == "user":
         if obj.get("isCompactSummary"):
@@ -208,7 +229,7 @@ def _kind(rtype: Any, obj: dict[str, Any], message: dict[str, Any]) -> str:
             return "tool_result"
         if obj.get("isMeta"):
             return "meta"
-        return "prompt"
+        return _user_kind(content)
     if rtype == "assistant":
         types = {b.get("type") for b in message.get("content") or [] if isinstance(b, dict)}
         if "text" in types:

@@ -477,6 +477,56 @@ def m301_kept_files(db: Database) -> None:
     )
 
 
+@migrations(name="m501_context_is_not_a_prompt")
+def m501_context_is_not_a_prompt(db: Database) -> None:
+    # User records that hold only IDE context, system reminders, hook output or slash
+    # commands were stored as kind 'prompt' and counted and titled as prompts: they get
+    # the kinds 'context' and 'command' (ingest/prompts.py), in events and events_fts,
+    # and the sessions they touch (or titled by tagged text) are recomputed.
+    from .derive import refresh_sessions
+    from .parse import EVENT_COLUMNS, LineError, parse
+
+    kind_index = EVENT_COLUMNS.index("kind")
+    conn = db.conn
+    changed: list[tuple[int, str]] = []
+    sessions: set[str] = set()
+    rows = conn.execute(
+        "SELECT id, raw, session_id FROM events WHERE kind = 'prompt' AND type = 'user'"
+    )
+    for event_id, raw, session_id in rows:
+        if raw is None:
+            continue
+        try:
+            _obj, cols = parse(raw.encode("utf-8") if isinstance(raw, str) else raw)
+        except LineError:
+            continue
+        kind = cols[kind_index]
+        if kind != "prompt":
+            changed.append((event_id, kind))
+            sessions.add(session_id)
+    fts = (
+        "INSERT INTO events_fts (events_fts, rowid, text, kind) "
+        "SELECT 'delete', id, substr(text, 1, 1048576), kind FROM events "
+        "WHERE id = ? AND text IS NOT NULL"
+    )
+    for event_id, kind in changed:
+        conn.execute(fts, (event_id,))
+        conn.execute("UPDATE events SET kind = ? WHERE id = ?", (kind, event_id))
+        conn.execute(
+            "INSERT INTO events_fts (rowid, text, kind) SELECT id, substr(text, 1, 1048576), "
+            "kind FROM events WHERE id = ? AND text IS NOT NULL",
+            (event_id,),
+        )
+    sessions |= {
+        r[0]
+        for r in conn.execute(
+            "SELECT session_id FROM sessions WHERE title LIKE '%<%' OR first_prompt LIKE '%<%'"
+        )
+    }
+    sessions.discard(None)
+    refresh_sessions(conn, sorted(sessions))
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""

@@ -278,3 +278,166 @@ async def test_subagent_page_shows_its_own_facts(real_db):
     summary = main[main.index('<details class="cs-subagent">') :]
     summary = summary[: summary.index("</summary>")]
     assert "59 events · 1m 07s · 24 tool calls" in summary and "over" not in summary
+
+
+# Context is not a prompt ----------------------------------------------------------------
+
+COMMANDS_ONLY = "c0aa0a0d-0000-4000-8000-0000000000c1"
+
+
+def commands_only_session() -> list[dict]:
+    lines = [
+        "<command-message>model is running…</command-message>\n"
+        "<command-name>/model</command-name>\n<command-args>opus</command-args>",
+        "<local-command-stdout>Set model to opus</local-command-stdout>",
+        [{"type": "text", "text": "<system-reminder>Remember the rules.</system-reminder>"}],
+        "<command-name>/exit</command-name>\n<command-message>exit</command-message>",
+        "[Request interrupted by user]",
+    ]
+    out = []
+    for i, content in enumerate(lines):
+        rec = _user(i, content)
+        rec["sessionId"] = COMMANDS_ONLY
+        rec["uuid"], rec["parentUuid"] = f"c{i}", (f"c{i - 1}" if i else None)
+        out.append(rec)
+    return out
+
+
+@pytest.fixture(scope="module")
+def context_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("context")
+    write_jsonl(tmp / "projects" / "-work-review" / f"{REVIEW}.jsonl", review_session())
+    write_jsonl(
+        tmp / "projects" / "-work-review" / f"{COMMANDS_ONLY}.jsonl", commands_only_session()
+    )
+    return build_archive(tmp, real=False)
+
+
+def test_user_text_kinds():
+    from ingest.prompts import kind_of_user_text, typed_text
+
+    ide = "<ide_opened_file>The user opened the file /a.py in the IDE.</ide_opened_file>"
+    assert kind_of_user_text(ide) == "context"
+    assert (
+        kind_of_user_text(ide + "\nFix it") == "prompt" and typed_text(ide + "\nFix it") == "Fix it"
+    )
+    assert kind_of_user_text("<command-name>/model</command-name>") == "command"
+    assert kind_of_user_text("<local-command-stdout>x</local-command-stdout>") == "command"
+    assert kind_of_user_text("<bash-input>ls</bash-input>") == "command"
+    assert kind_of_user_text("<system-reminder>x</system-reminder>") == "context"
+    assert kind_of_user_text("[Request interrupted by user]") == "context"
+    assert kind_of_user_text("Why does <system-reminder> show up?") == "prompt"
+    assert kind_of_user_text("a < b") == "prompt"
+
+
+@pytest.mark.asyncio
+async def test_context_is_a_note_and_titles_come_from_typed_text(context_db):
+    conn = sqlite3.connect(context_db)
+    title, prompts, first = conn.execute(
+        "select title, prompts, first_prompt from sessions where session_id = ?", (REVIEW,)
+    ).fetchone()
+    kinds = [
+        r[0]
+        for r in conn.execute(
+            "select kind from events where type = 'user' and session_id = ? order by id", (REVIEW,)
+        )
+    ]
+    conn.close()
+    assert title == "Rename **total** to sum 1. in app.py 2. in tests" and prompts == 1
+    assert first.startswith("Rename") and "ide_opened_file" not in first
+    assert kinds[0] == "prompt"
+    html = await _page(context_db)
+    assert "&lt;ide_opened_file&gt;" not in html and "<ide_opened_file>" not in html
+    assert re.search(
+        r'<p class="cs-context"><span class="cs-context-label">Opened in the IDE</span> '
+        r'<code class="cs-context-detail">/work/review/app.py</code></p>',
+        html,
+    )
+    prompt = html[html.index('class="cs-event cs-prompt') :]
+    prompt = prompt[: prompt.index('class="cs-event ', 10)]
+    assert re.search(r"<ol>\s*<li>in app.py</li>\s*<li>in tests</li>\s*</ol>", prompt)
+    assert "<strong>total</strong>" in prompt
+    assert "<title>Rename **total** to sum" in html
+
+
+@pytest.mark.asyncio
+async def test_commands_are_not_prompts(context_db):
+    conn = sqlite3.connect(context_db)
+    title, prompts = conn.execute(
+        "select title, prompts from sessions where session_id = ?", (COMMANDS_ONLY,)
+    ).fetchone()
+    kinds = [
+        r[0]
+        for r in conn.execute(
+            "select kind from events where session_id = ? order by id", (COMMANDS_ONLY,)
+        )
+    ]
+    conn.close()
+    assert (title, prompts) == (None, 0)
+    assert kinds == ["command", "command", "context", "command", "context"]
+    html = await _page(context_db, COMMANDS_ONLY)
+    assert "<h1>(no prompt) c0aa0a0d" in html
+    assert "0 prompts" in html
+    assert '<p class="cs-command"><code>/model opus</code></p>' in html
+    assert '<p class="cs-command"><code>/exit</code></p>' in html
+    assert "System reminder" in html and 'class="cs-event cs-context' in html
+    assert 'class="cs-event cs-prompt' not in html
+    ds = datasette_for(context_db)
+    home = (await ds.client.get("/-/claude-sessions.json")).json()
+    assert COMMANDS_ONLY not in {r["session_id"] for r in home["recent"]}
+    search = (await ds.client.get("/-/claude-sessions/search.json?q=opus&kind=command")).json()
+    assert search["hits"] and {h["kind"] for h in search["hits"]} == {"command"}
+
+
+def test_migration_recomputes_kinds_and_titles(tmp_path):
+    from ingest.schema import connect, ensure_schema
+
+    write_jsonl(tmp_path / "projects" / "-work-review" / f"{REVIEW}.jsonl", review_session())
+    write_jsonl(
+        tmp_path / "projects" / "-work-review" / f"{COMMANDS_ONLY}.jsonl", commands_only_session()
+    )
+    db = build_archive(tmp_path, real=False)
+    conn = connect(str(db))
+    # Make it look like an archive written before m501: every user text a 'prompt', the
+    # sessions counted and titled that way.
+    ids = [r[0] for r in conn.execute("select id from events where kind in ('command', 'context')")]
+    assert len(ids) == 5
+    for event_id in ids:
+        conn.execute(
+            "insert into events_fts (events_fts, rowid, text, kind) select 'delete', id, text, "
+            "kind from events where id = ?",
+            (event_id,),
+        )
+        conn.execute("update events set kind = 'prompt' where id = ?", (event_id,))
+        conn.execute(
+            "insert into events_fts (rowid, text, kind) select id, text, kind from events "
+            "where id = ?",
+            (event_id,),
+        )
+    conn.execute(
+        "update sessions set prompts = 5, title = '<ide_opened_file>The user opened' "
+        "where session_id = ?",
+        (REVIEW,),
+    )
+    conn.execute("update sessions set prompts = 5 where session_id = ?", (COMMANDS_ONLY,))
+    conn.execute("delete from _sqlite_migrations where name = 'm501_context_is_not_a_prompt'")
+    ensure_schema(conn)
+    rows = dict(conn.execute("select session_id, prompts from sessions").fetchall())
+    assert rows == {REVIEW: 1, COMMANDS_ONLY: 0}
+    assert (
+        conn.execute("select title from sessions where session_id = ?", (REVIEW,))
+        .fetchone()[0]
+        .startswith("Rename")
+    )
+    counts = dict(conn.execute("select kind, count(*) from events where type = 'user' group by 1"))
+    assert counts["command"] == 3 and counts["context"] == 2
+    # The index says the same: kind filters find them under their new kinds.
+    found = conn.execute(
+        "select count(*) from events_fts where events_fts match 'kind : command'"
+    ).fetchone()[0]
+    stale = conn.execute(
+        "select count(*) from events_fts where events_fts match 'text : opus AND kind : prompt'"
+    ).fetchone()[0]
+    assert (found, stale) == (3, 0)
+    conn.execute("insert into events_fts (events_fts) values ('integrity-check')")
+    conn.close()
