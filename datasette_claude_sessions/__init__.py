@@ -6,12 +6,13 @@ search) and status.py (sync status, Sync now, live updates, permissions).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from datasette import hookimpl
-from jinja2 import ChoiceLoader, FileSystemLoader
+from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, TemplateNotFound
 
-from . import kept, pages, status
+from . import guard, kept, pages, status
 from .status import permission_allowed, register_actions  # noqa: F401  (hook implementations)
 
 HERE = Path(__file__).resolve().parent
@@ -33,9 +34,94 @@ def metadata_path() -> Path:
     raise RuntimeError("datasette-claude-sessions: metadata.yml not found")
 
 
+# datasette-dashboards' pages start their charts with an inline script that changes per
+# page (filters, chart queries): the Content-Security-Policy cannot allow it by hash.
+# DashboardLoader serves those two templates with the script replaced by a JSON block
+# and static/dashboard.js, which starts the same charts.
+DASHBOARD_SCRIPT = re.compile(
+    r"<script type=\"text/javascript\">\s*(?:\{% for chart_slug, chart in dashboard\.charts\."
+    r"items\(\) %\}|renderChart\('\{\{ slug \}\}').*?</script>",
+    re.S,
+)
+DASHBOARD_DATA = {
+    "dashboard_view.html": "{'charts': dashboard.charts, 'query_string': query_string, "
+    "'absolute_url': absolute_url, 'autorefresh': settings.autorefresh|default(none), 'full_height': false}",
+    "dashboard_chart.html": "{'charts': {slug: chart}, 'query_string': query_string, "
+    "'absolute_url': absolute_url, 'autorefresh': none, 'full_height': true}",
+}
+
+
+class DashboardLoader(BaseLoader):
+    def __init__(self, base):
+        self.base = base
+
+    def get_source(self, environment, template):
+        if template not in DASHBOARD_DATA:
+            raise TemplateNotFound(template)
+        source, filename, uptodate = self.base.get_source(environment, template)
+        replacement = (
+            '<script type="application/json" id="claude-sessions-dashboard">'
+            f"{{{{ {DASHBOARD_DATA[template]}|tojson }}}}</script>\n"
+            "  <script src=\"{{ urls.static_plugins('datasette-claude-sessions', "
+            "'dashboard.js') }}\"></script>"
+        )
+        rewritten, count = DASHBOARD_SCRIPT.subn(lambda m: replacement, source)
+        if count != 1:
+            raise TemplateNotFound(template)  # another version: served as it is
+        # The one inline event handler (the policy blocks those): bound by dashboard.js.
+        rewritten = rewritten.replace(
+            'onclick="toggleFullscreen()"', "data-claude-sessions-fullscreen"
+        )
+        return rewritten, filename, uptodate
+
+    def list_templates(self):
+        return []
+
+
+def _escape_datasette_uris() -> None:
+    """Datasette builds ``file:{path}?mode=ro`` unescaped: an archive whose path holds
+    ``#``, ``?`` or ``%`` opens another file (SQLite reads them as URI syntax).  Such
+    databases connect through ingest.archive.sqlite_uri instead; others as before."""
+    import sqlite3
+
+    from datasette.database import Database
+
+    from ingest.archive import sqlite_uri
+
+    original = Database.connect
+    if getattr(original, "claude_sessions_escaped", False):
+        return
+
+    def connect(self, write=False):
+        path = getattr(self, "path", None)
+        if getattr(self, "is_memory", False) or not path or not any(c in path for c in "#?%"):
+            return original(self, write)
+        if write:
+            query = ""
+        elif self.is_mutable:
+            query = "mode=ro" + ("&nolock=1" if getattr(self.ds, "nolock", False) else "")
+        else:
+            query = "immutable=1"
+        conn = sqlite3.connect(sqlite_uri(path, query), uri=True, check_same_thread=False)
+        self._all_file_connections.append(conn)
+        return conn
+
+    connect.claude_sessions_escaped = True
+    Database.connect = connect
+
+
+_escape_datasette_uris()
+
+
 @hookimpl
 def prepare_jinja2_environment(env):
-    env.loader = ChoiceLoader([env.loader, FileSystemLoader(str(templates_dir()))])
+    base = env.loader
+    env.loader = ChoiceLoader([DashboardLoader(base), base, FileSystemLoader(str(templates_dir()))])
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    return lambda app: guard.wrap(datasette, app)
 
 
 @hookimpl

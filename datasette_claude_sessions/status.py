@@ -36,10 +36,11 @@ from datasette import Forbidden, Response, hookimpl
 from datasette.utils import StartupError, actor_matches_allow
 from markupsafe import Markup
 
+from ingest.archive import connect_readonly
 from ingest.paths import default_projects_dirs, settings_path
 from ingest.usage import status_figures as usage_figures
 
-from . import live
+from . import guard, live
 from .pages import archive_database
 
 PLUGIN = "datasette-claude-sessions"
@@ -113,7 +114,13 @@ def register_actions(datasette):
     return [Action(name=SYNC_ACTION, description="Run a claude-sessions sync pass now")]
 
 
-async def can_sync(datasette, actor) -> bool:
+async def can_sync(datasette, request) -> bool:
+    """May this request press Sync now?  Beyond loopback (guard.exposed) only an actor
+    that allow_sync names: `true` (everybody) counts for loopback servers only."""
+    actor = request.actor
+    if guard.exposed(datasette, request.scope):
+        allow = plugin_config(datasette).get("allow_sync", DEFAULT_ALLOW_SYNC)
+        return isinstance(allow, dict) and actor_matches_allow(actor, allow)
     if hasattr(datasette, "allowed"):  # Datasette 1.0
         allow = plugin_config(datasette).get("allow_sync", DEFAULT_ALLOW_SYNC)
         return actor_matches_allow(actor, allow) or await datasette.allowed(
@@ -460,7 +467,7 @@ async def require_view(datasette, request, db) -> None:
 
 async def status_page(datasette, request):
     db = await archive_database(datasette)
-    context = {"db": db, "status": None, "can_sync": await can_sync(datasette, request.actor)}
+    context = {"db": db, "status": None, "can_sync": await can_sync(datasette, request)}
     if db is not None:
         await require_view(datasette, request, db)
         context["status"] = await current_status(datasette, db)
@@ -531,7 +538,7 @@ async def sync_now(datasette, request):
         if as_json:
             return Response.json({"ok": False, "error": message}, status=403)
         return Response.text(message, status=403)
-    if not await can_sync(datasette, request.actor):
+    if not await can_sync(datasette, request):
         message = f"Sync now needs the {SYNC_ACTION} permission."
         if as_json:
             return Response.json({"ok": False, "error": message}, status=403)
@@ -546,13 +553,25 @@ async def sync_now(datasette, request):
             "lines. Open it as a normal file to use Sync now.",
         }
     else:
-        result = await request_sync(datasette, db.path, projects_roots(datasette))
+        try:
+            result = await request_sync(datasette, db.path, projects_roots(datasette))
+        except Exception as e:  # never a 500: one sentence, and the status page
+            message = f"Sync now could not run a pass: {describe(e)}"
+            if as_json:
+                return Response.json({"ok": False, "message": message}, status=503)
+            return Response.text(message, status=503)
     if as_json:
         return Response.json(result, status=200 if result["ok"] else 409)
     datasette.add_message(
         request, result["message"], datasette.INFO if result["ok"] else datasette.ERROR
     )
     return Response.redirect(datasette.urls.path(STATUS_PATH))
+
+
+def describe(error: Exception) -> str:
+    """One sentence for an exception, ending with a full stop."""
+    text = str(error).strip() or type(error).__name__
+    return text if text.endswith(".") else text + "."
 
 
 def foreign_origin(request) -> str | None:
@@ -595,7 +614,7 @@ async def run_sync(db_path: str, roots: list[Path]) -> dict:
 
 
 def _read_only(db_path: str) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    return connect_readonly(db_path)
 
 
 def _sidecar_and_last_run(db_path: str) -> tuple[dict, int]:

@@ -29,6 +29,14 @@ def read_only_location(db: Path) -> bool:
     return not os.access(folder, os.W_OK | os.X_OK)
 
 
+def sqlite_uri(db: str | os.PathLike, query: str = "") -> str:
+    """A ``file:`` URI for db, its path %-escaped: a path with ``#``, ``?`` or ``%`` in it
+    would otherwise be cut short (SQLite reads them as URI syntax) and open another file.
+    ``query``: e.g. ``"mode=ro"``."""
+    uri = Path(db).absolute().as_uri()
+    return f"{uri}?{query}" if query else uri
+
+
 def connect_readonly(db: str | os.PathLike) -> sqlite3.Connection:
     """A read-only connection that changes nothing on disk.
 
@@ -38,7 +46,7 @@ def connect_readonly(db: str | os.PathLike) -> sqlite3.Connection:
     file exists there, sqlite3.DatabaseError when the file is no database.
     """
     db = Path(db).absolute()
-    conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    conn = sqlite3.connect(sqlite_uri(db, "mode=ro"), uri=True, check_same_thread=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
@@ -53,7 +61,7 @@ def connect_readonly(db: str | os.PathLike) -> sqlite3.Connection:
             f"{db} is on a read-only location and its {wal.name} file (the latest changes) "
             f"{readable}; copy both files to a writable folder or ask for read access."
         )
-    conn = sqlite3.connect(f"{db.as_uri()}?immutable=1", uri=True, check_same_thread=False)
+    conn = sqlite3.connect(sqlite_uri(db, "immutable=1"), uri=True, check_same_thread=False)
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn
 

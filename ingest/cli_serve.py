@@ -71,6 +71,14 @@ DATASETTE_SETTINGS = (("sql_time_limit_ms", "5000"), ("facet_time_limit_ms", "50
     help="Port to listen on.",
 )
 @click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests that name this host (repeatable), for a DNS name or a "
+    "reverse proxy; other names get 421.  The listen address and localhost always work.",
+)
+@click.option(
     "--no-watch", is_flag=True, help="Do not start the watch sidecar (archive on demand only)."
 )
 @click.option(
@@ -80,7 +88,7 @@ DATASETTE_SETTINGS = (("sql_time_limit_ms", "5000"), ("facet_time_limit_ms", "50
     "directory) with its own database, instead of your transcripts.",
 )
 @click.argument("datasette_args", nargs=-1, type=click.UNPROCESSED)
-def serve(db_path, projects, host, machine, port, no_watch, demo, datasette_args):
+def serve(db_path, projects, host, machine, port, allow_hosts, no_watch, demo, datasette_args):
     """Sync your transcripts, keep syncing, and browse them in Datasette.
 
     \b
@@ -99,6 +107,7 @@ def serve(db_path, projects, host, machine, port, no_watch, demo, datasette_args
     """
     if demo and projects:
         raise click.ClickException("Use either --demo or --projects, not both.")
+    host = listen_host(host, datasette_args)
     check_port_free(host, port)
     if not is_loopback(host):
         click.echo(
@@ -129,10 +138,10 @@ def serve(db_path, projects, host, machine, port, no_watch, demo, datasette_args
             )
             if watcher:
                 children.append(watcher)
-        metadata = write_metadata(workdir / "metadata.json", db, roots, host)
+        metadata = write_metadata(workdir / "metadata.json", db, roots, host, allow_hosts)
         datasette = start_datasette(db, metadata, host, port, list(datasette_args))
         children.append(datasette)
-        url = f"http://{url_host(host)}:{port}/"
+        url = f"http://{url_host(reachable(host))}:{port}/"
         wait_until_up(datasette, url)
         click.echo(f"Serving {url}  (Ctrl-C to stop)")
         supervise(datasette, children)
@@ -168,6 +177,19 @@ def _terminate_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def listen_host(host: str, datasette_args) -> str:
+    """The address Datasette will listen on: the last --host / -h among the arguments
+    passed through to it wins over serve's own --host (Datasette reads them last)."""
+    found = host
+    args = list(datasette_args)
+    for i, arg in enumerate(args):
+        if arg in ("--host", "-h") and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--host="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -175,6 +197,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def reachable(host: str) -> str:
+    """An address to open for host: loopback for the any-address (0.0.0.0, ::)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return host
 
 
 def url_host(host: str) -> str:
@@ -314,13 +347,19 @@ def load_metadata(database: str) -> dict:
     return module.load_metadata(database, path=plugin_file("metadata.yml"))
 
 
-def write_metadata(path: Path, db: Path, roots: list[Path], host: str) -> Path:
-    """metadata.yml plus this run's plugin settings, as JSON for `datasette --metadata`."""
+def write_metadata(path: Path, db: Path, roots: list[Path], host: str, allow_hosts=()) -> Path:
+    """metadata.yml plus this run's plugin settings, as JSON for `datasette --metadata`.
+
+    listen_host tells the plugin whether it is reachable beyond loopback (then Sync now
+    is only for who allow_sync names, and anonymous visitors see no home directory)."""
     metadata = load_metadata(db.stem)
     config = metadata.setdefault("plugins", {}).setdefault(PLUGIN, {}) or {}
     metadata["plugins"][PLUGIN] = config
     config["projects"] = [str(r) for r in roots]
     config["database"] = db.stem
+    config["listen_host"] = host
+    if allow_hosts:
+        config["allow_hosts"] = sorted({*config.get("allow_hosts", []), *allow_hosts})
     if is_loopback(host):
         config["allow_sync"] = True
     path.write_text(json.dumps(metadata, indent=2), encoding="utf-8")

@@ -79,14 +79,14 @@ async def test_linked_event_inside_details_is_opened(archive):
     try:
         await page.goto(f"{BASE}/-/claude-sessions/session/{SESSION}?size=2000#e{result}")
         await page.wait_for_function(
-            f"document.querySelector('#e{result} details') && "
+            f"() => document.querySelector('#e{result} details') && "
             f"document.querySelector('#e{result} details').open"
         )
         assert await page.evaluate(OPEN_DETAILS, f"e{result}") == [True]
         assert await page.evaluate(OPEN_DETAILS, f"e{thinking}") == [False]
         # Following another link on the same page (hashchange) opens that one too.
         await page.evaluate(f"window.location.hash = '#e{thinking}'")
-        await page.wait_for_function(f"document.querySelector('#e{thinking} details').open")
+        await page.wait_for_function(f"() => document.querySelector('#e{thinking} details').open")
     finally:
         await close(playwright, browser)
 

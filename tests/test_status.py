@@ -761,16 +761,16 @@ def test_status_page_updates_live_in_a_browser(tmp_path, real_projects):
                 path, session_id = session_file(real_projects)
                 append_prompts(path, session_id, ["from the terminal"])
                 run_pass(db, [real_projects], trigger="cli")
-                page.wait_for_function(f"{rows} === 2", timeout=15000)
+                page.wait_for_function(f"() => {rows} === 2", timeout=15000)
                 assert "1 new lines" in page.inner_text("#cs-last-pass")
 
                 page.click("form.cs-sync button")
                 page.wait_for_function(
-                    "document.getElementById('cs-sync-result').textContent.startsWith('Synced')",
+                    "() => document.getElementById('cs-sync-result').textContent.startsWith('Synced')",
                     timeout=15000,
                 )
                 assert page.url.endswith("/-/claude-sessions/status")  # no reload
-                page.wait_for_function(f"{rows} === 3", timeout=15000)
+                page.wait_for_function(f"() => {rows} === 3", timeout=15000)
                 first_trigger = page.inner_text("#recent-runs tbody tr:first-child td:nth-child(2)")
                 assert first_trigger == "manual"
             finally:
