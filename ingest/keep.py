@@ -38,12 +38,13 @@ import re
 import sqlite3
 import stat as stat_module
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
 
+from .db import now_iso, retry_busy
 from .digest import blake2b
 
 # zstd level for kept contents: on the demo corpus's kept files, level 3 stored them in
@@ -82,10 +83,6 @@ class Found:
     area: str
     session_id: str | None
     st: os.stat_result
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def printable(path: str) -> str:
@@ -692,20 +689,6 @@ def text_or_none(value) -> str | None:
 
 def head_hash(data: bytes) -> str:
     return blake2b(data, digest_size=16).hexdigest()
-
-
-def retry_busy(fn: Callable, attempts: int = 6):
-    delay = 0.05
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except sqlite3.OperationalError as e:
-            msg = str(e)
-            if attempt == attempts - 1 or ("locked" not in msg and "busy" not in msg):
-                raise
-            time.sleep(delay)
-            delay *= 2
-    return None
 
 
 def session_folders(roots: Iterable[str], paths: Iterable[str]) -> list[tuple[str, str]]:
