@@ -41,12 +41,20 @@ from .cli import cli
     "byte-identical on every run.",
 )
 @click.option(
+    "--full",
+    is_flag=True,
+    help="Write a whole Claude directory: the transcripts in DIRECTORY/projects, and what "
+    "Claude Code keeps beside them: tool-results/ in the session folders (tool outputs "
+    "over 30,000 characters of 2.1 sessions, their lines keeping a preview), "
+    "file-history/, plans/, todos/ and history.jsonl.",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Write into DIRECTORY even if it is not empty (files with the same names are "
     "overwritten, nothing is deleted).",
 )
-def demo_command(directory: Path, mb: float, seed: int, sessions, now, force: bool):
+def demo_command(directory: Path, mb: float, seed: int, sessions, now, full: bool, force: bool):
     """Write a synthetic Claude Code projects tree into DIRECTORY.
 
     The tree looks like ~/.claude/projects: several projects, sessions over the last
@@ -79,14 +87,20 @@ def demo_command(directory: Path, mb: float, seed: int, sessions, now, force: bo
             f"Not enough free disk space for {mb:g} MB in {free_in} ({free / demo.MB:.0f} MB free)."
         )
     anchor = now.replace(tzinfo=UTC).timestamp() if now else None
+    projects = directory / "projects" if full else directory
+    extra = None
     try:
         if sys.stderr.isatty():
             with click.progressbar(length=int(mb * demo.MB), file=sys.stderr) as bar:
                 summary = demo.generate(
-                    directory, mb=mb, seed=seed, progress=bar.update, sessions=sessions, now=anchor
+                    projects, mb=mb, seed=seed, progress=bar.update, sessions=sessions, now=anchor
                 )
         else:
-            summary = demo.generate(directory, mb=mb, seed=seed, sessions=sessions, now=anchor)
+            summary = demo.generate(projects, mb=mb, seed=seed, sessions=sessions, now=anchor)
+        if full:
+            from .demo_keep import add_claude_dir_files
+
+            extra = add_claude_dir_files(directory, seed=seed)
     except OSError as e:
         raise click.ClickException(
             f"Cannot write the demo corpus to {directory}: {e.strerror or e}."
@@ -96,12 +110,19 @@ def demo_command(directory: Path, mb: float, seed: int, sessions, now, force: bo
         f"{summary['subagents']:,} subagents in {summary['projects']} projects "
         f"({summary['files']:,} files, {summary['lines']:,} lines) in {summary['seconds']:g} s."
     )
+    if extra is not None:
+        click.echo(
+            f"Beside them: {extra['files']:,} files ({extra['bytes'] / demo.MB:,.1f} MB) in "
+            f"tool-results/ ({extra['moved']:,} outputs moved there), file-history/, plans/, "
+            "todos/ and history.jsonl."
+        )
     # Its own database: synced into the default archive, the fake sessions would mix with
     # the real ones.
     db = directory.resolve().parent / f"{directory.resolve().name}.db"
+    where = "--claude-dir" if extra is not None else "--projects"
     click.echo(
         "Archive it in a database of its own (not your real archive) with:\n"
-        f"  claude-sessions sync --projects {shlex.quote(str(directory))} "
+        f"  claude-sessions sync {where} {shlex.quote(str(directory))} "
         f"--db {shlex.quote(str(db))}",
         err=True,
     )
