@@ -14,12 +14,14 @@ into a fresh database after ``os.sync()``; medians:
 
 - **initial sync without keeping** (``ingest.sync.keep_pass`` replaced by a no-op: the
   engine alone, the files beside the transcripts ignored) and **with keeping**
-  (``claude_dirs=[the Claude directory]``): wall time, and the archive's size once
+  (``claude_dirs=[the Claude directory]``): wall and CPU time (the process's, all
+  threads), and the archive's size once
   checkpointed;
-- the **no-change pass** (a second pass over the unchanged tree, median of 5), both ways:
+- the **no-change pass** (a second pass over the unchanged tree, CPU time, median of 5),
+  both ways:
   what the extra walk costs the watch sidecar's rescan;
 - an **append pass**: 10 prompts appended to history.jsonl and one new tool-results file,
-  then one pass (median of 3);
+  then one pass (CPU time, median of 3);
 - **zstd levels**: every distinct kept content compressed at each level, in one
   process: total size and MB/s (what chose ingest.keep.ZSTD_LEVEL).
 
@@ -67,14 +69,15 @@ def archive_size(db: Path) -> int:
     return db.stat().st_size
 
 
-def timed_pass(db: Path, root: Path, keeping: bool) -> tuple[float, object]:
+def timed_pass(db: Path, root: Path, keeping: bool) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of the process, result) of one pass."""
     original = sync.keep_pass
     if not keeping:
         sync.keep_pass = no_keep
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = sync.run_pass(db, [root / "projects"], claude_dirs=[root] if keeping else [])
-        return time.perf_counter() - started, result
+        return time.perf_counter() - started, time.process_time() - cpu, result
     finally:
         sync.keep_pass = original
 
@@ -157,30 +160,34 @@ def measure(args: argparse.Namespace, work: Path) -> None:
 
     db = work / "archive.db"
     times = {False: [], True: []}
+    cpus = {False: [], True: []}
     sizes = {}
     results = {}
     for _ in range(args.repeat):
         for keeping in (False, True):
             fresh(db)
-            seconds, result = timed_pass(db, root, keeping)
+            seconds, cpu, result = timed_pass(db, root, keeping)
             times[keeping].append(seconds)
+            cpus[keeping].append(cpu)
             sizes[keeping] = archive_size(db)
             results[keeping] = result
-            noop = [timed_pass(db, root, keeping)[0] for _ in range(5)]
+            noop = [timed_pass(db, root, keeping)[1] for _ in range(5)]
             results[(keeping, "noop")] = statistics.median(noop)
     base, kept = statistics.median(times[False]), statistics.median(times[True])
+    cpu_base, cpu_kept = statistics.median(cpus[False]), statistics.median(cpus[True])
     print(f"\ninitial sync ({args.repeat} runs each, alternating; medians):")
     print(
-        f"  without keeping: {base:6.2f} s  archive {sizes[False] / 1e6:8.2f} MB   "
+        f"  without keeping: {base:6.2f} s ({cpu_base:.2f} s CPU)  archive {sizes[False] / 1e6:8.2f} MB   "
         f"runs: {', '.join(f'{t:.2f}' for t in times[False])}"
     )
     print(
-        f"  with keeping:    {kept:6.2f} s  archive {sizes[True] / 1e6:8.2f} MB   "
+        f"  with keeping:    {kept:6.2f} s ({cpu_kept:.2f} s CPU)  archive {sizes[True] / 1e6:8.2f} MB   "
         f"runs: {', '.join(f'{t:.2f}' for t in times[True])}"
     )
     added = sizes[True] - sizes[False]
     print(
-        f"  cost: +{kept - base:.2f} s ({100 * (kept - base) / base:+.1f}%), "
+        f"  cost: {kept - base:+.2f} s wall ({100 * (kept - base) / base:+.1f}%), "
+        f"{cpu_kept - cpu_base:+.2f} s CPU ({100 * (cpu_kept - cpu_base) / cpu_base:+.1f}%), "
         f"+{added / 1e6:.2f} MB of archive for {kept_bytes / 1e6:.2f} MB kept "
         f"({added / kept_bytes:.2f}x their size; archive/sources "
         f"{sizes[False] / areas['transcripts'][1]:.2f}x -> {sizes[True] / total:.2f}x)"
@@ -191,15 +198,15 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         f"{r.blob_bytes / 1e6:.2f} MB stored, {r.history_lines:,} history lines"
     )
     print(
-        f"\nno-change pass (median of 5): without keeping "
+        f"\nno-change pass (CPU, median of 5): without keeping "
         f"{1000 * results[(False, 'noop')]:.1f} ms, with {1000 * results[(True, 'noop')]:.1f} ms"
     )
     appends = []
     for _ in range(3):
         append(root)
-        appends.append(timed_pass(db, root, True)[0])
+        appends.append(timed_pass(db, root, True)[1])
     print(
-        f"append pass (10 history lines + one 60 KB tool output, median of 3): "
+        f"append pass (10 history lines + one 60 KB tool output; CPU, median of 3): "
         f"{1000 * statistics.median(appends):.1f} ms"
     )
     print("\nzstd level over every distinct kept content (one process):")

@@ -47,8 +47,10 @@ import orjson
 from .db import now_iso, retry_busy
 from .digest import blake2b
 
-# zstd level for kept contents: on the demo corpus's kept files, level 3 stored them in
-# the same size as level 9 within 2% at a third of the time (docs/keep.md).
+# zstd level for kept contents, measured on the kept files of the 100 MB demo corpus
+# (bench/bench_keep.py, docs/keep.md): level 3 stores them 5.2x smaller at ~100 MB/s, as
+# fast as level 1 (4.8x); level 6 saves 5% more at a quarter of the speed, level 9 10%
+# at a fifth.
 ZSTD_LEVEL = 3
 # Files larger than this are not kept (listed as skipped): they are read in one piece.
 MAX_FILE_BYTES = 256 << 20
@@ -129,11 +131,12 @@ def claude_area(rel_path: str) -> tuple[str, str | None]:
 
 
 def walk(
-    folder: str, skipped: list[str], unlisted: list[str], descend: bool = True
+    folder: str, skipped: list[str], unlisted: list[str], ignore=None
 ) -> Iterator[tuple[str, os.stat_result]]:
     """(path, stat) of every regular file under folder (symlinked files followed, symlinked
     folders not), never raising: what cannot be listed or stat'ed is skipped with a reason;
-    folders that could not be listed are added to ``unlisted``."""
+    folders that could not be listed are added to ``unlisted``; names ``ignore`` says
+    True of are passed over."""
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -149,9 +152,10 @@ def walk(
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if descend:
-                        stack.append(entry.path)
+                    stack.append(entry.path)
                     continue
+                if ignore is not None and ignore(entry.name):
+                    continue  # (not even stat'ed: the transcripts are the engine's)
                 st = entry.stat()  # follows a symlink
             except FileNotFoundError as e:
                 if entry.is_symlink():
@@ -190,9 +194,7 @@ def find_in_projects(
     root: str, skipped: list[str], unlisted: list[str], folder: str | None = None
 ) -> Iterator[Found]:
     """The kept files under a projects directory (or one of its folders)."""
-    for path, st in walk(folder or root, skipped, unlisted):
-        if is_transcript(os.path.basename(path)):
-            continue
+    for path, st in walk(folder or root, skipped, unlisted, is_transcript):
         rel_path = rel(root, path)
         if "/" not in rel_path:
             continue  # a file beside the project folders is no project's

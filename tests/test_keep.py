@@ -373,3 +373,45 @@ def test_cli_claude_dir_and_projects_defaults(claude, tmp_path, monkeypatch):
     assert missing.output.strip() == f"Error: --claude-dir {tmp_path / 'no'} does not exist."
     for command in ("sync", "watch", "status", "serve"):
         assert "--claude-dir" in invoke(command, "--help").output
+
+
+def test_demo_full_is_a_claude_directory_kept_whole(tmp_path):
+    """demo --full: seeded (same seed, same bytes), its markers point at real
+    tool-results files, and sync --claude-dir then export --all give it back byte for
+    byte, transcripts included."""
+    out = tmp_path / "demo"
+    args = ["--mb", "4", "--now", "2026-09-21", "--seed", "3", "--full"]
+    result = invoke("demo", str(out), *args)
+    assert result.exit_code == 0, result.output
+    assert "outputs moved there), file-history/, plans/, todos/ and history.jsonl." in result.output
+    again = tmp_path / "again"
+    invoke("demo", str(again), *args)
+    assert tree(out) == tree(again)
+    plain = tmp_path / "plain"
+    invoke("demo", str(plain), *args[:-1])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "file-history", "history.jsonl", "plans", "projects", "todos"
+    ]  # fmt: skip
+    moved = sorted(out.glob("projects/*/*/tool-results/*.txt"))
+    assert moved and list(out.glob("file-history/*/*@v1")) and list(out.glob("plans/*.md"))
+    for path in moved:
+        transcript = path.parent.parent.parent / f"{path.parent.parent.name}.jsonl"
+        text = transcript.read_text()
+        assert f"tool-results/{path.name}\\n\\nPreview (first 2KB):" in text
+        assert path.stat().st_size > 30_000
+    # the transcripts whose outputs were not moved are the plain demo's, byte for byte
+    touched = {p.parent.parent for p in moved}  # session folders
+    for path in plain.rglob("*.jsonl"):
+        twin = out / "projects" / path.relative_to(plain)
+        session_folder = twin.with_suffix("") if twin.parent.parent == out / "projects" else None
+        if session_folder is not None and session_folder not in touched:
+            assert twin.read_bytes() == path.read_bytes()
+    db = tmp_path / "demo.db"
+    before = mtimes(out)
+    result = invoke("sync", "--db", str(db), "--claude-dir", str(out))
+    assert result.exit_code == 0, result.output
+    assert mtimes(out) == before
+    exported = tmp_path / "exported"
+    invoke("export", "--all", "-o", str(exported), "--db", str(db))
+    expected = {k.removeprefix("projects/"): v for k, v in tree(out).items()}
+    assert tree(exported) == expected
