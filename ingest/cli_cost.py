@@ -392,5 +392,6 @@ def merge(other, db_path):
     click.echo(
         f"Merged {other}: {plural(result.files_added, 'new file')}, "
         f"{result.files_matched:,} known, {plural(result.events_added, 'new line')}, "
-        f"{plural(result.sessions_touched, 'session')} updated."
+        f"{plural(result.sessions_touched, 'session')} updated"
+        + (f", {plural(result.kept_added, 'new kept file')}." if result.kept_added else ".")
     )

@@ -399,12 +399,19 @@ class Keeper:
             if places is None:
                 rows = conn.execute("SELECT * FROM kept_files WHERE base = 'projects'")
             else:
+                # rows under the root's path only: another machine's files merged in are
+                # stored under <host>:<path> (merge_kept) and are never this walk's
                 rows = []
                 for root, base in places:
-                    rows += conn.execute(
-                        "SELECT * FROM kept_files WHERE root = ? AND base = ?",
-                        (db_text(root), base),
-                    ).fetchall()
+                    prefix = root.rstrip(os.sep) + os.sep
+                    rows += [
+                        row
+                        for row in conn.execute(
+                            "SELECT * FROM kept_files WHERE root = ? AND base = ?",
+                            (db_text(root), base),
+                        )
+                        if from_db(row["path"]).startswith(prefix)
+                    ]
             return {from_db(row["path"]): row for row in rows}
         finally:
             conn.row_factory = None
@@ -806,3 +813,89 @@ def write_history(conn: sqlite3.Connection, file_id: int, generation: int, tail:
         f.write(previous)
         if not tail:
             f.write(b"\n")
+
+
+# -- merge ----------------------------------------------------------------------------------
+
+KEPT_FILE_STATE = (
+    "size",
+    "mtime",
+    "hash",
+    "position",
+    "generation",
+    "head_hash",
+    "tail_unterminated",
+    "last_synced",
+    "deleted_at",
+)
+
+
+def merge_kept(conn: sqlite3.Connection) -> int:
+    """Copy the kept files of the archive attached as ``other`` (ingest.merge, inside its
+    transaction): contents by hash, files matched by host and path (another machine's
+    new ones stored under ``<host>:<path>``, as sync_files does), versions and history
+    lines not present yet.  Returns how many kept files were added."""
+    has = conn.execute(
+        "SELECT 1 FROM other.sqlite_master WHERE type = 'table' AND name = 'kept_files'"
+    ).fetchone()
+    if not has:
+        return 0
+    conn.execute("INSERT OR IGNORE INTO kept_blobs SELECT * FROM other.kept_blobs")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS kept_map (other_id INTEGER PRIMARY KEY, id INT)")
+    conn.execute("DELETE FROM temp.kept_map")
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute("SELECT * FROM other.kept_files").fetchall()
+    finally:
+        conn.row_factory = None
+    added = 0
+    for row in rows:
+        host, path = row["host"] or "unknown", row["path"]
+        prefix = f"{host}:"
+        if isinstance(path, bytes):
+            foreign = path if path.startswith(prefix.encode()) else prefix.encode() + path
+        else:
+            foreign = path if path.startswith(prefix) else prefix + path
+        found = conn.execute(
+            "SELECT id, last_synced FROM kept_files WHERE host = ? AND path IN (?, ?)",
+            (host, path, foreign),
+        ).fetchone()
+        if found:
+            file_id = found[0]
+            if (row["last_synced"] or "") > (found[1] or ""):
+                sets = ", ".join(f"{c} = ?" for c in KEPT_FILE_STATE)
+                conn.execute(
+                    f"UPDATE kept_files SET {sets} WHERE id = ?",
+                    (*(row[c] for c in KEPT_FILE_STATE), file_id),
+                )
+        else:
+            names = [k for k in row.keys() if k != "id"]  # noqa: SIM118 (sqlite3.Row)
+            values = [foreign if k == "path" else row[k] for k in names]
+            values[names.index("host")] = host
+            file_id = conn.execute(
+                f"INSERT INTO kept_files ({', '.join(names)}) "
+                f"VALUES ({', '.join('?' for _ in names)})",
+                values,
+            ).lastrowid
+            added += 1
+        conn.execute("INSERT INTO temp.kept_map VALUES (?, ?)", (row["id"], file_id))
+    conn.execute(
+        "INSERT INTO kept_versions (file_id, hash, size, mtime, seen_at) "
+        "SELECT m.id, v.hash, v.size, v.mtime, v.seen_at FROM other.kept_versions v "
+        "JOIN temp.kept_map m ON m.other_id = v.file_id WHERE NOT EXISTS ("
+        "SELECT 1 FROM kept_versions k WHERE k.file_id = m.id AND k.hash = v.hash "
+        "AND k.seen_at = v.seen_at) ORDER BY v.id"
+    )
+    last = conn.execute("SELECT coalesce(max(id), 0) FROM history").fetchone()[0]
+    conn.execute(
+        "INSERT OR IGNORE INTO history (file_id, generation, byte_offset, timestamp, project, "
+        "session_id, display, raw) SELECT m.id, h.generation, h.byte_offset, h.timestamp, "
+        "h.project, h.session_id, h.display, h.raw FROM other.history h "
+        "JOIN temp.kept_map m ON m.other_id = h.file_id ORDER BY h.id"
+    )
+    conn.execute(
+        "INSERT INTO history_fts (rowid, display) SELECT id, display FROM history "
+        "WHERE id > ? AND display IS NOT NULL",
+        (last,),
+    )
+    return added

@@ -2,7 +2,8 @@
 
 What is copied: ``sync_files`` (matched by host and path), ``events`` (skipping lines
 already present by file, generation and byte offset), ``events_fts``, ``file_contents``
-and ``ingest_errors``.  The derived tables (tool calls, subagents, sessions, projects,
+and ``ingest_errors``, and the files kept beside the transcripts (``ingest.keep``:
+contents by hash, files by host and path, their versions and history lines).  The derived tables (tool calls, subagents, sessions, projects,
 api_calls) are then brought up to date from the new events only, by the same code the
 sync engine runs, so merging is idempotent and an API call present in both archives is
 counted once.
@@ -24,6 +25,7 @@ from . import derive
 from .archive import SQLITE_HEADER, read_only_location
 from .batch import FTS_CHARS
 from .db import open_db
+from .keep import merge_kept
 from .lock import WriterLock
 from .parse import EVENT_COLUMNS
 
@@ -64,6 +66,7 @@ class MergeResult:
     errors_added: int = 0
     contents_added: int = 0
     sessions_touched: int = 0
+    kept_added: int = 0  # files kept beside the transcripts (ingest.keep)
 
 
 def check_other(db_path: Path, other: Path) -> None:
@@ -204,6 +207,7 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
         WHERE id IN (SELECT id FROM temp.file_map)
         """
     )
+    result.kept_added = merge_kept(conn)
     result.sessions_touched = _derive_new(conn, last_id)
     return result
 

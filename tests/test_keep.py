@@ -415,3 +415,31 @@ def test_demo_full_is_a_claude_directory_kept_whole(tmp_path):
     invoke("export", "--all", "-o", str(exported), "--db", str(db))
     expected = {k.removeprefix("projects/"): v for k, v in tree(out).items()}
     assert tree(exported) == expected
+
+
+def test_merge_copies_kept_files_and_a_later_pass_leaves_them(claude, tmp_path):
+    """merge brings another machine's kept files (their contents once), idempotently;
+    this machine's next pass over the same paths neither reads them as its own nor
+    marks them deleted."""
+    from ingest.merge import merge
+
+    laptop, desktop = tmp_path / "laptop.db", tmp_path / "desktop.db"
+    run_pass(laptop, [claude / "projects"], claude_dirs=[claude], host="laptop")
+    run_pass(desktop, [claude / "projects"], claude_dirs=[claude], host="desktop")
+    result = merge(desktop, laptop)
+    assert result.kept_added == 9
+    assert merge(desktop, laptop).kept_added == 0
+    conn = sqlite3.connect(desktop)
+    hosts = dict(conn.execute("SELECT host, count(*) FROM kept_files GROUP BY host").fetchall())
+    assert hosts == {"desktop": 9, "laptop": 9}
+    blobs = conn.execute("SELECT count(*) FROM kept_blobs").fetchone()[0]
+    assert blobs == len({r[2] for r in kept(laptop).values() if r[2]})  # shared contents
+    assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == 4
+    hits = conn.execute("SELECT count(*) FROM history_fts WHERE history_fts MATCH 'flaky'")
+    assert hits.fetchone()[0] == 2
+    conn.close()
+    again = run_pass(desktop, [claude / "projects"], claude_dirs=[claude], host="desktop")
+    assert again.kept.files_read == 0 and again.kept.deleted == 0
+    (claude / "plans" / "happy-dancing-fox.md").unlink()
+    after = run_pass(desktop, [claude / "projects"], claude_dirs=[claude], host="desktop")
+    assert after.kept.deleted == 1
