@@ -345,6 +345,31 @@ def collect_status(conn: sqlite3.Connection, roots: list[Path] | None = None) ->
         "unseen_files": unseen_files,
         "lag_seconds": age_seconds(run[2] or run[1]) if run else None,
         "sidecar": sidecar,
+        "kept": kept_status(conn),
+    }
+
+
+def kept_status(conn: sqlite3.Connection) -> dict | None:
+    """What ingest.keep holds: files beside the transcripts and history lines (None on an
+    archive from before it)."""
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kept_files'"
+    ).fetchone():
+        return None
+    files, deleted = conn.execute(
+        "SELECT count(*), count(deleted_at) FROM kept_files WHERE area != 'history'"
+    ).fetchone()
+    contents, size, stored = conn.execute(
+        "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(data)), 0) FROM kept_blobs"
+    ).fetchone()
+    history = conn.execute("SELECT count(*) FROM history").fetchone()[0]
+    return {
+        "files": files,
+        "deleted_files": deleted,
+        "contents": contents,
+        "content_bytes": size,
+        "stored_bytes": stored,
+        "history_lines": history,
     }
 
 
@@ -379,6 +404,18 @@ def status(db_path, projects, as_json):
     )
     click.echo(f"Lines:     {info['lines']:,} ({info['errors']:,} unreadable, kept as errors)")
     click.echo(f"Sessions:  {info['sessions']:,}")
+    kept = info["kept"]
+    if kept and (kept["files"] or kept["history_lines"]):
+        click.echo(
+            f"Kept:      {plural(kept['files'], 'file')} beside the transcripts"
+            + (
+                f" ({kept['deleted_files']:,} deleted at the source)"
+                if kept["deleted_files"]
+                else ""
+            )
+            + f", {kept['stored_bytes'] / 1e6:,.1f} MB stored; "
+            + plural(kept["history_lines"], "history line")
+        )
     run = info["last_pass"]
     if run:
         outcome = (

@@ -5,6 +5,7 @@ compressed, written back by export, never changing the sources."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -366,6 +367,15 @@ def test_cli_claude_dir_and_projects_defaults(claude, tmp_path, monkeypatch):
     invoke("sync", "--db", str(db3), "--projects", str(claude / "projects"))
     assert "history.jsonl" not in kept(db3)
     assert f"{PROJECT}/{SESSION}/tool-results/toolu_01ABC.txt" in kept(db3)
+    status = invoke("status", "--db", str(db))
+    assert "Kept:      8 files beside the transcripts, " in status.output
+    assert "MB stored; 2 history lines" in status.output
+    (claude / "plans" / "happy-dancing-fox.md").unlink()
+    invoke("sync", "--db", str(db))
+    kept_info = json.loads(invoke("status", "--db", str(db), "--json").output)["kept"]
+    assert kept_info["files"] == 8 and kept_info["deleted_files"] == 1
+    assert kept_info["history_lines"] == 2
+    assert 0 < kept_info["stored_bytes"] < kept_info["content_bytes"]
     missing = CliRunner().invoke(
         cli, ["sync", "--db", str(db), "--claude-dir", str(tmp_path / "no")]
     )
