@@ -1,6 +1,7 @@
 """Benchmark the ingest engine on a generated demo corpus and print a table of figures.
 
-    python bench/bench_ingest.py --mb 100            # the figures in docs/benchmarks.md
+    python bench/bench_ingest.py --mb 100 --repeat 5 # docs/benchmarks.md, every mix
+    python bench/bench_ingest.py --mb 100 --mix small  # one mix
     python bench/bench_ingest.py --mb 20 --repeat 1  # a quick check
     python bench/bench_ingest.py --mb 1000 --json    # also writes bench/out/ingest.json
     python bench/bench_ingest.py --mb 100 --profile  # + cProfile of a sync, bench/out/
@@ -9,6 +10,11 @@ Everything happens in a temporary folder (removed afterwards unless --keep): the
 is written by ``ingest.demo.generate`` and every subprocess gets HOME,
 CLAUDE_CONFIG_DIR, CLAUDE_SESSIONS_DB and XDG_DATA_HOME pointing inside it, so the real
 ~/.claude and the real archive are never touched.
+
+Every mix that ``claude-sessions demo --mix`` generates is measured (``--mix all``, the
+default; or name one or more, comma-separated): the head-to-head below and the archive
+size run on each mix, the passes after it on the first one only.  At the end a table
+shows every mix side by side.
 
 What is measured (one run each unless said):
 
@@ -59,7 +65,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from ingest.demo import generate  # noqa: E402
+from ingest.demo import MIXES, generate  # noqa: E402
 
 TARGETS = {
     "initial_sync_s_per_100mb": 5.0,
@@ -68,6 +74,14 @@ TARGETS = {
     "append_pass_ms": 50.0,
     "nochange_1000_files_ms": 100.0,
 }
+
+
+# The figures only the first mix has (the passes after the head-to-head).
+TABLE_KEYS = (
+    "append_pass_ms", "append_pass_file_ms", "append_pass_cli_s", "nochange_tree_files",
+    "nochange_tree_ms", "nochange_tree_cli_s", "nochange_1000_files", "nochange_1000_files_ms",
+    "nochange_1000_files_cli_s", "floor_s", "floor_mb_s", "ratio_vs_floor",
+)  # fmt: skip
 
 
 @dataclass
@@ -254,17 +268,18 @@ def profile_sync(projects: Path, work: Path) -> None:
     print(f"Wrote {out / 'profile-sync.txt'}")
 
 
-def measure(args: argparse.Namespace, work: Path) -> dict:
+def measure(args: argparse.Namespace, work: Path, mix: str, passes: bool) -> dict:
+    """The figures of one mix; the append and no-change passes only if ``passes``."""
     env = isolated_env(work)
     for key in ("HOME", "CLAUDE_CONFIG_DIR", "CLAUDE_SESSIONS_DB", "XDG_DATA_HOME"):
         os.environ[key] = env[key]  # in-process passes too stay inside work/
     projects = work / "projects"
     db = work / "archive.db"
-    fig: dict = {"mb": args.mb, "seed": args.seed}
+    fig: dict = {"mb": args.mb, "seed": args.seed, "mix": mix}
     fig["load_before"] = [round(x, 2) for x in os.getloadavg()]
 
-    print(f"Generating a {args.mb:g} MB demo corpus in {projects} …", flush=True)
-    summary = generate(projects, mb=args.mb, seed=args.seed)
+    print(f"Generating a {args.mb:g} MB demo corpus, mix {mix}, in {projects} …", flush=True)
+    summary = generate(projects, mb=args.mb, seed=args.seed, mix=mix)
     size_mb = summary["bytes"] / 1e6
     fig.update(
         corpus_bytes=summary["bytes"],
@@ -296,6 +311,12 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
         sqlite_utils_note=note,
     )
     fig["db_mb"] = sum(p.stat().st_size for p in work.glob("archive.db*")) / 1e6
+    fig["db_ratio"] = fig["db_mb"] * 1e6 / summary["bytes"]
+    fig["ratio_vs_sqlite_utils"] = fig["initial_sync_s"] / fig["sqlite_utils_s"]
+    fig["ratio_cpu_vs_sqlite_utils"] = fig["initial_sync_cpu_s"] / fig["sqlite_utils_cpu_s"]
+    if not passes:
+        fig["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        return fig
 
     print("Append and no-change passes …", flush=True)
     quiet_sync = cli("sync", "--projects", str(projects), "--db", str(db), "-q")
@@ -332,8 +353,6 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     floor_s, _ = parse_floor(projects)
     fig.update(floor_s=floor_s, floor_mb_s=size_mb / floor_s)
     fig["ratio_vs_floor"] = fig["initial_sync_s"] / floor_s
-    fig["ratio_vs_sqlite_utils"] = fig["initial_sync_s"] / fig["sqlite_utils_s"]
-    fig["ratio_cpu_vs_sqlite_utils"] = fig["initial_sync_cpu_s"] / fig["sqlite_utils_cpu_s"]
     fig["load_after"] = [round(x, 2) for x in os.getloadavg()]
 
     if args.profile:
@@ -349,6 +368,10 @@ def walls_text(median: float, runs: list[float]) -> str:
 
 
 def print_table(f: dict) -> None:
+    passes = "append_pass_ms" in f
+    if not passes:  # zeros for the rows left out below
+        keys = ("append_pass", "nochange", "floor", "ratio_vs_floor")
+        f = {**{k: 0 for k in TABLE_KEYS if k.startswith(keys)}, **f}
     mb = f["corpus_bytes"] / 1e6
     rss_target = TARGETS["peak_rss_mb_1gb" if mb > 500 else "peak_rss_mb_100mb"]
     sync_target = TARGETS["initial_sync_s_per_100mb"] * mb / 100
@@ -362,7 +385,11 @@ def print_table(f: dict) -> None:
     medians = " (median / median)" if repeated else ""
 
     rows = [
-        ("Corpus", f"{mb:,.1f} MB, {f['corpus_files']:,} files, {f['corpus_lines']:,} lines"),
+        (
+            "Corpus",
+            f"{mb:,.1f} MB, mix {f['mix']}, {f['corpus_files']:,} files, "
+            f"{f['corpus_lines']:,} lines",
+        ),
         ("  generated in", f"{f['generate_s']:.2f} s"),
         (
             "CLI start-up (claude-sessions --help)",
@@ -381,7 +408,7 @@ def print_table(f: dict) -> None:
             f"<= {rss_target:.0f} MB",
             verdict(f["initial_sync_rss_mb"] <= rss_target),
         ),
-        ("Archive size (db + wal)", f"{f['db_mb']:.1f} MB"),
+        ("Archive size (db + wal)", f"{f['db_mb']:.1f} MB ({f['db_ratio']:.2f}x the sources)"),
         (
             "Append 10 lines: run_pass in-process",
             f"{f['append_pass_ms']:.1f} ms",
@@ -429,10 +456,50 @@ def print_table(f: dict) -> None:
         ("Initial sync / sqlite-utils (CPU)", f"{f['ratio_cpu_vs_sqlite_utils']:.2f}x{medians}"),
         ("Load average before / after", f"{f['load_before']} / {f['load_after']}"),
     ]
+    if not passes:  # a mix measured head to head only
+        drop = ("Append", "No change", "Floor", "Initial sync / floor")
+        rows = [r for r in rows if not r[0].startswith(drop)]
     rows = [(*row, "", "")[:4] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     print()
     for row in [("Measure", "Figure", "Target", ""), tuple("-" * w for w in widths), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_mixes(figs: list[dict]) -> None:
+    """One line per mix: the head-to-head and the archive size."""
+    rows = [
+        (
+            "Mix",
+            "Corpus",
+            "Lines",
+            "Sync (median)",
+            "sqlite-utils (median)",
+            "Ratio wall",
+            "Ratio CPU",
+            "Peak RSS",
+            "Archive",
+            "Archive/sources",
+        )
+    ]
+    for f in figs:
+        rows.append(
+            (
+                f["mix"],
+                f"{f['corpus_bytes'] / 1e6:,.1f} MB",
+                f"{f['corpus_lines']:,}",
+                f"{f['initial_sync_s']:.2f} s",
+                f"{f['sqlite_utils_s']:.2f} s",
+                f"{f['ratio_vs_sqlite_utils']:.2f}x",
+                f"{f['ratio_cpu_vs_sqlite_utils']:.2f}x",
+                f"{f['initial_sync_rss_mb']:.1f} MB",
+                f"{f['db_mb']:.1f} MB",
+                f"{f['db_ratio']:.2f}x",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"\nEvery mix (medians of {figs[0]['repeat']} alternating runs, whole processes):")
+    for row in [rows[0], tuple("-" * w for w in widths), *rows[1:]]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
@@ -447,30 +514,48 @@ def main() -> None:
         help="runs of the initial sync and of sqlite-utils, interleaved; medians are "
         "reported (default 3)",
     )
+    parser.add_argument(
+        "--mix",
+        default="all",
+        help=f"demo mixes to measure, comma-separated, or all (default): {', '.join(MIXES)}",
+    )
     parser.add_argument("--json", action="store_true", help="also write bench/out/ingest.json")
     parser.add_argument("--profile", action="store_true", help="cProfile an in-process sync")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be 1 or more")
+    mixes = list(MIXES) if args.mix == "all" else [m.strip() for m in args.mix.split(",")]
+    unknown = [m for m in mixes if m not in MIXES]
+    if unknown:
+        parser.error(f"unknown mix {unknown[0]!r}; one of: {', '.join(MIXES)}, all")
 
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    try:
-        fig = measure(args, work)
-    except CommandFailed as e:
-        raise SystemExit(str(e)) from None
-    finally:
-        if args.keep:
-            print(f"Kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print_table(fig)
+    figs = []
+    for i, mix in enumerate(mixes):
+        work = Path(tempfile.mkdtemp(prefix=f"bench-ingest-{mix}-"))
+        try:
+            fig = measure(args, work, mix, passes=i == 0)
+        except CommandFailed as e:
+            raise SystemExit(str(e)) from None
+        finally:
+            if args.keep:
+                print(f"Kept {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+        print_table(fig)
+        figs.append(fig)
+    print_mixes(figs)
     if args.json:
         out = HERE / "out"
         out.mkdir(exist_ok=True)
-        fig["python"] = platform.python_version()
-        fig["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs"
-        (out / "ingest.json").write_text(json.dumps(fig, indent=2) + "\n")
+        meta = {
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        }
+        for fig in figs:
+            fig.update(meta)
+        data = figs[0] if len(figs) == 1 else {"mixes": figs}
+        (out / "ingest.json").write_text(json.dumps(data, indent=2) + "\n")
         print(f"Wrote {out / 'ingest.json'}")
 
 

@@ -49,12 +49,23 @@ from .cli import cli
     "file-history/, plans/, todos/ and history.jsonl.",
 )
 @click.option(
+    "--mix",
+    type=click.Choice(["default", "small", "tool-heavy", "thinking-heavy"]),
+    default="default",
+    show_default=True,
+    help="Kind of history: default (the historic mix), small (many small lines: short "
+    "prompts, small tool results), tool-heavy (large Bash and Read results), "
+    "thinking-heavy (long thinking before most answers).",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Write into DIRECTORY even if it is not empty (files with the same names are "
     "overwritten, nothing is deleted).",
 )
-def demo_command(directory: Path, mb: float, seed: int, sessions, now, full: bool, force: bool):
+def demo_command(
+    directory: Path, mb: float, seed: int, sessions, now, full: bool, mix: str, force: bool
+):
     """Write a synthetic Claude Code projects tree into DIRECTORY.
 
     The tree looks like ~/.claude/projects: several projects, sessions over the last
@@ -67,9 +78,10 @@ def demo_command(directory: Path, mb: float, seed: int, sessions, now, full: boo
       claude-sessions demo /tmp/demo-projects --mb 100
       claude-sessions sync --projects /tmp/demo-projects --db /tmp/demo.db
 
-    The same --seed (and --mb/--sessions) gives the same files and contents; only the
-    timestamps follow the current time, unless --now pins them.  Nothing is written
-    outside DIRECTORY.
+    --mix picks the kind of history (the benchmarks run every mix).  The same --seed
+    (and --mb/--sessions/--mix) gives the same files and contents; only the timestamps
+    follow the current time, unless --now pins them.  Nothing is written outside
+    DIRECTORY.
     """
     from . import demo
 
@@ -93,10 +105,18 @@ def demo_command(directory: Path, mb: float, seed: int, sessions, now, full: boo
         if sys.stderr.isatty():
             with click.progressbar(length=int(mb * demo.MB), file=sys.stderr) as bar:
                 summary = demo.generate(
-                    projects, mb=mb, seed=seed, progress=bar.update, sessions=sessions, now=anchor
+                    projects,
+                    mb=mb,
+                    seed=seed,
+                    progress=bar.update,
+                    sessions=sessions,
+                    now=anchor,
+                    mix=mix,
                 )
         else:
-            summary = demo.generate(projects, mb=mb, seed=seed, sessions=sessions, now=anchor)
+            summary = demo.generate(
+                projects, mb=mb, seed=seed, sessions=sessions, now=anchor, mix=mix
+            )
         if full:
             from .demo_keep import add_claude_dir_files
 

@@ -33,7 +33,7 @@ import random
 import string
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,110 @@ TOOL_WEIGHTS_MAIN = [
 ]  # fmt: skip
 TOOL_WEIGHTS_AGENT = [("Read", 40), ("Grep", 25), ("Glob", 15), ("Bash", 15), ("WebFetch", 5)]
 
+
+@dataclass(frozen=True)
+class Mix:
+    """The kind of history a corpus holds: sizes and frequencies of its parts.
+
+    ``default`` is the historic corpus (its output is unchanged); the others stress one
+    side of the engine: many small lines, large tool outputs, long thinking.
+    """
+
+    name: str
+    summary: str
+    session_median: float = 120_000  # bytes of a session transcript (lognormal)
+    calls_mean: float = 4  # API calls per prompt (exponential)
+    thinking_p: float = 0.4  # share of API calls that start with a thinking block
+    thinking_sentences: tuple[int, int] = (1, 5)
+    signature: tuple[int, int] = (200, 1200)  # base64 characters
+    read_median: float = 5000  # bytes of a Read result (lognormal, capped)
+    read_cap: int = 60_000
+    big_read_p: float = 0.012  # share of Reads of 250 KB to 2.5 MB
+    bash_median: float = 800  # bytes of a build/log output
+    bash_cap: int = 12_000
+    bash_log_p: float = 0.0  # share of other commands (pytest, git ...) with a long log
+    edit_lines: tuple[int, int] = (40, 400)  # characters of old/new strings
+    edit_original_median: float = 4000
+    write_median: float = 3000
+    grep_median: float = 1500
+    image_p: float = 0.02  # share of prompts with a screenshot (first one always)
+    tools_main: tuple[tuple[str, int], ...] = tuple(TOOL_WEIGHTS_MAIN)
+    tools_agent: tuple[tuple[str, int], ...] = tuple(TOOL_WEIGHTS_AGENT)
+
+
+MIXES = {
+    m.name: m
+    for m in (
+        Mix("default", "the historic mix: prompts, code, tool calls, a few multi-MB lines"),
+        Mix(
+            "small",
+            "many small lines: short sessions and prompts, small tool results",
+            session_median=30_000,
+            calls_mean=6,
+            thinking_p=0.25,
+            thinking_sentences=(1, 2),
+            signature=(100, 400),
+            read_median=500,
+            read_cap=4000,
+            big_read_p=0.0,
+            bash_median=150,
+            bash_cap=1500,
+            edit_lines=(20, 120),
+            edit_original_median=600,
+            write_median=400,
+            grep_median=200,
+            image_p=0.0,
+            tools_main=(
+                ("Read", 20),
+                ("Bash", 25),
+                ("Edit", 10),
+                ("Grep", 12),
+                ("Glob", 12),
+                ("Write", 2),
+                ("TodoWrite", 15),
+                ("Task", 2),
+                ("WebFetch", 1),
+                ("mcp__github__get_issue", 1),
+            ),
+        ),  # fmt: skip
+        Mix(
+            "tool-heavy",
+            "tool-output-heavy: large Bash and Read results",
+            read_median=20_000,
+            read_cap=400_000,
+            big_read_p=0.03,
+            bash_median=8000,
+            bash_cap=300_000,
+            bash_log_p=0.5,
+            thinking_p=0.2,
+            tools_main=(
+                ("Read", 40),
+                ("Bash", 40),
+                ("Edit", 8),
+                ("Grep", 6),
+                ("Glob", 2),
+                ("Write", 1),
+                ("TodoWrite", 1),
+                ("Task", 2),
+                ("WebFetch", 1),
+                ("mcp__github__get_issue", 1),
+            ),
+            tools_agent=(("Read", 45), ("Bash", 40), ("Grep", 10), ("Glob", 5)),
+        ),  # fmt: skip
+        Mix(
+            "thinking-heavy",
+            "thinking-heavy: long thinking before most answers, smaller tool results",
+            thinking_p=0.95,
+            thinking_sentences=(8, 60),
+            signature=(800, 3000),
+            read_median=2500,
+            read_cap=30_000,
+            big_read_p=0.002,
+            calls_mean=3,
+        ),
+    )
+}
+
 # Versions by age of the session (days before `now`): older ones are 2.0.x.
 VERSION_BY_AGE = [(45, "2.0.37"), (30, "2.0.55"), (18, "2.1.17"), (7, "2.1.42"), (0, "2.1.114")]
 
@@ -240,6 +344,7 @@ class _Shared:
     progress: Callable[[int], None] | None
     code: dict[str, tuple[list[str], list[int]]]  # lines, and where each ends (pool twice)
     blob: str  # base64 text for images and signatures
+    mix: Mix = MIXES["default"]
     files: int = 0
     sessions: int = 0
     lines: int = 0
@@ -577,11 +682,12 @@ class _Thread:
                         ("File does not exist.", "EISDIR: illegal operation on a directory, read")
                     )
                     return msg, "Error: " + msg, True
+                mix = self.s.mix
                 big = min(2_500_000, self.budget // 3)
-                if big > 250_000 and r.random() < 0.012:
+                if big > 250_000 and r.random() < mix.big_read_p:
                     size = r.randint(250_000, big)
                 else:
-                    size = self.lognormal(5000, 1.1, 60_000)
+                    size = self.lognormal(mix.read_median, 1.1, mix.read_cap)
                 lines = self.code_lines(size)
                 body = "\n".join(lines)
                 numbered = "\n".join(f"{i:>6}→{line}" for i, line in enumerate(lines, 1))
@@ -613,15 +719,18 @@ class _Thread:
                 return out, result, False
 
         elif name == "Edit":
-            old = "\n".join(self.code_lines(r.randint(40, 400)))
-            new = "\n".join(self.code_lines(r.randint(40, 500)))
+            lo, hi = self.s.mix.edit_lines
+            old = "\n".join(self.code_lines(r.randint(lo, hi)))
+            new = "\n".join(self.code_lines(r.randint(lo, hi + hi // 4)))
             inp = {"file_path": path, "old_string": old, "new_string": new}
 
             def run():
                 if error:
                     msg = "String to replace not found in file."
                     return f"<tool_use_error>{msg}</tool_use_error>", "Error: " + msg, True
-                original = "\n".join(self.code_lines(self.lognormal(4000, 1.0, 80_000)))
+                original = "\n".join(
+                    self.code_lines(self.lognormal(self.s.mix.edit_original_median, 1.0, 80_000))
+                )
                 out = f"The file {path} has been updated. Here's the result of running `cat -n` on a snippet of the edited file:\n"
                 out += "\n".join(f"{i:>6}→{line}" for i, line in enumerate(new.split("\n"), 40))
                 n_old, n_new = old.count("\n") + 1, new.count("\n") + 1
@@ -647,7 +756,9 @@ class _Thread:
                 return out, result, False
 
         elif name == "Write":
-            content = "\n".join(self.code_lines(self.lognormal(3000, 0.8, 40_000)))
+            content = "\n".join(
+                self.code_lines(self.lognormal(self.s.mix.write_median, 0.8, 40_000))
+            )
             inp = {"file_path": path, "content": content}
 
             def run():
@@ -668,7 +779,7 @@ class _Thread:
             def run():
                 hits = [
                     f"{p['cwd']}/{r.choice(p['files'])}:{r.randint(1, 400)}:{line.strip()}"
-                    for line in self.code_lines(self.lognormal(1500, 1.0, 20_000))
+                    for line in self.code_lines(self.lognormal(self.s.mix.grep_median, 1.0, 20_000))
                 ]
                 out = "\n".join(hits)
                 files = sorted({h.split(":")[0] for h in hits})
@@ -786,6 +897,9 @@ class _Thread:
     def bash_output(self, cmd: str) -> str:
         r = self.rng
         p = self.project
+        mix = self.s.mix
+        if mix.bash_log_p and r.random() < mix.bash_log_p:
+            return "\n".join(self.code_lines(self.lognormal(mix.bash_median, 1.0, mix.bash_cap)))
         if cmd.startswith("pytest"):
             n = r.randint(4, 300)
             return "." * min(n, 80) + f"\n{n} passed in {r.uniform(0.2, 40):.2f}s"
@@ -807,7 +921,7 @@ class _Thread:
             return f" ✓ {r.randint(10, 200)} tests passed ({r.uniform(1, 20):.1f}s)"
         if cmd.startswith("ruff"):
             return "All checks passed!\n42 files already formatted"
-        return "\n".join(self.code_lines(self.lognormal(800, 1.0, 12_000)))
+        return "\n".join(self.code_lines(self.lognormal(mix.bash_median, 1.0, mix.bash_cap)))
 
     def run_subagent(self, tool_use_id: str, inp: dict[str, Any]) -> tuple[Any, Any, bool]:
         """Write the subagent's transcript and return the parent's tool_result."""
@@ -855,7 +969,7 @@ class _Thread:
         agent.user(inp["prompt"])
         while True:
             done = agent.budget <= 0 or agent.tool_uses >= 40
-            agent.call(TOOL_WEIGHTS_AGENT, final=done)
+            agent.call(s.mix.tools_agent, final=done)
             if done:
                 break
         writer.close()
@@ -898,15 +1012,15 @@ class _Thread:
 
     # -- conversation steps ----------------------------------------------------------
 
-    def call(self, tools: list[tuple[str, int]], final: bool) -> None:
+    def call(self, tools: Sequence[tuple[str, int]], final: bool) -> None:
         """One API call: thinking/text/tool_use lines, then the tool results."""
         r = self.rng
         blocks: list[dict[str, Any]] = []
-        if r.random() < 0.4:
-            sig = self.b64(r.randint(200, 1200))
-            blocks.append(
-                {"type": "thinking", "thinking": self.prose(r.randint(1, 5)), "signature": sig}
-            )
+        mix = self.s.mix
+        if r.random() < mix.thinking_p:
+            sig = self.b64(r.randint(*mix.signature))
+            thinking = self.prose(r.randint(*mix.thinking_sentences))
+            blocks.append({"type": "thinking", "thinking": thinking, "signature": sig})
         if final:
             self.final_text = self.answer()
             blocks.append({"type": "text", "text": self.final_text})
@@ -1038,7 +1152,8 @@ class _Session(_Thread):
         else:
             prompt = self.fill(r.choice(FOLLOW_UPS if not first and r.random() < 0.3 else PROMPTS))
         self.last_prompt = prompt
-        if self.budget > 60_000 and (roll > 0.98 or "image" not in self.s.shown):
+        image_p = self.s.mix.image_p
+        if image_p and self.budget > 60_000 and (roll > 1 - image_p or "image" not in self.s.shown):
             self.s.shown.add("image")
             size = max(20_000, self.lognormal(150_000, 1.0, min(1_500_000, self.budget // 2)))
             prompt = [
@@ -1100,7 +1215,7 @@ class _Session(_Thread):
             att["uuid"] = self.uuid()
             att["timestamp"] = self.tick(0.01, 0.1)
             self.emit(att)
-        n_calls = 1 + min(int(r.expovariate(1 / 4)), 25)
+        n_calls = 1 + min(int(r.expovariate(1 / self.s.mix.calls_mean)), 25)
         if force_task:
             name = "Agent" if self.v >= (2, 1, 100) else "Task"
             self.call([(name, 1)], final=False)
@@ -1131,7 +1246,7 @@ class _Session(_Thread):
                     'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
                     isApiErrorMessage=True,
                 )
-            self.call(TOOL_WEIGHTS_MAIN, final=final)
+            self.call(self.s.mix.tools_main, final=final)
             if final:
                 break
         if self.v >= (2, 1) and r.random() < 0.5:
@@ -1306,15 +1421,20 @@ def generate(
     *,
     sessions: int | None = None,
     now: float | None = None,
+    mix: str = "default",
 ) -> dict[str, Any]:
     """Write a demo projects tree of about ``mb`` megabytes (10^6 bytes) into out_dir.
 
     ``sessions`` fixes the number of session transcripts (sizes are then spread around
     mb/sessions); by default it follows from the size (median session ~120 KB).
     ``progress`` is called with byte counts as they are written.  ``now`` (a Unix time)
-    anchors the timestamps; see the module docstring.  Returns a summary dict.
+    anchors the timestamps; see the module docstring.  ``mix`` names one of ``MIXES``.
+    Returns a summary dict.
     """
     started = time.perf_counter()
+    if mix not in MIXES:
+        raise ValueError(f"unknown mix {mix!r}; one of: {', '.join(MIXES)}")
+    mix_ = MIXES[mix]
     rng = random.Random(seed)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -1326,7 +1446,7 @@ def generate(
         lines = _code_pool(rng, lang)
         code[lang] = (lines, list(itertools.accumulate(len(line) + 1 for line in lines * 2)))
     blob = base64.b64encode(rng.randbytes(3 * 1024 * 1024)).decode()
-    shared = _Shared(rng=rng, root=root, now=now, progress=progress, code=code, blob=blob)
+    shared = _Shared(rng=rng, root=root, now=now, progress=progress, code=code, blob=blob, mix=mix_)
 
     # Plan: session sizes (lognormal), then dates (sorted, the last one minutes ago).
     if sessions:
@@ -1335,7 +1455,7 @@ def generate(
         weights = []
         total = 0.0
         while total < target:
-            w = min(120_000 * math.exp(rng.gauss(0, 1.3)), max(target / 3, 200_000))
+            w = min(mix_.session_median * math.exp(rng.gauss(0, 1.3)), max(target / 3, 200_000))
             weights.append(w)
             total += w
     n = len(weights)
@@ -1456,5 +1576,6 @@ def generate(
         "lines": shared.lines,
         "bytes": shared.bytes,
         "mb": round(shared.bytes / MB, 1),
+        "mix": mix,
         "seconds": round(time.perf_counter() - started, 2),
     }

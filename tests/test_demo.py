@@ -390,3 +390,73 @@ def test_cli_subprocess_stays_in_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "claude-sessions sync --projects" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["projects"]
+
+
+def _mix_profile(root: Path) -> dict:
+    """Lines, and the share of bytes in thinking blocks and in Read/Bash results."""
+    lines = thinking = tool_output = total = 0
+    for path in root.rglob("*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            lines += 1
+            total += len(line)
+            rec = orjson.loads(line)
+            content = (rec.get("message") or {}).get("content")
+            if not isinstance(content, list):
+                continue
+            for block in content:
+                if not isinstance(block, dict):
+                    continue
+                if block.get("type") == "thinking":
+                    thinking += len(line)
+                elif block.get("type") == "tool_result":
+                    tool_output += len(line)
+    return {"lines": lines, "thinking": thinking / total, "tool_output": tool_output / total}
+
+
+def test_mixes_differ_as_named(tmp_path):
+    from ingest.demo import MIXES
+
+    profiles = {}
+    for mix in MIXES:
+        summary = generate(tmp_path / mix, mb=3, seed=4, now=NOW, mix=mix)
+        assert summary["mix"] == mix
+        assert abs(summary["bytes"] - 3_000_000) < 300_000, (mix, summary["bytes"])
+        profiles[mix] = _mix_profile(tmp_path / mix)
+        # every mix syncs without a line that cannot be parsed
+        db = tmp_path / f"{mix}.db"
+        run_pass(db, [tmp_path / mix], trigger="cli")
+        conn = sqlite3.connect(db)
+        assert conn.execute("select count(*) from events").fetchone()[0] == profiles[mix]["lines"]
+        conn.close()
+    default = profiles["default"]
+    assert profiles["small"]["lines"] > 2 * default["lines"]
+    assert profiles["tool-heavy"]["lines"] < default["lines"]
+    assert profiles["tool-heavy"]["tool_output"] > default["tool_output"]
+    assert profiles["thinking-heavy"]["thinking"] > 3 * default["thinking"]
+
+
+def test_mix_same_seed_same_bytes_and_default_unchanged(tmp_path):
+    generate(tmp_path / "a", mb=1, seed=7, now=NOW, mix="tool-heavy")
+    generate(tmp_path / "b", mb=1, seed=7, now=NOW, mix="tool-heavy")
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    generate(tmp_path / "c", mb=1, seed=7, now=NOW)
+    generate(tmp_path / "d", mb=1, seed=7, now=NOW, mix="default")
+    assert tree(tmp_path / "c") == tree(tmp_path / "d")
+    assert tree(tmp_path / "a") != tree(tmp_path / "c")
+
+
+def test_cli_demo_mix(tmp_path):
+    from ingest.demo import MIXES
+
+    result = CliRunner().invoke(cli, ["demo", "--help"])
+    for mix in MIXES:
+        assert mix in result.output
+    out = tmp_path / "p"
+    result = CliRunner().invoke(
+        cli, ["demo", str(out), "--mb", "0.5", "--mix", "thinking-heavy", "--now", "2026-01-02"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _mix_profile(out)["thinking"] > 0.1
+    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "q"), "--mix", "huge"])
+    assert result.exit_code == 2
+    assert "huge" in result.output and "tool-heavy" in result.output
