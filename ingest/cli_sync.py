@@ -458,8 +458,22 @@ def status(db_path, projects, as_json):
     "generation as FILE.generation-N next to FILE (the lines the new version dropped or "
     "changed, in their order).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["files", "parquet"]),
+    default="files",
+    show_default=True,
+    help="files: the projects tree, byte for byte.  parquet: every table as Parquet "
+    "files partitioned by host and day, incremental (see below).",
+)
+@click.option(
+    "--no-raw",
+    is_flag=True,
+    help="With --format parquet: leave each line's raw JSON out of events/ (much smaller).",
+)
 @db_option
-def export(session_id, export_all, output, force, replaced, db_path):
+def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path):
     """Write archived transcripts back as files, byte for byte.
 
     Recreates the projects tree under --output (project folder / session.jsonl, agent
@@ -470,11 +484,26 @@ def export(session_id, export_all, output, force, replaced, db_path):
     --force is given (existing files with the same names are then overwritten).  Without
     --replaced the files are exactly the sources' current versions.
 
+    --format parquet writes the archive for DuckDB, ClickHouse, Trino or Spark:
+    events/ (with each line's archive id, and raw as text unless --no-raw),
+    api_calls/ (with cost_usd), tool_calls/, sessions/, subagents/ under --output,
+    in host=…/day=… folders.  Run it again into the same folder and it adds only what
+    is new since the last time (a watermark file in the folder), never a row twice.
+    Needs pyarrow (the parquet extra).  See docs/scale.md.
+
     \b
     Examples:
       claude-sessions export 0d3a8e6f-290f-4105-a327-a2496e5e2a83 -o /tmp/session
       claude-sessions export --all -o ~/claude-backup --force
+      claude-sessions export --format parquet -o ~/claude-parquet
     """
+    if fmt == "parquet":
+        from .parquet import export_parquet_command
+
+        export_parquet_command(session_id, export_all, output, force, replaced, no_raw, db_path)
+        return
+    if no_raw:
+        raise click.ClickException("--no-raw goes with --format parquet.")
     if bool(session_id) == export_all:
         raise click.ClickException("Give either a SESSION_ID or --all.")
     db = (db_path or default_db_path()).expanduser()
