@@ -50,6 +50,7 @@ DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 TABLES = ("events", "api_calls", "tool_calls", "sessions", "subagents")
 BATCH_BYTES = 8 << 20  # flush a row group once its rows hold about this many bytes
 BATCH_ROWS = 20_000
+BUFFERED_BYTES = 32 << 20  # and the largest buffer whenever all partitions hold more
 
 INSTALL_HINT = (
     "The Parquet export needs pyarrow: pip install 'datasette-claude-sessions[parquet]' "
@@ -244,7 +245,8 @@ class _Writers:
         self.names = [c[0] for c in columns]
         self.raw = [c[2] == "raw" for c in columns]
         self.schema = pa.schema([(n, types["string" if t == "raw" else t]) for n, _, t in columns])
-        self.open: dict[tuple, tuple] = {}  # (host, day) -> (writer, rows, bytes)
+        self.open: dict[tuple, list] = {}  # (host, day) -> [writer, rows, bytes]
+        self.buffered = 0
         self.rows = 0
         self.files: list[Path] = []
 
@@ -262,9 +264,13 @@ class _Writers:
             entry = self.open[key] = [None, [], 0]
         entry[1].append(values)
         entry[2] += size + 16
+        self.buffered += size + 16
         self.rows += 1
         if entry[2] >= BATCH_BYTES or len(entry[1]) >= BATCH_ROWS:
             self._flush(key, entry)
+        elif self.buffered >= BUFFERED_BYTES:  # many partitions at once: bound the memory
+            biggest = max(self.open, key=lambda k: self.open[k][2])
+            self._flush(biggest, self.open[biggest])
 
     def _flush(self, key, entry) -> None:
         if not entry[1]:
@@ -281,6 +287,7 @@ class _Writers:
             schema=self.schema,
         )
         entry[0].write_batch(batch)
+        self.buffered -= entry[2]
         entry[1] = []
         entry[2] = 0
 
