@@ -9,7 +9,8 @@ URLs (every HTML page also answers ``.json`` or ``?_format=json``):
   subagent's own transcript);
 - ``/-/claude-sessions/search?q=``: full-text search with ``project``, ``kind``,
   ``from``/``to`` (YYYY-MM-DD), ``sort`` (rank, newest, oldest), ``syntax=fts`` for raw
-  FTS5 query syntax, and ``page``.
+  FTS5 query syntax, and ``page``; page 1 also lists matching history.jsonl prompts;
+- ``/-/claude-sessions/kept/<id>``: a file kept beside the transcripts (kept.py).
 """
 
 from __future__ import annotations
@@ -715,6 +716,7 @@ async def search_page(datasette, request):
                 "ranked_newest": result.get("ranked_newest") and RANK_WINDOW,
                 "errors": errors,
                 "hits": [dict(h, snippet_html=str(h["snippet_html"])) for h in hits],
+                "history": result["history"],  # typed prompts of history.jsonl (page 1)
                 "next_url": next_url and next_url.replace("?", "?_format=json&", 1),
                 "previous_url": previous_url and previous_url.replace("?", "?_format=json&", 1),
             },

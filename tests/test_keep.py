@@ -453,3 +453,77 @@ def test_merge_copies_kept_files_and_a_later_pass_leaves_them(claude, tmp_path):
     (claude / "plans" / "happy-dancing-fox.md").unlink()
     after = run_pass(desktop, [claude / "projects"], claude_dirs=[claude], host="desktop")
     assert after.kept.deleted == 1
+
+
+def test_watch_keeps_tool_outputs_with_their_line_and_the_rest_on_full_passes(claude, db_path):
+    """The real sidecar (a watchdog observer on a real folder, no rescan within the
+    test): a tool output written with its transcript line is kept by the pass that line
+    starts; the Claude directory's files wait for a full pass (a rescan, or the first
+    pass of the next watch)."""
+    import threading
+    import time
+
+    from ingest.watch import run_watch
+
+    def start() -> tuple[threading.Thread, threading.Event, list[str]]:
+        stop = threading.Event()
+        errors: list[str] = []
+        thread = threading.Thread(
+            target=lambda: run_watch(
+                db_path,
+                [claude / "projects"],
+                debounce=0.05,
+                rescan_interval=600,
+                heartbeat_interval=0.2,
+                stop_event=stop,
+                on_error=errors.append,
+                claude_dirs=[claude],
+            )
+        )
+        thread.start()
+        return thread, stop, errors
+
+    def stop_it(thread, stop, errors) -> None:
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive() and errors == []
+
+    def has(rel_path: str) -> bool:
+        try:
+            return rel_path in kept(db_path)
+        except sqlite3.OperationalError:
+            return False
+
+    def wait_for(predicate, timeout: float = 20.0) -> None:
+        started = time.monotonic()
+        while not predicate():
+            assert time.monotonic() - started < timeout, "condition not met"
+            time.sleep(0.02)
+
+    def events() -> int:
+        conn = sqlite3.connect(db_path)
+        try:
+            return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        finally:
+            conn.close()
+
+    transcript = claude / "projects" / PROJECT / f"{SESSION}.jsonl"
+    watch = start()
+    try:
+        wait_for(lambda: has("history.jsonl"))  # the first, full pass
+        results = claude / "projects" / PROJECT / SESSION / "tool-results"
+        (results / "toolu_03WATCH.txt").write_text("a large output\n" * 3000)
+        (claude / "plans" / "new-plan.md").write_text("# new\n")
+        before = events()
+        with open(transcript, "a") as f:
+            f.write(LINE.replace('"u1"', '"u3"'))
+        wait_for(lambda: has(f"{PROJECT}/{SESSION}/tool-results/toolu_03WATCH.txt"))
+        wait_for(lambda: events() == before + 1)
+        assert not has("plans/new-plan.md")  # not the session folder: the next full pass
+    finally:
+        stop_it(*watch)
+    watch = start()
+    try:
+        wait_for(lambda: has("plans/new-plan.md"))
+    finally:
+        stop_it(*watch)

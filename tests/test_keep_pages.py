@@ -162,5 +162,8 @@ async def test_search_page_finds_typed_prompts(kept_db):
     db = kept_db.stem
     table = await ds.client.get(f"/{db}/history.json?_search=retry&_shape=array")
     assert [r["display"] for r in table.json()] == ["find the callers of retry"]
+    as_json = (await ds.client.get("/-/claude-sessions/search.json?q=callers+retry")).json()
+    assert as_json["history"]["count"] == 1
+    assert as_json["history"]["hits"][0]["display"] == "find the callers of retry"
     none = await ds.client.get("/-/claude-sessions/search?q=zebra")
     assert "Typed prompts in history.jsonl" not in none.text
