@@ -2,6 +2,10 @@
 
 Hook implementations only; request handlers live in pages.py (sessions, transcripts,
 search) and status.py (sync status, Sync now, live updates, permissions).
+
+The plugin minds its own business (scope.py): it takes over ``/``, adds its menu item,
+renders cells, adds table scripts and supplies metadata only where an archive is
+served; any other Datasette in the same environment looks as it does without it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pathlib import Path
 from datasette import hookimpl
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, TemplateNotFound
 
-from . import guard, kept, pages, status
+from . import guard, kept, pages, scope, status
 from .status import permission_allowed, register_actions  # noqa: F401  (hook implementations)
 
 HERE = Path(__file__).resolve().parent
@@ -125,12 +129,18 @@ def asgi_wrapper(datasette):
 
 
 @hookimpl
-def register_routes():
-    return pages.routes() + status.routes() + kept.routes()
+def register_routes(datasette):
+    routes = pages.routes() + status.routes() + kept.routes()
+    if not scope.serves_archive(datasette):
+        # Datasette's own home page stays, where no archive is served.
+        routes = [route for route in routes if route[0] != r"^/$"]
+    return routes
 
 
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
+    if not scope.is_archive(datasette, database):
+        return None
     return pages.render_cell(row, value, column, table, database, datasette)
 
 
@@ -144,6 +154,8 @@ def canned_queries(datasette, database, actor):
 
 @hookimpl
 def menu_links(datasette, actor, request):
+    if not scope.serves_archive(datasette):
+        return None
     return status.menu_links(datasette, actor, request)
 
 
@@ -171,9 +183,28 @@ def startup(datasette):
 
 
 @hookimpl
-def extra_js_urls(view_name, datasette):
+def extra_js_urls(view_name, database, datasette):
     # Table pages: the column descriptions of metadata.yml fold into a closed <details>
     # (and become header tooltips) so the rows are not pushed below the fold.
-    if view_name == "table":
+    if view_name == "table" and scope.is_archive(datasette, database):
         return [datasette.urls.static_plugins("datasette-claude-sessions", "columns.js")]
     return []
+
+
+try:  # Datasette 0.65; 1.0 dropped the hook (its configuration lives in datasette.yaml)
+    from datasette.hookspecs import get_metadata as _get_metadata_spec  # noqa: F401
+except ImportError:  # pragma: no cover - Datasette 1.0
+    pass
+else:
+
+    @hookimpl
+    def get_metadata(datasette, key, database, table):
+        """metadata.yml for every archive served, so a plain ``datasette archive.db``
+        (without ``--metadata``) gets the column descriptions, the canned queries' titles
+        and the usage dashboard.  Metadata given with ``--metadata`` takes precedence."""
+        names = scope.archive_names(datasette)
+        if not names:
+            return None
+        from .metadata import archive_metadata
+
+        return archive_metadata(tuple(names), key)

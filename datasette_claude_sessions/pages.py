@@ -27,7 +27,7 @@ from datasette.utils.asgi import Forbidden, NotFound, Response
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
-from . import facts, kept, render, transcript
+from . import facts, kept, render, scope, transcript
 
 PLUGIN = "datasette-claude-sessions"
 PREFIX = "/-/claude-sessions"
@@ -56,18 +56,9 @@ def routes():
 
 
 async def archive_database(datasette):
-    """The attached database holding ``sessions`` and ``events`` (plugin config
-    ``database`` names it explicitly), or None."""
-    config = datasette.plugin_config(PLUGIN) or {}
-    name = config.get("database")
-    if name:
-        return datasette.databases.get(name)
-    for db_name, db in datasette.databases.items():
-        if db_name.startswith("_"):
-            continue
-        if await db.table_exists("sessions") and await db.table_exists("events"):
-            return db
-    return None
+    """The (first) archive database served (scope.py says which), or None."""
+    names = scope.archive_names(datasette)
+    return datasette.databases.get(names[0]) if names else None
 
 
 _default_queries: dict | None = None
@@ -95,10 +86,7 @@ async def archive_queries(datasette, database: str) -> dict:
     """metadata.yml's canned queries for an archive database (one with sessions and
     events) that the metadata in use does not define already: plain
     ``datasette claude-sessions.db``, without ``--metadata``, gets them too."""
-    db = datasette.databases.get(database)
-    if db is None or database.startswith("_"):
-        return {}
-    if not (await db.table_exists("sessions") and await db.table_exists("events")):
+    if not scope.is_archive(datasette, database):
         return {}
     configured = _configured_queries(datasette, database)
     return {

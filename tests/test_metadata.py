@@ -126,8 +126,8 @@ def test_metadata_for_another_database_name():
 @pytest.mark.asyncio
 async def test_canned_queries_without_metadata(archive, archive_meta, tmp_path):
     """Plain `datasette claude-sessions.db` (no --metadata) has the canned queries, under
-    whatever name the archive is served; other databases get none; no Dashboards link,
-    since datasette-dashboards has nothing configured."""
+    whatever name the archive is served; other databases get none; the usage dashboard
+    is there too (the get_metadata hook configures datasette-dashboards, issue 11.4)."""
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("create table t (id integer)").connection.close()
     ds = Datasette([str(archive), str(other)])
@@ -139,7 +139,7 @@ async def test_canned_queries_without_metadata(archive, archive_meta, tmp_path):
     assert (await ds.client.get("/other.json")).json()["queries"] == []
     home = await ds.client.get("/")
     assert "Tables and queries" in home.text
-    assert '<a href="/-/dashboards">Dashboards</a> ·' not in home.text  # our link
+    assert '<a href="/-/dashboards">Dashboards</a> ·' in home.text  # our link
 
 
 @pytest.mark.asyncio

@@ -80,7 +80,11 @@ async def test_home_of_an_empty_archive_says_what_to_do(tmp_path):
 
 @pytest.mark.asyncio
 async def test_home_without_an_archive(tmp_path):
+    # Without an archive, / stays Datasette's own; the plugin's page says what to do.
     response = await Datasette(memory=True).client.get("/")
+    assert response.status_code == 200
+    assert "No archive attached" not in response.text
+    response = await Datasette(memory=True).client.get("/-/claude-sessions")
     assert response.status_code == 200
     assert "No archive attached" in response.text
     search = await Datasette(memory=True).client.get("/-/claude-sessions/search?q=x")
