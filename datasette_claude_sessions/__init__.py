@@ -118,13 +118,18 @@ _escape_datasette_uris()
 
 
 @hookimpl
-def prepare_jinja2_environment(env):
+def prepare_jinja2_environment(env, datasette):
     base = env.loader
-    env.loader = ChoiceLoader([DashboardLoader(base), base, FileSystemLoader(str(templates_dir()))])
+    loaders = [base, FileSystemLoader(str(templates_dir()))]
+    if scope.serves_archive(datasette):  # another Datasette's dashboards stay as they are
+        loaders.insert(0, DashboardLoader(base))
+    env.loader = ChoiceLoader(loaders)
 
 
 @hookimpl
 def asgi_wrapper(datasette):
+    if not scope.serves_archive(datasette):
+        return None  # a Datasette without an archive answers as without this plugin
     return lambda app: guard.wrap(datasette, app)
 
 

@@ -74,7 +74,8 @@ async def fetch_all(paths, files, **kwargs) -> dict:
     out = {}
     for path in paths:
         response = await ds.client.get(path)
-        out[path] = (response.status_code, normalise(response.text))
+        headers = sorted((k, v) for k, v in response.headers.items() if k != "date")
+        out[path] = (response.status_code, headers, normalise(response.text))
     return out
 
 
@@ -86,9 +87,15 @@ async def test_another_datasette_looks_as_without_the_plugin(other_db):
     for path in PAGES:
         assert with_plugin[path] == without[path], path
     # What the plugin used to change: its home page, the menu item, transcript links.
-    assert "No archive attached" not in with_plugin["/"][1]
-    assert "Sync status" not in with_plugin["/"][1]
-    assert "transcript" not in with_plugin["/other/events"][1]
+    assert "No archive attached" not in with_plugin["/"][2]
+    assert "Sync status" not in with_plugin["/"][2]
+    assert "transcript" not in with_plugin["/other/events"][2]
+    # Headers too: no Content-Security-Policy of ours on someone else's pages.
+    assert "content-security-policy" not in dict(with_plugin["/"][1])
+    # A Host name the archive's guard would refuse is none of our business here.
+    ds = Datasette([str(other_db)])
+    response = await ds.client.get("/", headers={"host": "example.com"})
+    assert response.status_code == 200
 
 
 @pytest.mark.asyncio
