@@ -25,7 +25,7 @@ from .cli import (
     resolve_projects,
 )
 from .export import ExportError, export_files
-from .lock import LockBusy, WatchLock, WriterLock
+from .lock import LockBusy, WatchLock, WriterLock, real_file
 from .paths import default_db_path
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ def database_errors(db: Path):
         raise click.ClickException(f"Cannot use {db} as the archive: {e}.") from None
     except OSError as e:
         filename = os.fsdecode(e.filename) if e.filename else None
-        if filename and filename.endswith(".lock") and filename.startswith(str(db)):
+        lock_names = (str(db), real_file(db))
+        if filename and filename.endswith(".lock") and filename.startswith(lock_names):
             # The lock file lives next to the archive: the folder is what needs fixing.
             filename = str(db.parent)
             what = f"Cannot write in {filename}, the archive's folder: {e.strerror}"
@@ -176,7 +177,7 @@ def sync(db_path, projects, host, wait_seconds, no_wait, quiet):
     from .sync import run_pass
 
     progress = Progress(enabled=not quiet and sys.stdout.isatty())
-    lock_file = Path(f"{db}{WriterLock.suffix}")
+    lock_file = WriterLock(db).path
     new_lock = not lock_file.exists()
     try:
         with database_errors(db):
@@ -482,7 +483,9 @@ def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path
     subagents; the first 6 or more characters of its id are enough when no other session
     starts with them) or --all for everything.  Refuses a non-empty --output folder unless
     --force is given (existing files with the same names are then overwritten).  Without
-    --replaced the files are exactly the sources' current versions.
+    --replaced the files are exactly the sources' current versions.  When files of
+    several machines (merged) or projects folders share a path, every file goes under
+    HOST/PROJECTS-FOLDER/ instead, so none overwrites another.
 
     --format parquet writes the archive for DuckDB, ClickHouse, Trino or Spark:
     events/ (with each line's archive id, and raw as text unless --no-raw),
@@ -512,13 +515,16 @@ def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path
         raise click.ClickException(f"{output} is not empty; pass --force to write into it.")
     try:
         with database_errors(db):
+            notes: list[str] = []
             written = export_files(
-                db, output, None if export_all else session_id, replaced=replaced
+                db, output, None if export_all else session_id, replaced=replaced, notes=notes
             )
     except ExportError as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"Cannot write to {output}: {e.strerror}.") from None
+    for note in notes:
+        click.echo(note)
     click.echo(f"Wrote {plural(len(written), 'file')} to {output}.")
 
 
@@ -530,7 +536,8 @@ def backup(dest, db_path):
 
     A plain file copy can miss the latest changes, which wait in the archive's -wal file
     until SQLite moves them into the main file; this writes one complete database
-    (SQLite's VACUUM INTO) from a read-only connection.  Use it to carry an archive to
+    (SQLite's VACUUM INTO) from a read-only connection, then checks the copy with
+    SQLite's quick_check.  Use it to carry an archive to
     another machine for `claude-sessions merge` (docs/several-machines.md).
     """
     db = (db_path or default_db_path()).expanduser()
@@ -547,7 +554,28 @@ def backup(dest, db_path):
         raise
     finally:
         conn.close()
-    click.echo(f"Copied {db} to {dest} ({dest.stat().st_size / 1e6:,.1f} MB).")
+    check = quick_check(dest)
+    if check != "ok":
+        raise click.ClickException(
+            f"The copy {dest} fails SQLite's quick_check ({check}); it is kept for a look, "
+            f"but do not rely on it: run `claude-sessions verify --db {db}`."
+        )
+    click.echo(f"Copied {db} to {dest} ({dest.stat().st_size / 1e6:,.1f} MB); quick_check ok.")
+
+
+def quick_check(db: Path) -> str:
+    """SQLite's PRAGMA quick_check of a database file: "ok" or its first complaints."""
+    try:
+        conn = archive.connect_readonly(db)
+    except (archive.ReadOnlyWal, sqlite3.DatabaseError) as e:
+        return str(e)
+    try:
+        found = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as e:
+        return str(e)
+    finally:
+        conn.close()
+    return "ok" if found == ["ok"] else "; ".join(found)
 
 
 @cli.command()

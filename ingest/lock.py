@@ -1,6 +1,9 @@
 """One writer per archive: an flock on ``<db>.lock`` holding the writer's pid.
 
-Readers (Datasette) never take it; SQLite's WAL mode lets them read while a pass writes.
+The lock file sits next to the archive's real file (symlinks in the --db path and its
+folders resolved), so two names for one archive meet at one lock; SQLite, too, puts its
+-wal and -shm files next to the real file.  Readers (Datasette) never take it; SQLite's
+WAL mode lets them read while a pass writes.
 """
 
 from __future__ import annotations
@@ -9,6 +12,12 @@ import fcntl
 import os
 import time
 from pathlib import Path
+
+
+def real_file(db_path: str | os.PathLike) -> str:
+    """The archive's real path: every symlink on the way resolved, also when the file
+    does not exist yet (then its folder's real path and its name)."""
+    return os.path.realpath(os.path.abspath(os.fspath(db_path)))
 
 
 class LockBusy(Exception):
@@ -26,7 +35,7 @@ class WriterLock:
 
     def __init__(self, db_path: str | os.PathLike):
         self.db_path = Path(db_path)
-        self.path = Path(f"{self.db_path}{self.suffix}")
+        self.path = Path(f"{real_file(self.db_path)}{self.suffix}")
         self._fd: int | None = None
 
     def holder_pid(self) -> int | None:
@@ -47,18 +56,24 @@ class WriterLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = None if wait is True else time.monotonic() + (0 if wait is False else wait)
         delay = 0.01
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise LockBusy(self._busy_message(wait)) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise LockBusy(self._busy_message(wait)) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+        except BaseException:  # given up, or interrupted (a signal): no fd left behind
+            os.close(fd)
+            raise
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the pid is for messages only, the flock is what counts
         self._fd = fd
 
     def release(self) -> None:
@@ -67,6 +82,8 @@ class WriterLock:
         fd, self._fd = self._fd, None
         try:
             os.ftruncate(fd, 0)
+        except OSError:
+            pass
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
