@@ -37,33 +37,67 @@ def sqlite_uri(db: str | os.PathLike, query: str = "") -> str:
     return f"{uri}?{query}" if query else uri
 
 
-def connect_readonly(db: str | os.PathLike) -> sqlite3.Connection:
-    """A read-only connection that changes nothing on disk.
+def nobody_writes(db: Path) -> bool:
+    """The file's mode gives nobody write permission (a sealed archive)."""
+    try:
+        return not os.stat(db).st_mode & 0o222
+    except OSError:
+        return False
 
-    SQLite needs to create the -shm file to read a WAL database; where it cannot (a
-    read-only folder) and no -wal file holds recent changes, the file is complete and
-    nobody can write it, so it is opened as immutable.  Raises ReadOnlyWal when a -wal
-    file exists there, sqlite3.DatabaseError when the file is no database.
+
+def connect_readonly(db: str | os.PathLike) -> sqlite3.Connection:
+    """A read-only connection that leaves nothing on disk that could block a writer.
+
+    SQLite needs a -shm file to read a WAL database, and creates it with the database
+    file's mode: reading a 0444 archive left a 0444 -shm behind, and the next writer
+    (once the archive was writable again) failed with "attempt to write a readonly
+    database".  So a file whose mode lets nobody write it, or that sits where this
+    process cannot create a -shm, is opened as immutable (nothing created) when no -wal
+    file holds recent changes: nobody can change it meanwhile.  Where a -wal file must be
+    read, a -shm this open created is left writable by its owner.  Raises ReadOnlyWal
+    when a -wal file exists but cannot be used, sqlite3.DatabaseError when the file is
+    no database.  The path is %-escaped (sqlite_uri).
     """
     db = Path(db).absolute()
+    wal = Path(f"{db}-wal")
+    shm = Path(f"{db}-shm")
+    wal_pending = wal.exists() and wal.stat().st_size > 0
+    if not wal_pending and nobody_writes(db):
+        return _immutable(db)
+    shm_existed = shm.exists()
     conn = sqlite3.connect(sqlite_uri(db, "mode=ro"), uri=True, check_same_thread=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if not shm_existed:
+            _owner_writable(shm)
         return conn
     except sqlite3.OperationalError:
         conn.close()
         if not read_only_location(db):
             raise
-    wal = Path(f"{db}-wal")
-    if wal.exists():
+    if wal_pending:
         readable = "cannot be read" if not os.access(wal, os.R_OK) else "cannot be used there"
         raise ReadOnlyWal(
             f"{db} is on a read-only location and its {wal.name} file (the latest changes) "
             f"{readable}; copy both files to a writable folder or ask for read access."
         )
+    return _immutable(db)
+
+
+def _immutable(db: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(sqlite_uri(db, "immutable=1"), uri=True, check_same_thread=False)
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn
+
+
+def _owner_writable(shm: Path) -> None:
+    """Give a -shm file this process created its owner's write permission back."""
+    try:
+        st = shm.stat()
+        if st.st_uid == os.geteuid() and not st.st_mode & 0o200:
+            os.chmod(shm, (st.st_mode & 0o7777) | 0o200)
+    except OSError:
+        pass
 
 
 def check_file(db: Path, option: str = "--db") -> None:
@@ -82,13 +116,22 @@ def check_file(db: Path, option: str = "--db") -> None:
 
 
 def check_writable(db: Path) -> None:
-    """Before a writer opens ``db``: a SQLite file (or none yet) in a writable place."""
+    """Before a writer opens ``db``: a SQLite file (or none yet) in a writable place,
+    with -wal and -shm files (when there are any) it can write."""
     check_file(db)
     if read_only_location(db):
         raise click.ClickException(
             f"{db} is on a read-only location; status, export and cost can read it, "
             "but sync, watch, merge and reprice need to write it."
         )
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{db}{suffix}")
+        if side.exists() and not os.access(side, os.R_OK | os.W_OK):
+            raise click.ClickException(
+                f"{side} cannot be written (mode {side.stat().st_mode & 0o777:o}), so no "
+                f"writer can use {db.name}; make it writable (chmod u+w), or delete it "
+                "while no program has the archive open."
+            )
 
 
 def open_read(db: Path, *, table: str = "sync_files") -> sqlite3.Connection:
