@@ -106,6 +106,7 @@ COMMANDS = {
     "export": "cli_sync",
     "backup": "cli_sync",
     "path": "cli_sync",
+    "verify": "cli_verify",
     "cost": "cli_cost",
     "reprice": "cli_cost",
     "merge": "cli_cost",
