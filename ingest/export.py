@@ -18,7 +18,9 @@ replacement lost or changed.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 from .archive import connect_readonly
@@ -37,6 +39,7 @@ def export_files(
     session_id: str | None = None,
     *,
     replaced: bool = False,
+    notes: list[str] | None = None,
 ) -> list[Path]:
     """Write every archived file (or one session's files) under out_dir at its rel_path.
 
@@ -44,30 +47,45 @@ def export_files(
     meta.json files, and workflow journals.  ``session_id`` may be a unique prefix of at
     least MIN_PREFIX characters.  ``replaced``: also write older generations (see the
     module docstring).  Returns the paths written.  Opens the archive read-only.
+    ``notes`` gets a sentence when files were kept apart by host and root.
     """
     conn = connect_readonly(db_path)
     try:
         if session_id is not None:
             session_id = resolve_session(conn, session_id)
+        columns = "id, rel_path, kind, generation, tail_unterminated, host, root"
         if session_id is None:
-            files = conn.execute(
-                "SELECT id, rel_path, kind, generation, tail_unterminated FROM sync_files "
-                "ORDER BY rel_path"
-            ).fetchall()
+            files = conn.execute(f"SELECT {columns} FROM sync_files ORDER BY rel_path").fetchall()
         else:
             files = conn.execute(
-                "SELECT id, rel_path, kind, generation, tail_unterminated FROM sync_files "
-                "WHERE session_id = ? ORDER BY rel_path",
+                f"SELECT {columns} FROM sync_files WHERE session_id = ? ORDER BY rel_path",
                 (session_id,),
             ).fetchall()
             if not files:
                 raise ExportError(f"No archived files belong to session {session_id}.")
         out = Path(out_dir)
+        names = [rel_path for _, rel_path, *_ in files]
+        if len(set(names)) < len(names):
+            names = [f"{safe_name(h)}/{root_folder(r)}/{rel}" for _, rel, *_, h, r in files]
+            twice = sorted(n for n, k in Counter(names).items() if k > 1)
+            if twice:
+                raise ExportError(
+                    f"Several archived files would be written to {', '.join(twice[:3])}"
+                    f"{', …' if len(twice) > 3 else ''}; nothing was written."
+                )
+            if notes is not None:
+                shared = sorted(n for n, k in Counter(r for _, r, *_ in files).items() if k > 1)
+                notes.append(
+                    f"Files of several machines or projects folders share a path (e.g. "
+                    f"{shared[0]}): every file is under <host>/<projects folder>/ to keep "
+                    "them apart."
+                )
         written = []
         if has_kept_files(conn):
-            taken = {rel_path for _, rel_path, *_ in files}
-            written += map(Path, export_kept(conn, out, session_id, taken))
-        for file_id, rel_path, kind, generation, tail_unterminated in files:
+            written += map(Path, export_kept(conn, out, session_id, set(names)))
+        for (file_id, _, kind, generation, tail_unterminated, _, _), rel_path in zip(
+            files, names, strict=True
+        ):
             target = out.joinpath(*rel_path.split("/"))
             if not target.resolve().is_relative_to(out.resolve()):
                 raise ExportError(f"Refusing to write {rel_path} outside {out}.")
@@ -92,6 +110,20 @@ def has_kept_files(conn: sqlite3.Connection) -> bool:
         conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kept_files'"
         ).fetchone()
+    )
+
+
+def safe_name(text: str | None) -> str:
+    """A single folder name for a host name or a path."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text or "unknown").strip("-.")
+    return name or "unknown"
+
+
+def root_folder(root: str) -> str:
+    """The folder name for a projects root: its path, separators as dashes (a merged
+    file's root has its machine's name before a colon, already in the host folder)."""
+    return safe_name(
+        root.split(":", 1)[-1] if ":" in root and not root.startswith(os.sep) else root
     )
 
 

@@ -140,6 +140,7 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS file_map (other_id INTEGER PRIMARY KEY, id INT)")
     conn.execute("DELETE FROM temp.file_map")
     rows = conn.execute(f"SELECT id, {', '.join(cols)} FROM other.sync_files").fetchall()
+    matched: list[tuple[int, int]] = []
     for other_id, *values in rows:
         row = dict(zip(cols, values, strict=True))
         host, path = row.get("host") or "unknown", row["path"]
@@ -151,6 +152,7 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
             file_id = found[0]
             result.files_matched += 1
             _refresh_file_row(conn, file_id, row)
+            matched.append((other_id, file_id))
         else:
             row["host"] = host
             row["path"] = path if path.startswith(f"{host}:") else f"{host}:{path}"
@@ -164,12 +166,18 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
         conn.execute("INSERT INTO temp.file_map VALUES (?, ?)", (other_id, file_id))
 
     last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+    for other_id, file_id in matched:
+        _follow_moves(conn, other_id, file_id)
     ev_cols = [c for c in EVENT_COPY if c in _columns(conn, "events", "other")]
     names = ", ".join(ev_cols)
     conn.execute(
         f"INSERT OR IGNORE INTO events (file_id, {names}) "
         f"SELECT m.id, {', '.join('e.' + c for c in ev_cols)} FROM other.events e "
-        "JOIN temp.file_map m ON m.other_id = e.file_id ORDER BY e.id"
+        "JOIN temp.file_map m ON m.other_id = e.file_id "
+        # a line this archive already moved to a newer generation stays there only
+        "WHERE NOT EXISTS (SELECT 1 FROM events x WHERE x.file_id = m.id "
+        "AND x.generation > e.generation AND x.byte_offset = e.byte_offset "
+        "AND CAST(x.raw AS BLOB) = CAST(e.raw AS BLOB)) ORDER BY e.id"
     )
     result.events_added = conn.execute(
         "SELECT count(*) FROM events WHERE id > ?", (last_id,)
@@ -212,28 +220,49 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
     return result
 
 
+STATE_COLUMNS = (
+    "size",
+    "position",
+    "generation",
+    "head_len",
+    "head_hash",
+    "tail_unterminated",
+    "mtime",
+    "device",
+    "inode",
+    "last_synced",
+    "deleted_at",
+)
+
+
 def _refresh_file_row(conn, file_id: int, row: dict) -> None:
-    """Take the other archive's bookkeeping for a foreign file when it is further along."""
+    """Take the other archive's bookkeeping for a file when it got further: a newer
+    generation, or more of the same one (a foreign file, or this machine's own file in
+    a copy of this archive that was synced after the copy was made)."""
+    generation, position = row.get("generation", 0), row.get("position", 0)
+    state = [c for c in STATE_COLUMNS if c in row]
     conn.execute(
-        """
-        UPDATE sync_files SET size = ?, position = ?, generation = ?, mtime = ?,
-            last_synced = ?, deleted_at = ?
-        WHERE id = ? AND path LIKE host || ':%'
-          AND (generation < ? OR (generation = ? AND position < ?))
-        """,
-        (
-            row.get("size", 0),
-            row.get("position", 0),
-            row.get("generation", 0),
-            row.get("mtime"),
-            row.get("last_synced"),
-            row.get("deleted_at"),
-            file_id,
-            row.get("generation", 0),
-            row.get("generation", 0),
-            row.get("position", 0),
-        ),
+        f"UPDATE sync_files SET {', '.join(f'{c} = ?' for c in state)} "
+        "WHERE id = ? AND (generation < ? OR (generation = ? AND position < ?))",
+        (*(row[c] for c in state), file_id, generation, generation, position),
     )
+
+
+def _follow_moves(conn, other_id: int, file_id: int) -> None:
+    """Lines the other archive moved to a newer generation than this one's rows of them
+    (the same bytes at the same offset, read again after a truncation): move them here
+    too, so they are not inserted a second time."""
+    moves = conn.execute(
+        "SELECT o.generation, o.line_number, (SELECT x.id FROM events x WHERE x.file_id = ?1 "
+        "AND x.byte_offset = o.byte_offset AND x.generation < o.generation "
+        "AND CAST(x.raw AS BLOB) = CAST(o.raw AS BLOB) ORDER BY x.generation DESC LIMIT 1) "
+        "AS moved FROM other.events o WHERE o.file_id = ?2 AND o.generation > 0 "
+        "AND moved IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events y WHERE y.file_id = ?1 "
+        "AND y.generation = o.generation AND y.byte_offset = o.byte_offset)",
+        (file_id, other_id),
+    ).fetchall()
+    if moves:
+        conn.executemany("UPDATE events SET generation = ?, line_number = ? WHERE id = ?", moves)
 
 
 def _derive_new(conn: sqlite3.Connection, last_id: int) -> int:
