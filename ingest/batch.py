@@ -172,6 +172,7 @@ class Batch:
         self.nbytes = 0
         self.longest = 0
         self.inserted = 0
+        self.quarantined = 0  # lines stored without their derived rows (ingest.quarantine)
         self.end = 0
         self.next_id = fs.sync.next_id
 

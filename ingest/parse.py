@@ -417,13 +417,31 @@ def without_surrogates(value):
     return value
 
 
+# What parsing a hostile line can raise besides LineError: nesting deeper than a parser
+# allows (RecursionError from json, orjson's own limit is a JSONDecodeError), a shape
+# extract did not expect.  parse turns each into a LineError: the line is archived as
+# an error row, the pass goes on.
+PARSE_FAULTS = (RecursionError, ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
 def parse(line: bytes):
-    """(obj, cols) for a good line; raises LineError.
+    """(obj, cols) for a good line; raises LineError (and nothing else) for a bad one.
 
     orjson rejects lone UTF-16 surrogates in escapes (a cut emoji), which real
     transcripts contain; such lines are valid JSON, so fall back to the json module.
     A huge line is parsed from its skeleton when that is JSON, else whole.
     """
+    try:
+        return _parse(line)
+    except LineError:
+        raise
+    except RecursionError:
+        raise LineError("nested deeper than the parser allows") from None
+    except PARSE_FAULTS as e:
+        raise LineError(f"cannot be parsed: {type(e).__name__}: {e}") from None
+
+
+def _parse(line: bytes):
     if len(line) >= HUGE_BYTES:
         small = skeleton(line, KEEP_BYTES)
         if small is not line:
