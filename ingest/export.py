@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .archive import connect_readonly
 from .keep import export_kept
+from .sources import os_name
 
 MIN_PREFIX = 6
 
@@ -64,9 +65,13 @@ def export_files(
             if not files:
                 raise ExportError(f"No archived files belong to session {session_id}.")
         out = Path(out_dir)
+        # a name that is not UTF-8 is stored as its bytes: back to the same bytes on disk
+        files = [(i, os_name(rel), *rest) for i, rel, *rest in files]
         names = [rel_path for _, rel_path, *_ in files]
         if len(set(names)) < len(names):
-            names = [f"{safe_name(h)}/{root_folder(r)}/{rel}" for _, rel, *_, h, r in files]
+            names = [
+                f"{safe_name(h)}/{root_folder(os_name(r))}/{rel}" for _, rel, *_, h, r in files
+            ]
             twice = sorted(n for n, k in Counter(names).items() if k > 1)
             if twice:
                 raise ExportError(

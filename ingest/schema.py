@@ -98,9 +98,9 @@ def m001_initial(db: Database) -> None:
         """
         CREATE TABLE IF NOT EXISTS sync_files (
             id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL UNIQUE,       -- absolute path of the source file
+            path TEXT NOT NULL UNIQUE,       -- absolute path of the source file (a BLOB of its bytes when not UTF-8)
             root TEXT NOT NULL,              -- the projects directory it was found under
-            rel_path TEXT NOT NULL,          -- path relative to root (used by export)
+            rel_path TEXT NOT NULL,          -- path relative to root (used by export; a BLOB when not UTF-8)
             project_dir TEXT,                -- first path component: the encoded project folder
             kind TEXT NOT NULL,              -- session | agent | meta | journal | other
             session_id TEXT,                 -- from the file name / folder (records may differ)
@@ -399,6 +399,24 @@ def m008_fts_hashsize(db: Database) -> None:
     # this size (1 MiB by default); twice that makes half as many segments to merge
     # later, for 0.5 MB more memory while syncing: an initial sync of 100 MB, 4% faster.
     db.execute("INSERT INTO events_fts (events_fts, rank) VALUES ('hashsize', 2097152)")
+
+
+@migrations(name="m201_sync_unreadable")
+def m201_sync_unreadable(db: Database) -> None:
+    # Issue 8: what a pass could not read is kept, with the reason, until a pass that
+    # looks there reads it (status and the status page list it).  A path that is not
+    # UTF-8 is stored as a BLOB of its bytes, as in sync_files.
+    _run_script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS sync_unreadable (
+            path PRIMARY KEY,                -- file or folder (a BLOB when not UTF-8)
+            reason TEXT NOT NULL,            -- e.g. Permission denied, not a regular file (a FIFO)
+            first_seen TEXT NOT NULL,        -- first pass that could not read it
+            last_seen TEXT NOT NULL          -- when the reason was last stored
+        );
+        """,
+    )
 
 
 @migrations(name="m301_kept_files")

@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .archive import connect_readonly
-
 READ_BYTES = 1 << 20
 
 
@@ -53,6 +51,8 @@ def verify(
 ) -> VerifyResult:
     """Compare every archived source on disk with the archive (see the module docstring).
     ``progress(nbytes)`` is called as bytes are compared."""
+    from .archive import connect_readonly  # (imports click: not when sync imports this)
+
     result = VerifyResult()
     conn = connect_readonly(db_path)
     try:
@@ -66,6 +66,7 @@ def verify(
             "WHERE deleted_at IS NULL ORDER BY path"
         ).fetchall()
         for file_id, path, kind, position, generation, tail in files:
+            path = os.fsdecode(path) if isinstance(path, bytes) else path
             if not path.startswith(os.sep):
                 result.elsewhere += 1  # "<host>:<path>", merged from another machine
                 continue
