@@ -23,7 +23,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-_schema_ready: set[str] = set()
+_schema_ready: set[tuple[str, int, int, int]] = set()
 
 
 def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
@@ -38,10 +38,18 @@ def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
     conn.execute("PRAGMA temp_store=MEMORY")
     # A big transaction grows the WAL; give the disk space back once it is checkpointed.
     conn.execute(f"PRAGMA journal_size_limit={64 << 20}")
-    key = os.path.abspath(db_path)
-    if key not in _schema_ready:
+    # Keyed by the file itself, not its name: an archive deleted or replaced since (the
+    # watch sidecar goes on into the new file, maybe with the old inode number) gets its
+    # schema checked again (a read of the migrations table, when nothing is pending).
+    try:
+        st = os.stat(db_path)
+        key = (os.path.abspath(db_path), st.st_dev, st.st_ino, st.st_ctime_ns)
+    except OSError:
+        key = None
+    if key is None or key not in _schema_ready:
         schema.ensure_schema(conn)
-        _schema_ready.add(key)
+        if key is not None:
+            _schema_ready.add(key)
     return conn
 
 

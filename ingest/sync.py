@@ -30,15 +30,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import derive
+from . import derive, quarantine
 from .batch import BATCH_LINES, WRITE_BYTES, Batch, Huge, huge_line, read_lines
 from .db import WAL_LIMIT, Checkpointer, now_iso, open_db, retry_busy
 from .digest import blake2b, sha1
 from .keep import KeepResult, keep_pass
-from .lock import WriterLock
+from .lock import LockBusy, WriterLock
 from .memory import limit_heap, release_memory
 from .parse import HUGE_BYTES, tail_is_complete
-from .sources import Source, discover, make_source, real_path
+from .sources import (
+    Source,
+    db_name,
+    discover,
+    make_source,
+    not_regular,
+    os_name,
+    real_path,
+    text_name,
+)
+from .verify import compare_lines
 
 HEAD_BYTES = 4096
 # An unterminated last line that is not valid JSON is archived (as an error) once the
@@ -105,6 +115,7 @@ def run_pass(
     todos/ are kept too (ingest.keep; files in the session folders always are).
     """
     lock = WriterLock(db_path)
+    started = time.monotonic()
     lock.acquire(wait)
     limit_heap()
     # Parsed records hold no reference cycles: reference counting frees them, and the
@@ -113,14 +124,28 @@ def run_pass(
     gc.disable()
     try:
         conn = open_db(db_path)
+        if wait is not True:
+            # Another program (not a sync: those take the lock) may hold a write
+            # transaction: wait for it what is left of ``wait``, not the 30 s default.
+            left = 0.0 if wait is False else max(0.0, wait - (time.monotonic() - started))
+            conn.execute(f"PRAGMA busy_timeout={int(left * 1000)}")
         # write_huge hands a huge line to SQLite through this function (see batch.py)
         conn.create_function("huge_line", 0, huge_line)
         try:
             host = host or socket.gethostname()
             sync = Pass(conn, [Path(r) for r in roots], host, progress, str(db_path))
             sync.claude_dirs = [Path(c) for c in claude_dirs]
+            sync.wait = wait
             try:
                 return sync.run(trigger, None if paths is None else [Path(p) for p in paths])
+            except sqlite3.OperationalError as e:
+                if not is_busy(e):
+                    raise
+                waited = "" if wait is False else f" after waiting {float(wait):g} s"
+                raise LockBusy(
+                    f"Another program holds a write transaction on {db_path}; gave up"
+                    f"{waited}, try again later."
+                ) from None
             finally:
                 sync.stop_checkpointer()
         finally:
@@ -151,7 +176,8 @@ class Pass:
         self.result: PassResult | None = None
         self.done_bytes = 0
         self.total_bytes = 0
-        self.unreadable: list[str] = []
+        self.unreadable: list[str] = []  # "path: reason", for messages
+        self.unreadable_paths: dict[str, str] = {}  # path -> reason
         self.touched_sessions: set[str | None] = set()
         self.touched_agents: set[str | None] = set()
         self.pending_bytes = 0  # source bytes written in the open transaction
@@ -159,6 +185,7 @@ class Pass:
         self.checkpointer: Checkpointer | None = None
         self.commit_bytes = batch_bytes()
         self.claude_dirs: list[Path] = []
+        self.wait: bool | float = True  # run_pass's wait (see retry)
 
     # -- the pass -------------------------------------------------------------------
 
@@ -175,7 +202,8 @@ class Pass:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             result.seconds = time.monotonic() - started
-            self.finish_run(result, f"{type(e).__name__}: {e}")
+            if not is_busy(e):  # (another writer holds the archive: no row to write)
+                self.finish_run(result, f"{type(e).__name__}: {e}")
             raise
         result.seconds = time.monotonic() - started
         result.unreadable = self.unreadable
@@ -190,7 +218,7 @@ class Pass:
     def record_run(self) -> None:
         """Insert the pass's sync_runs row (once), outside any transaction."""
         if self.result.run_id is None:
-            self.result.run_id = retry_busy(
+            self.result.run_id = self.retry(
                 lambda: (
                     self.conn.execute(
                         "INSERT INTO sync_runs (trigger, host, pid, started_at) "
@@ -221,7 +249,7 @@ class Pass:
                 ),
             )
 
-        retry_busy(write)
+        self.retry(write)
 
     def sync_all(self, paths: list[Path] | None) -> None:
         conn = self.conn
@@ -239,16 +267,20 @@ class Pass:
         result.files_scanned = len(found)
         todo = []
         now = time.time()
-        for source in found.values():
-            row = known.get(source.path)
+        for key, source in found.items():
+            row = known.get(key)
             if row is not None and unchanged(row, source, now):
                 continue
             todo.append((source, row))
         looked_at = self.looked_at(paths)
+        hidden = self.hidden()
         gone = [
             row
             for path, row in known.items()
-            if row["deleted_at"] is None and path not in found and looked_at(path)
+            if row["deleted_at"] is None
+            and path not in found
+            and looked_at(path)
+            and not hidden(path)
         ]
         self.total_bytes = sum(max(0, s.size - (row["position"] if row else 0)) for s, row in todo)
         if todo or gone:
@@ -262,6 +294,38 @@ class Pass:
         if gone:
             self.mark_deleted(gone)
         self.keep_files(paths)
+        self.store_unreadable(looked_at)
+
+    def store_unreadable(self, looked_at: Callable[[str | bytes], bool]) -> None:
+        """Keep sync_unreadable in step: what this pass could not read (kept until a pass
+        that looks there reads it), for `status` and the status page."""
+        conn = self.conn
+        current = dict(self.unreadable_paths)
+        for item in self.unreadable[len(current) :]:  # ingest.keep's, as "path: reason"
+            path, _, reason = item.partition(": ")
+            current.setdefault(path, reason)
+        stored = {
+            os_name(row[0]): row[1]
+            for row in conn.execute("SELECT path, reason FROM sync_unreadable")
+        }
+        stale = [p for p in stored if p not in current and looked_at(p)]
+        fresh = {p: r for p, r in current.items() if stored.get(p) != r}
+        if not stale and not fresh:
+            return
+        stamp = now_iso()
+
+        def write():
+            conn.executemany(
+                "DELETE FROM sync_unreadable WHERE path = ?", [(db_name(p),) for p in stale]
+            )
+            conn.executemany(
+                "INSERT INTO sync_unreadable (path, reason, first_seen, last_seen) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                "reason = excluded.reason, last_seen = excluded.last_seen",
+                [(db_name(p), r, stamp, stamp) for p, r in fresh.items()],
+            )
+
+        self.write(write)
 
     def keep_files(self, paths: list[Path] | None) -> None:
         """Keep the files beside the transcripts (ingest.keep), in transactions of its own."""
@@ -270,6 +334,18 @@ class Pass:
         self.unreadable += kept.skipped
         if kept.files_read or kept.deleted:
             self.record_run()
+
+    def retry(self, fn):
+        """fn() (a write) with the pass's patience for another writer: retried with
+        backoff when the pass may wait as long as it takes, else once, for the busy
+        timeout run_pass set (so --wait N waits about N seconds, not six times N)."""
+        return retry_busy(fn, attempts=6 if self.wait is True else 1)
+
+    def cannot_read(self, path: str, reason: str) -> None:
+        """A file or folder this pass could not read: said, stored, retried next pass."""
+        if path not in self.unreadable_paths:
+            self.unreadable_paths[path] = reason
+            self.unreadable.append(f"{path}: {reason}")
 
     def new_file_id(self) -> int:
         """An id for a new sync_files row (this pass is the only writer)."""
@@ -290,32 +366,40 @@ class Pass:
                 (real, alias, n, os.sep, chr(ord(os.sep) + 1)),
             )
 
-        retry_busy(write)
+        self.retry(write)
 
-    def find(self, paths: list[Path] | None) -> dict[str, Source]:
-        found: dict[str, Source] = {}
+    def find(self, paths: list[Path] | None) -> dict[str | bytes, Source]:
+        """The sources to look at, keyed by their stored path (see sources.db_name)."""
+        found: dict[str | bytes, Source] = {}
         if paths is None:
             for root in self.roots:
-                for source in discover(root):
-                    found[source.path] = source
+                for source in discover(root, self.cannot_read):
+                    found[db_name(source.path)] = source
             return found
         for path in paths:
             root = next((r for r in self.roots if path == r or r in path.parents), None)
             if root is None:
                 continue
             if path.is_dir():
-                for source in discover(path):
-                    source = make_source(str(root), source.path, os.stat(source.path))
-                    if source is not None:
-                        found[source.path] = source
+                for source in discover(path, self.cannot_read, under=str(root)):
+                    found[db_name(source.path)] = source
                 continue
             try:
                 stat = path.stat()
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            except OSError as e:  # a symlink loop, a folder one may not enter, ...
+                if path.name.endswith((".jsonl", ".meta.json")):
+                    self.cannot_read(str(path), e.strerror or str(e))
+                continue
+            why = not_regular(stat.st_mode)
+            if why is not None:
+                if path.name.endswith((".jsonl", ".meta.json")):
+                    self.cannot_read(str(path), why)
+                continue
             source = make_source(str(root), str(path), stat)
             if source is not None:
-                found[source.path] = source
+                found[db_name(source.path)] = source
         return found
 
     def looked_at(self, paths: list[Path] | None) -> Callable[[str], bool]:
@@ -323,7 +407,24 @@ class Pass:
         places = [str(p.absolute()) for p in (self.roots if paths is None else paths)]
         prefixes = tuple(p.rstrip(os.sep) + os.sep for p in places)
         exact = set(places)
-        return lambda path: path in exact or path.startswith(prefixes)
+
+        def looked(path: str | bytes) -> bool:
+            path = os_name(path)
+            return path in exact or path.startswith(prefixes)
+
+        return looked
+
+    def hidden(self) -> Callable[[str | bytes], bool]:
+        """Whether a tracked file is under something this pass could not read (so its
+        absence does not mean it was deleted)."""
+        exact = set(self.unreadable_paths)
+        prefixes = tuple(p.rstrip(os.sep) + os.sep for p in exact)
+
+        def hidden(path: str | bytes) -> bool:
+            path = os_name(path)
+            return path in exact or bool(prefixes) and path.startswith(prefixes)
+
+        return hidden
 
     def mark_deleted(self, rows: list[sqlite3.Row]) -> None:
         conn = self.conn
@@ -345,7 +446,7 @@ class Pass:
         Only BEGIN can meet another writer (SQLITE_BUSY): it is retried with backoff.
         Once begun, WAL readers cannot block the commit."""
         conn = self.conn
-        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+        self.retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             fn()
             conn.execute("COMMIT")
@@ -364,7 +465,7 @@ class Pass:
         if not conn.in_transaction:
             if self.checkpointer is not None and self.wal_bytes() > WAL_LIMIT:
                 self.checkpointer.wait()  # so that this transaction restarts the WAL
-            retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+            self.retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             sessions, agents = write()
         except BaseException:
@@ -423,6 +524,11 @@ class Pass:
         self.done_bytes += nbytes
 
 
+def is_busy(e: BaseException) -> bool:
+    """Another connection holds the archive (SQLITE_BUSY / SQLITE_LOCKED)."""
+    return isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e))
+
+
 def unchanged(row: sqlite3.Row, source: Source, now: float) -> bool:
     if (
         row["deleted_at"] is not None
@@ -451,25 +557,34 @@ class FileSync:
         self.file_id = row["id"] if row else None  # None until its row is inserted
         # the id its events rows carry: a new file's row gets it when first written
         self.row_id = self.file_id if row else sync.new_file_id()
-        self.session_id = (row["session_id"] if row else None) or source.session_id
-        self.agent_id = source.agent_id
+        self.session_id = (row["session_id"] if row else None) or text_name(source.session_id)
+        self.agent_id = text_name(source.agent_id)
 
     def run(self) -> None:
+        path = self.source.path
         try:
-            f = open(self.source.path, "rb", buffering=0)
+            # never blocks (a FIFO that appeared since the walk), and no regular file: no read
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return  # gone since the walk; the next pass marks it deleted
         except OSError as e:
-            self.sync.unreadable.append(f"{self.source.path}: {e.strerror}")
+            self.sync.cannot_read(path, e.strerror or str(e))
             return  # tried again next pass
-        with f:
-            self.fd = f.fileno()
-            st = os.fstat(self.fd)
+        with open(fd, "rb", buffering=0) as f:
+            st = os.fstat(fd)
+            why = not_regular(st.st_mode)
+            if why is not None:
+                self.sync.cannot_read(path, why)
+                return
+            self.fd = fd
             self.stat = st
-            if self.source.kind == "meta":
-                self.sync_meta(f, st)
-            else:
-                self.sync_jsonl(f, st)
+            try:
+                if self.source.kind == "meta":
+                    self.sync_meta(f, st)
+                else:
+                    self.sync_jsonl(f, st)
+            except OSError as e:  # an I/O error reading it: what was queued is consistent
+                self.sync.cannot_read(path, f"read failed: {e.strerror or e}")
 
     # -- sync_files bookkeeping -----------------------------------------------------
 
@@ -484,10 +599,10 @@ class FileSync:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.row_id,
-                s.path,
-                s.root,
-                s.rel_path,
-                s.project_dir,
+                db_name(s.path),
+                db_name(s.root),
+                db_name(s.rel_path),
+                text_name(s.project_dir),
                 s.kind,
                 self.session_id,
                 self.agent_id,
@@ -550,6 +665,11 @@ class FileSync:
                 rewritten = True
             elif head_len and head_hash(os.pread(self.fd, head_len, 0)) != row["head_hash"]:
                 rewritten = True
+            elif position and st.st_mtime != row["mtime"] and st.st_size <= row["size"]:
+                # Changed but not grown: rewritten in place?  Its archived bytes are
+                # compared in full (a changed byte past the head is a new generation).
+                if compare_lines(self.conn, self.file_id, generation, position, tail_flag, f):
+                    rewritten = True
             elif tail_flag and st.st_size > position:
                 if os.pread(self.fd, 1, position) == b"\n":
                     position += 1  # the newline the archived tail was waiting for
@@ -639,7 +759,7 @@ class FileSync:
         def write():
             self.ensure_file_row()
             if batch.rows:
-                batch.write(conn, self.file_id)
+                quarantine.write_rows(conn, batch, self.file_id)
             values = dict(
                 position=position,
                 generation=self.generation,
@@ -648,15 +768,15 @@ class FileSync:
                 head_hash=head_hash(head) if head else None,
             )
             self.update_file_row(final, **values)
+            events = batch.new_events
+            touched = {self.session_id}
+            if self.source.kind != "journal" and events:
+                touched |= quarantine.derive_rows(conn, events, batch, self.file_id)
             if batch.rows:
                 conn.execute(
                     "UPDATE sync_files SET lines = lines + ?, errors = errors + ? WHERE id = ?",
-                    (batch.inserted, len(batch.errors), self.file_id),
+                    (batch.inserted, len(batch.errors) + batch.quarantined, self.file_id),
                 )
-            events = batch.new_events
-            touched = {self.session_id}
-            if self.source.kind != "journal":
-                touched |= derive.on_batch(conn, events)
             return touched, {self.agent_id if self.source.kind == "agent" else None}
 
         sync.next_id = batch.next_id
@@ -670,4 +790,4 @@ class FileSync:
         self.partial = not final
         result = sync.result
         result.lines_added += batch.inserted
-        result.errors += len(batch.errors)
+        result.errors += len(batch.errors) + batch.quarantined

@@ -50,7 +50,9 @@ LOCK_WAIT = 1.0  # seconds a pass waits for another writer before trying again l
 APPEAR_POLL = 0.5  # seconds between looks for a root that does not exist yet
 FIRST_BACKOFF = 0.5  # seconds before retrying a failed pass, doubled per failure ...
 MAX_BACKOFF = 4.0  # ... up to this (a line arrives within 10 s once the fault is gone)
-SAY_EVERY = float(os.environ.get("HEAL_SAY", 60))  # seconds between two lines about the same kind of failure
+SAY_EVERY = float(
+    os.environ.get("HEAL_SAY", 60)
+)  # seconds between two lines about the same kind of failure
 HEARTBEAT_TIMEOUT = 0.5  # seconds a heartbeat waits for another writer (then skips a beat)
 
 
@@ -62,13 +64,6 @@ def is_disk_full(e: BaseException) -> bool:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     return isinstance(e, sqlite3.Error) and "full" in str(e)
-
-
-def forget_schema(db_path) -> None:
-    """Have the next open_db check the archive's schema again (a new file at the path)."""
-    from . import sync as engine
-
-    engine._schema_ready.discard(os.path.abspath(db_path))
 
 
 def identity(path) -> tuple[int, int] | None:
@@ -175,7 +170,6 @@ class Heartbeat:
         lock = WriterLock(self.db_path)
         lock.acquire(wait)  # open_db may create the archive or apply migrations
         try:
-            forget_schema(self.db_path)
             conn = open_db(self.db_path)
         finally:
             lock.release()
