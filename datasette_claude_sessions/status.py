@@ -426,6 +426,18 @@ def compute_status(
         order by ingest_errors.id desc limit 50
         """,
     )
+    unreadable = []
+    if conn.execute("select 1 from sqlite_master where name = 'sync_unreadable'").fetchone():
+        unreadable = [
+            {**r, "path": r["path"].decode("utf-8", "replace")}
+            if isinstance(r["path"], bytes)
+            else r
+            for r in rows(
+                conn,
+                "select path, reason, first_seen from sync_unreadable "
+                "order by first_seen desc, path limit 50",
+            )
+        ]
     last_finished = next((run for run in runs if run["ended_at"]), None)
     return {
         "now": iso_z(now),
@@ -439,6 +451,7 @@ def compute_status(
         "recent_runs": runs,
         "quiet_runs": quiet_runs,
         "ingest_errors": errors,
+        "unreadable": unreadable,
         "usage": usage_figures(conn, now),
     }
 

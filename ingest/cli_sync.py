@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sqlite3
 import sys
 import time
@@ -300,6 +301,18 @@ def unseen_bytes(roots: list[Path], known: set[str]) -> tuple[int, int]:
     return count, size
 
 
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def collect_status(conn: sqlite3.Connection, roots: list[Path] | None = None) -> dict:
     """The figures `status` prints.  ``roots``: projects directories whose files not
     archived yet count in the lag."""
@@ -333,11 +346,22 @@ def collect_status(conn: sqlite3.Connection, roots: list[Path] | None = None) ->
     if beat:
         age = age_seconds(beat[2])
         alive = beat[3] != "stopped" and age is not None and age < SIDECAR_STALE_SECONDS
+        if alive and beat[1] == socket.gethostname() and not pid_alive(beat[0]):
+            alive = False  # killed or crashed: it could not say "stopped"
         sidecar = {"pid": beat[0], "host": beat[1], "state": beat[3], "beat_age": age}
         sidecar["alive"] = alive
+    unreadable = []
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sync_unreadable'").fetchone():
+        unreadable = [
+            {"path": os.fsdecode(p) if isinstance(p, bytes) else p, "reason": r, "since": t}
+            for p, r, t in conn.execute(
+                "SELECT path, reason, first_seen FROM sync_unreadable ORDER BY first_seen, path"
+            )
+        ]
     return {
         "files": files,
         "deleted_files": deleted,
+        "unreadable": unreadable,
         "lines": lines,
         "sessions": conn.execute("SELECT count(*) FROM sessions").fetchone()[0],
         "errors": conn.execute("SELECT count(*) FROM ingest_errors").fetchone()[0],
@@ -381,7 +405,8 @@ def kept_status(conn: sqlite3.Connection) -> dict | None:
 def status(db_path, projects, as_json):
     """What the archive holds and how fresh it is.
 
-    Files tracked (with those deleted at the source), lines, sessions, unreadable lines,
+    Files tracked (with those deleted at the source), files and folders a pass could not
+    read (with the reason; retried on every pass), lines, sessions, unreadable lines,
     the last pass, the lag (bytes written to transcripts under the projects directories
     but not archived yet, including files no pass has seen; seconds since the last pass)
     and whether a `claude-sessions watch` sidecar is alive.  Opens the archive read-only.
@@ -403,6 +428,12 @@ def status(db_path, projects, as_json):
         f"Files:     {plural(info['files'], 'file')} tracked"
         + (f" ({deleted:,} deleted at the source)" if deleted else "")
     )
+    for item in info["unreadable"][:5]:
+        click.echo(f"Unreadable: {item['path']}: {item['reason']} (since {item['since']})")
+    if len(info["unreadable"]) > 5:
+        click.echo(f"Unreadable: … and {len(info['unreadable']) - 5:,} more (status --json)")
+    if info["unreadable"]:
+        click.echo("           (retried on every pass; nothing archived from them is lost)")
     click.echo(f"Lines:     {info['lines']:,} ({info['errors']:,} unreadable, kept as errors)")
     click.echo(f"Sessions:  {info['sessions']:,}")
     kept = info["kept"]
@@ -435,6 +466,11 @@ def status(db_path, projects, as_json):
     sidecar = info["sidecar"]
     if sidecar and sidecar["alive"]:
         click.echo(f"Sidecar:   alive (pid {sidecar['pid']}, {sidecar['state']})")
+    elif sidecar and sidecar["state"] != "stopped":
+        click.echo(
+            f"Sidecar:   died (pid {sidecar['pid']} stopped without saying so; last heartbeat "
+            f"{sidecar['beat_age']:.0f} s ago): run `claude-sessions watch` again"
+        )
     elif sidecar:
         click.echo(f"Sidecar:   not running (last heartbeat {sidecar['beat_age']:.0f} s ago)")
     else:
