@@ -5,6 +5,7 @@ every state; the status page shows a sidecar that died."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from ingest.cli import cli
 from ingest.lock import WriterLock
 from ingest.sync import run_pass
 from ingest.watch import run_watch
@@ -263,8 +266,45 @@ def test_sigterm_stops_within_5_s(root, db_path, state):
             lock.release()
     print(f"{state}: stopped {took:.2f} s after SIGTERM")
     assert proc.returncode == 0
-    assert query(db_path, "SELECT state FROM sync_heartbeat") == [("stopped",)]
+    if state != "database-busy":  # (there, the last heartbeat could not be written)
+        assert query(db_path, "SELECT state FROM sync_heartbeat") == [("stopped",)]
+    status = CliRunner().invoke(cli, ["status", "--db", str(db_path), "--json"])
+    assert json.loads(status.output)["sidecar"]["alive"] is False
     # whatever was rolled back is read again by the next pass
     run_pass(db_path, [root])
     total = sum(len(p.read_bytes().splitlines()) for p in root.rglob("*.jsonl"))
     assert query(db_path, "SELECT count(*) FROM events") == [(total,)]
+
+
+def status_page(db: Path) -> str:
+    from .test_status import make_datasette
+
+    async def get():
+        ds = make_datasette(db)
+        response = await ds.client.get("/-/claude-sessions/status")
+        assert response.status_code == 200
+        return response.text
+
+    import asyncio
+
+    return asyncio.run(get())
+
+
+def test_the_status_page_shows_a_dead_sidecar_and_unreadable_files(root, db_path):
+    append(transcript(root), 0)
+    os.mkfifo(root / "-work-demo" / "pipe.jsonl")
+    proc = start_watch(db_path, root)
+    try:
+        wait_for(lambda: query(db_path, "SELECT state FROM sync_heartbeat") == [("idle",)])
+        assert 'data-alive="true"' in status_page(db_path)
+    finally:
+        proc.kill()  # SIGKILL: no chance to say "stopped"
+        proc.communicate()
+    html = status_page(db_path)
+    assert 'data-alive="false"' in html
+    assert f"The watch sidecar died: pid {proc.pid}" in html
+    assert "Files that could not be read" in html
+    assert "pipe.jsonl" in html and "a FIFO" in html
+    status = CliRunner().invoke(cli, ["status", "--db", str(db_path)])
+    assert "Sidecar:   died" in status.output
+    assert "pipe.jsonl: not a regular file (a FIFO)" in status.output
