@@ -86,6 +86,9 @@ TABLE_NOTES = {
     "sync_runs": "One row per sync pass (sync, watch, Sync now, serve).",
     "ingest_errors": "Lines that could not be parsed; their bytes are in `events` all the same.",
     "sync_heartbeat": "The running watch sidecar, refreshed every few seconds.",
+    "sync_unreadable": "Files and folders the last passes could not read (a FIFO, a "
+    "symlink loop, no permission), with the reason; retried on every pass "
+    "([reliability.md](reliability.md)).",
     "kept_blobs": "Contents of the files kept beside the transcripts (tool-results/, "
     "file-history/, plans/, todos/ ...), each stored once ([keep.md](keep.md)).",
     "kept_files": "One row per kept file: where it was, its current content.",
