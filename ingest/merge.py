@@ -128,6 +128,15 @@ def merge(db_path: str | os.PathLike, other: str | os.PathLike, *, wait=True) ->
     return result
 
 
+def foreign_path(host: str, path: str | bytes) -> str | bytes:
+    """``<host>:<path>``, the key of another machine's file (a path that is not UTF-8
+    is stored as its bytes: then the key is bytes too)."""
+    prefix = f"{host}:"
+    if isinstance(path, bytes):
+        prefix = prefix.encode("utf-8", "surrogateescape")
+    return path if path.startswith(prefix) else prefix + path
+
+
 def _columns(conn, table: str, schema: str) -> set[str]:
     return {r[1] for r in conn.execute(f"PRAGMA {schema}.table_info({table})")}
 
@@ -146,7 +155,7 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
         host, path = row.get("host") or "unknown", row["path"]
         found = conn.execute(
             "SELECT id FROM sync_files WHERE host = ? AND path IN (?, ?)",
-            (host, path, f"{host}:{path}"),
+            (host, path, foreign_path(host, path)),
         ).fetchone()
         if found:
             file_id = found[0]
@@ -155,7 +164,7 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
             matched.append((other_id, file_id))
         else:
             row["host"] = host
-            row["path"] = path if path.startswith(f"{host}:") else f"{host}:{path}"
+            row["path"] = foreign_path(host, path)
             names = list(row)
             file_id = conn.execute(
                 f"INSERT INTO sync_files ({', '.join(names)}) "

@@ -236,6 +236,18 @@ def test_a_non_utf8_file_name_is_archived_and_exported_under_its_bytes(root, db_
     with open(os.fsencode(out / "-work-demo") + b"/" + name, "rb") as f:
         assert f.read() == line(7) + b"\n"
     assert cli_sync(root, db_path).output.count("0 new lines") == 1
+    verified = CliRunner().invoke(cli, ["verify", "--db", str(db_path)])
+    assert verified.exit_code == 0 and "0 differ" in verified.output, verified.output
+    # another machine's archive holding the same name merges, and exports apart
+    other = tmp_path / "other.db"
+    run_pass(other, [root], host="desktop")
+    merged = CliRunner().invoke(cli, ["merge", str(other), "--db", str(db_path)])
+    assert merged.exit_code == 0, merged.output
+    both = tmp_path / "both"
+    exported = CliRunner().invoke(cli, ["export", "--all", "-o", str(both), "--db", str(db_path)])
+    assert exported.exit_code == 0, exported.output
+    found = [name for _, _, names in os.walk(os.fsencode(both)) for name in names]
+    assert found.count(name) == 2
 
 
 # -- 3. changes in place -----------------------------------------------------------------
