@@ -441,6 +441,10 @@ def parse(line: bytes):
         raise LineError(f"cannot be parsed: {type(e).__name__}: {e}") from None
 
 
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse(line: bytes):
     if len(line) >= HUGE_BYTES:
         small = skeleton(line, KEEP_BYTES)
@@ -455,7 +459,8 @@ def _parse(line: bytes):
         return obj, extract(obj)
     except LineError as e:
         try:
-            obj = json.loads(line.decode("utf-8"))
+            # NaN and Infinity are not JSON (SQLite's json functions refuse such a line)
+            obj = json.loads(line.decode("utf-8"), parse_constant=_not_json)
         except (UnicodeDecodeError, ValueError):
             raise e from None
         if not isinstance(obj, dict):
