@@ -106,6 +106,10 @@ def as_process(*args: str, **kw) -> subprocess.CompletedProcess:
         pytest.param(b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}", id="deep-valid-json"),
         pytest.param(big_int_line("usage"), id="int-2^63-in-usage"),
         pytest.param(big_int_line("tool"), id="int-2^63-tool-name"),
+        pytest.param(
+            b'{"type": "assistant", "sessionId": "' + SESSION.encode() + b'", "uuid": Infinity}',
+            id="Infinity-is-not-JSON",
+        ),
     ],
 )
 def test_a_line_that_cannot_be_stored_as_parsed_is_quarantined(root, db_path, bad):
