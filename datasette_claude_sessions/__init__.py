@@ -150,6 +150,15 @@ def render_cell(row, value, column, table, database, datasette):
 
 
 @hookimpl
+def prepare_connection(conn, database, datasette):
+    # Local days for the dashboard and the canned queries (plugin setting timezone).
+    if scope.is_archive(datasette, database):
+        from ingest.localdays import register
+
+        register(conn, scope.setting(datasette, "timezone"))
+
+
+@hookimpl
 def canned_queries(datasette, database, actor):
     async def queries():
         return await pages.archive_queries(datasette, database)

@@ -2,8 +2,8 @@
 
 Installing the plugin must not change a Datasette that serves no archive: the home page,
 the menu, cell rendering, table scripts and metadata stay Datasette's own there.  An
-archive is the database the plugin setting ``database`` names (``claude-sessions serve``
-sets it), else every attached file database with the archive's ``sync_files``,
+archive is the database the plugin setting ``database`` (a name) or ``db`` (the file,
+as ``--db`` names it) points at (``claude-sessions serve`` sets both), else every attached file database with the archive's ``sync_files``,
 ``sessions`` and ``events`` tables.
 
 The hooks that need this are synchronous (``render_cell``, ``get_metadata``, ...) and run
@@ -25,16 +25,38 @@ RECHECK_SECONDS = 5.0
 _cache: dict[tuple[str, str | None], tuple[bool, float]] = {}
 
 
-def configured_database(datasette) -> str | None:
-    """The plugin's ``database`` setting, read without going through get_metadata (whose
-    hook asks this module: no recursion)."""
+def _config(datasette) -> dict:
     local = getattr(datasette, "_metadata_local", None)
     if isinstance(local, dict):
         config = ((local.get("plugins") or {}).get(PLUGIN)) or {}
     else:  # Datasette 1.0: plugin settings live in datasette.yaml, not in metadata
         config = datasette.plugin_config(PLUGIN) or {}
-    name = config.get("database") if isinstance(config, dict) else None
-    return name if isinstance(name, str) and name else None
+    return config if isinstance(config, dict) else {}
+
+
+def setting(datasette, name: str):
+    """A plugin setting, read without going through the get_metadata hook."""
+    return _config(datasette).get(name)
+
+
+def configured_database(datasette) -> str | None:
+    """The plugin's ``database`` setting, read without going through get_metadata (whose
+    hook asks this module: no recursion)."""
+    config = _config(datasette)
+    name = config.get("database")
+    if isinstance(name, str) and name:
+        return name
+    db = config.get("db")  # the archive file (what --db names), or its database name
+    if isinstance(db, str) and db:
+        if db in datasette.databases:
+            return db
+        wanted = Path(db).expanduser().resolve()
+        for db_name, database in list(datasette.databases.items()):
+            path = getattr(database, "path", None)
+            if path and Path(path).resolve() == wanted:
+                return db_name
+        return db
+    return None
 
 
 def _has_archive_tables(path: str) -> bool:

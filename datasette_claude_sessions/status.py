@@ -15,6 +15,9 @@ Plugin configuration (``plugins: datasette-claude-sessions:`` in metadata):
   actor.  ``claude-sessions serve`` on a loopback address sets it to ``true``.
 - ``projects``: the projects roots a pass reads (default: Claude Code's own).
 - ``database``: name of the archive database (default: the first one with ``sync_runs``).
+- ``machine``: the machine name Sync now's pass records (default: the host name).
+- the others of ingest/settings.py (``timezone``, ``debounce``, ...), shown on the status
+  page with where each came from.
 """
 
 from __future__ import annotations
@@ -85,6 +88,16 @@ def startup(datasette):
         or (isinstance(projects, list) and all(isinstance(p, str) for p in projects))
     ):
         raise StartupError(f"{PLUGIN}: projects must be a list of folders, not {projects!r}.")
+    zone = config.get("timezone")
+    if zone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise StartupError(
+                f"{PLUGIN}: timezone must be an IANA name like Europe/Paris, not {zone!r}."
+            ) from None
 
 
 # --- permissions ---------------------------------------------------------------------------
@@ -457,7 +470,21 @@ def compute_status(
 
 
 async def current_status(datasette, db) -> dict:
-    return await db.execute_fn(lambda conn: compute_status(conn, db.path))
+    status = await db.execute_fn(lambda conn: compute_status(conn, db.path))
+    status["settings"] = settings_in_effect(datasette, db)
+    return status
+
+
+def settings_in_effect(datasette, db) -> list[dict]:
+    """Every setting (ingest.settings) with its value and where it came from."""
+    from ingest.settings import effective
+
+    config = plugin_config(datasette)
+    if "db" in config or "database" in config:
+        found = (config.get("sources") or {}).get("db") or "plugin setting"
+    else:
+        found = "the database Datasette serves that holds an archive"
+    return effective(config, given={"db": (db.path, found)})
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -607,13 +634,14 @@ async def request_sync(datasette, db_path: str, roots: list[Path]) -> dict:
     task = _running.get(datasette)
     joined = task is not None and not task.done()
     if not joined:
-        task = asyncio.ensure_future(run_sync(db_path, roots))
+        machine = plugin_config(datasette).get("machine")
+        task = asyncio.ensure_future(run_sync(db_path, roots, machine))
         _running[datasette] = task
     result = await asyncio.shield(task)
     return {**result, "joined": joined}
 
 
-async def run_sync(db_path: str, roots: list[Path]) -> dict:
+async def run_sync(db_path: str, roots: list[Path], machine: str | None = None) -> dict:
     """Ask a live sidecar on this host for a pass, else run one in a thread here."""
     sidecar, last_run_id = await asyncio.to_thread(_sidecar_and_last_run, db_path)
     if sidecar["alive"] and sidecar["same_host"]:
@@ -623,7 +651,7 @@ async def run_sync(db_path: str, roots: list[Path]) -> dict:
             pass
         else:
             return await _wait_for_manual_run(db_path, last_run_id, sidecar["pid"])
-    return await asyncio.to_thread(_run_pass_here, db_path, roots)
+    return await asyncio.to_thread(_run_pass_here, db_path, roots, machine)
 
 
 def _read_only(db_path: str) -> sqlite3.Connection:
@@ -668,12 +696,12 @@ async def _wait_for_manual_run(db_path: str, after_id: int, pid: int) -> dict:
     }
 
 
-def _run_pass_here(db_path: str, roots: list[Path]) -> dict:
+def _run_pass_here(db_path: str, roots: list[Path], machine: str | None = None) -> dict:
     from ingest.lock import LockBusy
     from ingest.sync import run_pass
 
     try:
-        result = run_pass(db_path, roots, trigger="manual", wait=LOCK_WAIT_SECONDS)
+        result = run_pass(db_path, roots, trigger="manual", wait=LOCK_WAIT_SECONDS, host=machine)
     except LockBusy as e:
         return {"ok": False, "via": "server", "message": str(e)}
     return run_result(

@@ -78,11 +78,35 @@ DATASETTE_SETTINGS = (
 )
 @click.option(
     "--allow-host",
+    "--allow-hosts",
     "allow_hosts",
     multiple=True,
     metavar="NAME",
     help="Also answer requests that name this host (repeatable), for a DNS name or a "
     "reverse proxy; other names get 421.  The listen address and localhost always work.",
+)
+@click.option(
+    "--allow-sync",
+    "allow_sync",
+    multiple=True,
+    metavar="ACTOR",
+    help="Who may press Sync now: an actor id (repeatable), or * for everybody.  Default: "
+    "everybody on a loopback address, else only root.",
+)
+@click.option(
+    "--timezone",
+    metavar="ZONE",
+    help="IANA time zone of the web app's days (the plugin setting timezone).  Default: UTC.",
+)
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0),
+    help="Seconds the watch sidecar collects file events before a pass.  [default: 0.1]",
+)
+@click.option(
+    "--rescan",
+    type=click.FloatRange(min=1),
+    help="Seconds between the watch sidecar's full rescans.  [default: 30]",
 )
 @click.option(
     "--no-watch", is_flag=True, help="Do not start the watch sidecar (archive on demand only)."
@@ -94,7 +118,21 @@ DATASETTE_SETTINGS = (
     "directory) with its own database, instead of your transcripts.",
 )
 @click.argument("datasette_args", nargs=-1, type=click.UNPROCESSED)
-def serve(db_path, projects, host, machine, port, allow_hosts, no_watch, demo, datasette_args):
+def serve(
+    db_path,
+    projects,
+    host,
+    machine,
+    port,
+    allow_hosts,
+    allow_sync,
+    timezone,
+    debounce,
+    rescan,
+    no_watch,
+    demo,
+    datasette_args,
+):
     """Sync your transcripts, keep syncing, and browse them in Datasette.
 
     \b
@@ -105,7 +143,8 @@ def serve(db_path, projects, host, machine, port, allow_hosts, no_watch, demo, d
        templates.  Ctrl-C stops both.
 
     --host is the address Datasette listens on; --machine is the machine name the sync
-    and the sidecar record (`sync --host` and `watch --host` elsewhere).
+    and the sidecar record.  Every setting is also a plugin setting of the same name;
+    the status page lists those in effect and where each came from (docs/settings.md).
 
     Further arguments go to `datasette serve` unchanged, for example
     `claude-sessions serve --setting sql_time_limit_ms 20000` or
@@ -113,6 +152,22 @@ def serve(db_path, projects, host, machine, port, allow_hosts, no_watch, demo, d
     """
     if demo and projects:
         raise click.ClickException("Use either --demo or --projects, not both.")
+    if timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise click.ClickException(
+                f"Unknown time zone {timezone!r}; use an IANA name like Europe/Paris."
+            ) from None
+    settings = given_settings(
+        machine=machine,
+        timezone=timezone,
+        debounce=debounce,
+        rescan=rescan,
+        allow_sync=allow_sync,
+    )
     host = listen_host(host, datasette_args)
     check_port_free(host, port)
     if not is_loopback(host):
@@ -140,11 +195,18 @@ def serve(db_path, projects, host, machine, port, allow_hosts, no_watch, demo, d
     try:
         if not no_watch:
             watcher = start_watch(
-                db, roots if (demo or projects) else [], machine, given_claude_dir()
+                db,
+                roots if (demo or projects) else [],
+                machine,
+                given_claude_dir(),
+                debounce=debounce,
+                rescan=rescan,
             )
             if watcher:
                 children.append(watcher)
-        metadata = write_metadata(workdir / "metadata.json", db, roots, host, allow_hosts)
+        metadata = write_metadata(
+            workdir / "metadata.json", db, roots, host, allow_hosts, settings, projects
+        )
         datasette = start_datasette(db, metadata, host, port, list(datasette_args))
         children.append(datasette)
         url = f"http://{url_host(reachable(host))}:{port}/"
@@ -299,7 +361,12 @@ def initial_sync(
 
 
 def start_watch(
-    db: Path, roots: list[Path], machine: str | None = None, claude_dir: Path | None = None
+    db: Path,
+    roots: list[Path],
+    machine: str | None = None,
+    claude_dir: Path | None = None,
+    debounce: float | None = None,
+    rescan: float | None = None,
 ) -> subprocess.Popen | None:
     """`claude-sessions watch` as a child, unless a sidecar already watches this archive.
 
@@ -319,6 +386,10 @@ def start_watch(
         command += ["--host", machine]
     if claude_dir is not None:
         command += ["--claude-dir", str(claude_dir)]
+    if debounce is not None:
+        command += ["--debounce", str(debounce)]
+    if rescan is not None:
+        command += ["--rescan", str(rescan)]
     for root in roots:
         command += ["--projects", str(root)]
     return start_child(command)
@@ -353,21 +424,54 @@ def load_metadata(database: str) -> dict:
     return module.load_metadata(database, path=plugin_file("metadata.yml"))
 
 
-def write_metadata(path: Path, db: Path, roots: list[Path], host: str, allow_hosts=()) -> Path:
-    """metadata.yml plus this run's plugin settings, as JSON for `datasette --metadata`.
+def given_settings(**values) -> dict:
+    """{setting: (value, source)} for the settings given on the command line (the status
+    page shows where each came from)."""
+    out = {}
+    for name, value in values.items():
+        if value in (None, ()):
+            continue
+        if name == "allow_sync":
+            value = True if "*" in value else {"id": list(value)}
+        out[name] = (value, "claude-sessions serve --" + name.replace("_", "-"))
+    return out
+
+
+def write_metadata(
+    path: Path,
+    db: Path,
+    roots: list[Path],
+    host: str,
+    allow_hosts=(),
+    settings: dict | None = None,
+    projects_given=(),
+) -> Path:
+    """metadata.yml plus this run's plugin settings, as JSON for `datasette --metadata`,
+    with where each came from under ``sources`` (ingest.settings).
 
     listen_host tells the plugin whether it is reachable beyond loopback (then Sync now
     is only for who allow_sync names, and anonymous visitors see no home directory)."""
     metadata = load_metadata(db.stem)
     config = metadata.setdefault("plugins", {}).setdefault(PLUGIN, {}) or {}
     metadata["plugins"][PLUGIN] = config
+    sources = config.setdefault("sources", {})
     config["projects"] = [str(r) for r in roots]
+    sources["projects"] = (
+        "claude-sessions serve --projects" if projects_given else "claude-sessions serve (default)"
+    )
     config["database"] = db.stem
+    config["db"] = str(db)
+    sources["db"] = "claude-sessions serve --db"
     config["listen_host"] = host
     if allow_hosts:
         config["allow_hosts"] = sorted({*config.get("allow_hosts", []), *allow_hosts})
+        sources["allow_hosts"] = "claude-sessions serve --allow-host"
     if is_loopback(host):
         config["allow_sync"] = True
+        sources["allow_sync"] = f"claude-sessions serve on a loopback address ({host})"
+    for name, (value, source) in (settings or {}).items():
+        config[name] = value
+        sources[name] = source
     path.write_text(json.dumps(metadata, indent=2), encoding="utf-8")
     return path
 

@@ -38,10 +38,12 @@ SIDECAR_STALE_SECONDS = 10.0
 
 def host_option(fn):
     return click.option(
+        "--machine",
         "--host",
+        "host",
         default=None,
         help="Name recorded as the machine the files were read on (what `cost --host` and "
-        "the dashboard filter on; `serve --machine` passes it). Default: this hostname.",
+        "the dashboard filter on; --host is the older name). Default: this hostname.",
     )(fn)
 
 

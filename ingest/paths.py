@@ -22,13 +22,10 @@ def claude_config_dir() -> Path:
 
 def default_claude_dirs() -> list[Path]:
     """Claude Code's directories: those of ``$CLAUDE_CONFIG_DIR`` (comma-separated), else
-    ~/.claude."""
-    env = os.environ.get("CLAUDE_CONFIG_DIR")
-    if env:
-        dirs = [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
-        if dirs:
-            return dirs
-    return [Path.home() / ".claude"]
+    ~/.claude, and ~/.config/claude too when it exists (ingest.settings.claude_dirs)."""
+    from .settings import claude_dirs
+
+    return claude_dirs()[0]
 
 
 def default_projects_dirs() -> list[Path]:

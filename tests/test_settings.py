@@ -1,0 +1,167 @@
+"""Settings in one place (issue 11.9): one name per setting for the flag and the plugin
+setting, the status page showing what is in effect and where it came from,
+~/.config/claude read too, a comma-separated CLAUDE_CONFIG_DIR honoured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+from datasette.app import Datasette
+
+from ingest import settings
+from ingest.cli import cli
+from ingest.sync import run_pass
+
+from .test_usage import SID, line, write_jsonl
+
+
+def test_every_setting_is_a_flag_of_its_commands():
+    """Each setting's flag exists, under that name, on the commands it lists."""
+    from ingest.cli import cli as group
+
+    ctx = group.make_context("claude-sessions", ["--help"], resilient_parsing=True)
+    for setting in settings.SETTINGS:
+        for name in setting.commands:
+            command = group.get_command(ctx, name)
+            flags = {opt for p in command.params for opt in getattr(p, "opts", [])}
+            assert setting.flag in flags, (setting.name, name)
+
+
+def test_config_claude_is_read_when_it_exists(tmp_path, isolated_home, monkeypatch, db_path):
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    write_jsonl(isolated_home / ".claude" / "projects" / "-a" / f"{SID}.jsonl", [line("m1", "r1")])
+    other = "22222222-2222-3333-4444-555555555555"
+    write_jsonl(
+        isolated_home / ".config" / "claude" / "projects" / "-b" / f"{other}.jsonl",
+        [line("m2", "r2", session=other)],
+    )
+    dirs, source = settings.claude_dirs()
+    assert dirs == [isolated_home / ".claude", isolated_home / ".config" / "claude"]
+    assert source == "default"
+    result = CliRunner().invoke(cli, ["sync", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    sessions = {r[0] for r in conn.execute("SELECT session_id FROM sessions")}
+    assert sessions == {SID, other}
+    # Without ~/.config/claude only ~/.claude.
+    shutil.rmtree(isolated_home / ".config" / "claude")
+    assert settings.claude_dirs()[0] == [isolated_home / ".claude"]
+
+
+def test_comma_separated_claude_config_dir(tmp_path, monkeypatch, db_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    write_jsonl(one / "projects" / "-a" / f"{SID}.jsonl", [line("m1", "r1")])
+    other = "22222222-2222-3333-4444-555555555555"
+    write_jsonl(two / "projects" / "-b" / f"{other}.jsonl", [line("m2", "r2", session=other)])
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", f"{one}, {two}")
+    values = {s["name"]: s for s in settings.effective({})}
+    assert values["projects"]["value"] == [str(one / "projects"), str(two / "projects")]
+    assert values["projects"]["source"] == "environment ($CLAUDE_CONFIG_DIR)"
+    result = CliRunner().invoke(cli, ["sync", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    status = json.loads(CliRunner().invoke(cli, ["status", "--db", str(db_path), "--json"]).output)
+    assert status["sessions"] == 2
+
+
+@pytest.mark.asyncio
+async def test_status_page_shows_settings_and_their_sources(tmp_path, db_path):
+    root = tmp_path / "projects"
+    write_jsonl(root / "-a" / f"{SID}.jsonl", [line("m1", "r1")])
+    run_pass(db_path, [root])
+    config = {
+        "projects": [str(root)],
+        "timezone": "Europe/Paris",
+        "allow_sync": True,
+        "debounce": 0.5,
+        settings.SOURCES_KEY: {"projects": "--projects", "allow_sync": "serve on 127.0.0.1"},
+    }
+    ds = Datasette([str(db_path)], metadata={"plugins": {settings.PLUGIN: config}})
+    data = (await ds.client.get("/-/claude-sessions/status.json")).json()
+    shown = {s["name"]: s for s in data["settings"]}
+    assert set(shown) == {s.name for s in settings.SETTINGS}
+    assert (shown["projects"]["value"], shown["projects"]["source"]) == ([str(root)], "--projects")
+    assert shown["timezone"]["value"] == "Europe/Paris"
+    assert shown["timezone"]["source"] == "plugin setting"
+    assert shown["debounce"]["value"] == 0.5
+    assert shown["allow_sync"]["source"] == "serve on 127.0.0.1"
+    assert (shown["rescan"]["value"], shown["rescan"]["source"]) == (30.0, "default")
+    assert shown["db"]["value"] == str(db_path)
+    page = (await ds.client.get("/-/claude-sessions/status")).text
+    assert "Settings in effect" in page and "Europe/Paris" in page and "--projects" in page
+
+
+def _chart_sql(metadata: dict, chart: str) -> str:
+    import re
+
+    sql = metadata["plugins"]["datasette-dashboards"]["claude-usage"]["charts"][chart]["query"]
+    return re.sub(r"\[\[.*?\]\]", "", sql, flags=re.S)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("zone,cli_zone", [(None, "UTC"), ("Asia/Tokyo", "Asia/Tokyo")])
+async def test_dashboard_days_follow_the_timezone_setting(real_projects, db_path, zone, cli_zone):
+    """The dashboard's days are local dates in the plugin setting timezone (UTC by
+    default): the same days, with the same costs, as `claude-sessions cost --timezone`."""
+    run_pass(db_path, [real_projects])
+    config = {"timezone": zone} if zone else {}
+    ds = Datasette([str(db_path)], metadata={"plugins": {settings.PLUGIN: config}})
+    await ds.invoke_startup()
+    metadata = (await ds.client.get("/-/metadata.json")).json()
+    sql = (
+        "SELECT claude_sessions_day(timestamp) AS day, sum(cost_usd) AS cost FROM api_calls "
+        "GROUP BY day ORDER BY day"
+    )
+    name = db_path.stem
+    rows = (await ds.client.get(f"/{name}.json", params={"sql": sql, "_shape": "array"})).json()
+    report = json.loads(
+        CliRunner()
+        .invoke(cli, ["cost", "--db", str(db_path), "--json", "--timezone", cli_zone])
+        .output
+    )
+    assert [r["day"] for r in rows] == [r["day"] for r in report["rows"]]
+    for mine, theirs in zip(rows, report["rows"], strict=True):
+        assert mine["cost"] == pytest.approx(theirs["cost_usd"])
+    # The dashboard's own chart query runs, and a date filter starts at local midnight.
+    chart = _chart_sql(metadata, "total-cost")
+    result = await ds.client.get(f"/{name}.json", params={"sql": chart, "_shape": "array"})
+    assert result.status_code == 200, result.text
+    midnight = (
+        await ds.client.get(
+            f"/{name}.json",
+            params={"sql": "SELECT claude_sessions_midnight('2025-07-15') AS m", "_shape": "array"},
+        )
+    ).json()[0]["m"]
+    assert midnight == ("2025-07-14T15:00:00" if zone else "2025-07-15T00:00:00")
+
+
+@pytest.mark.asyncio
+async def test_bad_timezone_setting_is_one_sentence(db_path, real_projects):
+    from datasette.utils import StartupError
+
+    run_pass(db_path, [real_projects])
+    ds = Datasette(
+        [str(db_path)], metadata={"plugins": {settings.PLUGIN: {"timezone": "Mars/Base"}}}
+    )
+    with pytest.raises(StartupError, match="timezone must be an IANA name"):
+        await ds.invoke_startup()
+
+
+@pytest.mark.asyncio
+async def test_functions_only_on_the_archive(tmp_path, db_path, real_projects):
+    import sqlite3
+
+    run_pass(db_path, [real_projects])
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("create table t (x)").connection.close()
+    ds = Datasette([str(db_path), str(other)])
+    sql = {"sql": "select claude_sessions_day('2025-01-01T00:00:00Z') as d", "_shape": "array"}
+    assert (await ds.client.get(f"/{db_path.stem}.json", params=sql)).json() == [
+        {"d": "2025-01-01"}
+    ]
+    assert (await ds.client.get("/other.json", params=sql)).status_code == 400
