@@ -202,8 +202,16 @@ class Pass:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             result.seconds = time.monotonic() - started
-            if not is_busy(e):  # (another writer holds the archive: no row to write)
-                self.finish_run(result, f"{type(e).__name__}: {e}")
+            if isinstance(e, Exception):
+                if not is_busy(e):  # (another writer holds the archive: no row to write)
+                    self.finish_run(result, f"{type(e).__name__}: {e}")
+            else:  # interrupted (a signal): say so if the archive is free now, never wait
+                self.wait = False
+                try:
+                    conn.execute("PRAGMA busy_timeout=0")
+                    self.finish_run(result, f"interrupted ({type(e).__name__})")
+                except sqlite3.Error:
+                    pass
             raise
         result.seconds = time.monotonic() - started
         result.unreadable = self.unreadable
