@@ -81,7 +81,10 @@ TABLE_NOTES = {
     "content); Datasette's `?_search=` uses it.",
     "projects": "One row per working directory sessions ran in.",
     "sessions": "One row per session, derived from its events.",
-    "tool_calls": "One row per tool_use block, paired with its tool_result.",
+    "tool_calls": "One row per tool_use block, paired with its tool_result. The result text "
+    "is stored once: `result` is NULL when the text of its result line (`events.text` of "
+    "`result_event_id`) is that result; `tool_calls_with_result` fills it in.",
+    "tool_calls_with_result": "`tool_calls` with every result filled in from its result line",
     "subagents": "One row per subagent transcript (Task tool).",
     "sync_runs": "One row per sync pass (sync, watch, Sync now, serve).",
     "ingest_errors": "Lines that could not be parsed; their bytes are in `events` all the same.",

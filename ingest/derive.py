@@ -7,7 +7,9 @@ Everything here can be rebuilt from ``events`` with ``rebuild_all``.
 Rules:
 - one tool_calls row per tool_use id; a result may be read before its call (another
   file, a later batch), so both sides upsert.  When a replayed session repeats a call,
-  the earliest copy wins.
+  the earliest copy wins.  ``result`` is NULL when it is the text of its result line
+  (``events.text`` of ``result_event_id``, which holds it already); the
+  ``tool_calls_with_result`` view fills it in.  A line with several results keeps each.
 - a subagent is known from its agent file, its meta.json, or the parent's tool_result
   (``toolUseResult.agentId`` or an ``agentId: <id>`` line in the result text).
 - a sessions row exists for a session id that a record itself carries (summary-only and
@@ -79,6 +81,7 @@ WHERE subagents.tool_use_id IS NULL
 SESSION_ID = EVENT_COLUMNS.index("session_id")
 AGENT_ID = EVENT_COLUMNS.index("agent_id")
 TIMESTAMP = EVENT_COLUMNS.index("timestamp")
+TEXT = EVENT_COLUMNS.index("text")
 
 
 def now_iso() -> str:
@@ -123,7 +126,10 @@ def on_batch(conn: sqlite3.Connection, batch: list[NewEvent]) -> set[str]:
                         cols[SESSION_ID],
                         cols[AGENT_ID],
                         ev.event_id,
-                        text,
+                        # Not stored twice: NULL when the result line's text is this
+                        # result (one tool_result in the line); tool_calls_with_result
+                        # reads it from there.
+                        None if text == cols[TEXT] else text,
                         1 if block.get("is_error") else 0,
                         cols[TIMESTAMP],
                     )

@@ -131,7 +131,11 @@ _TOOL_CALLS = [
     ("input", "t.input", "string"),
     ("event_id", "t.event_id", "int64"),
     ("result_event_id", "t.result_event_id", "int64"),
-    ("result", "t.result", "string"),
+    (
+        "result",
+        "coalesce(t.result, (SELECT text FROM events WHERE id = t.result_event_id))",
+        "string",
+    ),
     ("is_error", "t.is_error", "int64"),
     ("started_at", "t.started_at", "string"),
     ("finished_at", "t.finished_at", "string"),

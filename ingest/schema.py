@@ -216,7 +216,7 @@ def m001_initial(db: Database) -> None:
             input TEXT,                      -- JSON of the tool_use input
             event_id INTEGER REFERENCES events(id),        -- line with the tool_use
             result_event_id INTEGER REFERENCES events(id), -- line with the tool_result
-            result TEXT,                     -- flattened result text (cut like events.text)
+            result TEXT,                     -- flattened result text; NULL when its line's text holds it
             is_error INTEGER,
             started_at TEXT,
             finished_at TEXT,
@@ -602,3 +602,25 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
 
     if migrations.pending(conn):
         migrations.apply(_sqlite_utils().Database(conn))
+
+
+@migrations(name="m702_tool_results_once")
+def m702_tool_results_once(db: Database) -> None:
+    # A tool call's result was stored twice: in tool_calls.result and as the text of its
+    # result line (events.text of result_event_id): 45 MB of a 100 MB demo corpus.  It
+    # stays only where the line's text is not the result alone (a line with several
+    # results); tool_calls_with_result shows every call with its result.  The pages
+    # freed are reused by the next lines synced (VACUUM gives them back to the disk).
+    _run_script(
+        db,
+        """
+        UPDATE tool_calls SET result = NULL
+        WHERE result IS NOT NULL
+            AND result = (SELECT text FROM events WHERE id = tool_calls.result_event_id);
+        CREATE VIEW IF NOT EXISTS tool_calls_with_result AS
+        SELECT t.tool_use_id, t.session_id, t.agent_id, t.name, t.input, t.event_id,
+            t.result_event_id, coalesce(t.result, e.text) AS result, t.is_error,
+            t.started_at, t.finished_at, t.duration_ms
+        FROM tool_calls t LEFT JOIN events e ON e.id = t.result_event_id;
+        """,
+    )

@@ -462,8 +462,13 @@ def test_tool_result_before_its_tool_use(root, db_path):
     run_pass(db_path, [root])
     session_file(root).write_bytes(use + b"\n")
     run_pass(db_path, [root])
-    rows = query(db_path, "SELECT tool_use_id, name, result, is_error, duration_ms FROM tool_calls")
+    rows = query(
+        db_path,
+        "SELECT tool_use_id, name, result, is_error, duration_ms FROM tool_calls_with_result",
+    )
     assert rows == [("toolu_X", "Bash", "ok", 0, 2500)]
+    # stored once: the result line's text holds it
+    assert query(db_path, "SELECT result FROM tool_calls") == [(None,)]
 
 
 def test_flat_agent_file_takes_session_from_records(root, db_path):
@@ -652,7 +657,7 @@ def test_huge_line_archived_whole_and_its_text_cut(root, db_path, tmp_path):
     ) == [("text", 1, "tool_result")]
     ((text,),) = query(db_path, "SELECT text FROM events WHERE line_number = 2")
     assert content.startswith(text) and KEEP_BYTES - 8 < len(text.encode()) <= KEEP_BYTES
-    assert query(db_path, "SELECT result FROM tool_calls") == [(text,)]
+    assert query(db_path, "SELECT result FROM tool_calls_with_result") == [(text,)]
 
     def found(word):
         return query(db_path, "SELECT rowid FROM events_fts WHERE events_fts MATCH ?", word)
@@ -681,3 +686,61 @@ def test_tool_calls_do_not_depend_on_batch_boundaries(real_projects, tmp_path, m
     rows = query(whole, select)
     assert len(rows) > 300 and sum(1 for row in rows if row[10] is not None) > 300
     assert rows == query(split, select)
+
+
+def test_tool_result_stored_once(root, db_path):
+    """A result that is its line's whole text is not copied into tool_calls; a line with
+    two results keeps each; tool_calls_with_result shows all of them, and m702 converts
+    an archive that stored them twice."""
+    calls = record(
+        1,
+        type="assistant",
+        message={
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": f"toolu_{n}", "name": "Bash", "input": {"command": n}}
+                for n in ("a", "b", "c")
+            ],
+        },
+    )
+    one = record(
+        2,
+        message={
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_a", "content": "alpha out"}],
+        },
+    )
+    two = record(
+        3,
+        message={
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_b", "content": "beta out"},
+                {"type": "tool_result", "tool_use_id": "toolu_c", "content": "gamma out"},
+            ],
+        },
+    )
+    session_file(root).write_bytes(calls + b"\n" + one + b"\n" + two + b"\n")
+    run_pass(db_path, [root])
+    stored = dict(query(db_path, "SELECT tool_use_id, result FROM tool_calls"))
+    assert stored == {"toolu_a": None, "toolu_b": "beta out", "toolu_c": "gamma out"}
+    shown = dict(query(db_path, "SELECT tool_use_id, result FROM tool_calls_with_result"))
+    assert shown == {"toolu_a": "alpha out", "toolu_b": "beta out", "toolu_c": "gamma out"}
+
+    # an archive from before m702: every result stored; the migration drops the copies
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "UPDATE tool_calls SET result = (SELECT text FROM events WHERE id = result_event_id) "
+        "WHERE result IS NULL"
+    )
+    conn.execute("DROP VIEW tool_calls_with_result")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm702_tool_results_once'")
+    conn.commit()
+    conn.close()
+    assert query(db_path, "SELECT count(*) FROM tool_calls WHERE result IS NULL") == [(0,)]
+    from ingest import db as engine_db
+
+    engine_db._schema_ready.clear()  # as a new process: the schema is checked again
+    run_pass(db_path, [root])
+    assert dict(query(db_path, "SELECT tool_use_id, result FROM tool_calls")) == stored
+    assert dict(query(db_path, "SELECT tool_use_id, result FROM tool_calls_with_result")) == shown
