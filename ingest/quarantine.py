@@ -1,17 +1,20 @@
 """Quarantine, not abort (issue 8): a line that cannot be stored as parsed never stops a
 pass.
 
-A batch's rows and derived rows are written inside a SAVEPOINT.  When that fails because
-of one line (an integer of 2^63 or more bound as a tool name or a token count, a shape a
-deriver did not expect), the batch is written again line by line, each in a SAVEPOINT of
-its own: a line whose events row cannot be written as parsed is stored as an error row
-(its bytes exact, kind ``error``), a line whose derived rows cannot be written keeps its
-events row without them; each gets an ``ingest_errors`` row saying why.  Every other line
-of the batch is written as usual.
+A batch's rows and derived rows are written as they are (``careful=False``): a SAVEPOINT
+around every batch would journal every page it touches, a quarter more CPU for an
+initial sync.  When a write fails because of one line (an integer of 2^63 or more bound
+as a token count, a shape a deriver did not expect), NeedsCare goes up: the pass rolls
+its open transaction back and goes on in careful mode (``careful=True``), where each
+batch is written inside a SAVEPOINT and, when that fails, again line by line, each line
+in a SAVEPOINT of its own: a line whose events row cannot be written as parsed is stored
+as an error row (its bytes exact, kind ``error``), a line whose derived rows cannot be
+written keeps its events row without them; each gets an ``ingest_errors`` row saying
+why.  Every other line of the batch is written as usual.
 
 Failures that are not about a line (the disk is full, the database is locked or damaged,
-memory ran out) are not quarantined: they roll the savepoint back and go up, so the pass
-fails and the next one does the work again.
+memory ran out) are not quarantined: they go up, so the pass fails and the next one does
+the work again.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ LINE_FAULTS = (
 )
 
 
+class NeedsCare(Exception):
+    """A line could not be written as parsed: redo the transaction in careful mode."""
+
+
 def is_line_fault(e: BaseException) -> bool:
     return isinstance(e, LINE_FAULTS) and not isinstance(e, sqlite3.OperationalError)
 
@@ -68,8 +75,16 @@ class _Savepoint:
         return False
 
 
-def write_rows(conn: sqlite3.Connection, batch: Batch, file_id: int) -> None:
+def write_rows(conn: sqlite3.Connection, batch: Batch, file_id: int, careful: bool = False) -> None:
     """batch.write, or line by line when one of its lines cannot be written as parsed."""
+    if not careful:
+        try:
+            batch.write(conn, file_id)
+        except Exception as e:
+            if is_line_fault(e) and not _has_taken_huge(batch):
+                raise NeedsCare(str(e)) from e
+            raise
+        return
     try:
         with _Savepoint(conn, "batch_rows"):
             batch.write(conn, file_id)
@@ -136,10 +151,21 @@ def _write_row(conn: sqlite3.Connection, row: tuple) -> None:
 
 
 def derive_rows(
-    conn: sqlite3.Connection, events: list[NewEvent], batch: Batch, file_id: int
+    conn: sqlite3.Connection,
+    events: list[NewEvent],
+    batch: Batch,
+    file_id: int,
+    careful: bool = False,
 ) -> set[str | None]:
     """derive.on_batch, or event by event when one of them cannot be derived: that event
     keeps its events row and gets an ingest_errors row instead of its derived rows."""
+    if not careful:
+        try:
+            return derive.on_batch(conn, events)
+        except Exception as e:
+            if is_line_fault(e):
+                raise NeedsCare(str(e)) from e
+            raise
     try:
         with _Savepoint(conn, "batch_derive"):
             return derive.on_batch(conn, events)

@@ -186,6 +186,8 @@ class Pass:
         self.commit_bytes = batch_bytes()
         self.claude_dirs: list[Path] = []
         self.wait: bool | float = True  # run_pass's wait (see retry)
+        self.careful = False  # write batches in savepoints (see ingest.quarantine)
+        self.committed_counts = (0, 0, 0, 0)  # the result's counts at the last commit
 
     # -- the pass -------------------------------------------------------------------
 
@@ -197,7 +199,15 @@ class Pass:
         if trigger not in QUIET_TRIGGERS:
             self.record_run()
         try:
-            self.sync_all(paths)
+            try:
+                self.sync_all(paths)
+            except quarantine.NeedsCare:
+                # A line could not be written as parsed: the open transaction is rolled
+                # back; go on in careful mode, where such a line is quarantined.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self.restart_careful()
+                self.sync_all(paths)
         except BaseException as e:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -348,6 +358,16 @@ class Pass:
         backoff when the pass may wait as long as it takes, else once, for the busy
         timeout run_pass set (so --wait N waits about N seconds, not six times N)."""
         return retry_busy(fn, attempts=6 if self.wait is True else 1)
+
+    def restart_careful(self) -> None:
+        """Forget what the rolled-back transaction did; write carefully from now on."""
+        self.careful = True
+        self.touched_sessions, self.touched_agents = set(), set()
+        self.pending_bytes = 0
+        result = self.result
+        result.files_changed, result.lines_added, result.bytes_read, result.errors = (
+            self.committed_counts
+        )
 
     def cannot_read(self, path: str, reason: str) -> None:
         """A file or folder this pass could not read: said, stored, retried next pass."""
@@ -504,6 +524,8 @@ class Pass:
             sessions.discard(None)
             derive.refresh_sessions(conn, sessions)
             conn.execute("COMMIT")
+            r = self.result
+            self.committed_counts = (r.files_changed, r.lines_added, r.bytes_read, r.errors)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -767,7 +789,7 @@ class FileSync:
         def write():
             self.ensure_file_row()
             if batch.rows:
-                quarantine.write_rows(conn, batch, self.file_id)
+                quarantine.write_rows(conn, batch, self.file_id, sync.careful)
             values = dict(
                 position=position,
                 generation=self.generation,
@@ -779,7 +801,7 @@ class FileSync:
             events = batch.new_events
             touched = {self.session_id}
             if self.source.kind != "journal" and events:
-                touched |= quarantine.derive_rows(conn, events, batch, self.file_id)
+                touched |= quarantine.derive_rows(conn, events, batch, self.file_id, sync.careful)
             if batch.rows:
                 conn.execute(
                     "UPDATE sync_files SET lines = lines + ?, errors = errors + ? WHERE id = ?",
