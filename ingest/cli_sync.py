@@ -355,7 +355,11 @@ def collect_status(conn: sqlite3.Connection, roots: list[Path] | None = None) ->
     unreadable = []
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sync_unreadable'").fetchone():
         unreadable = [
-            {"path": os.fsdecode(p) if isinstance(p, bytes) else p, "reason": r, "since": t}
+            {
+                "path": p.decode("utf-8", "replace") if isinstance(p, bytes) else p,
+                "reason": r,
+                "since": t,
+            }
             for p, r, t in conn.execute(
                 "SELECT path, reason, first_seen FROM sync_unreadable ORDER BY first_seen, path"
             )

@@ -228,7 +228,8 @@ class Pass:
         result.errors += len(self.unreadable)
         note = None
         if self.unreadable:
-            note = f"could not read {len(self.unreadable)} files, e.g. {self.unreadable[0]}"
+            first = text_name(self.unreadable[0])  # keep's may hold undecodable names
+            note = f"could not read {len(self.unreadable)} files, e.g. {first}"
         if result.run_id is not None or note:
             self.finish_run(result, note)
         return result
@@ -373,7 +374,7 @@ class Pass:
         """A file or folder this pass could not read: said, stored, retried next pass."""
         if path not in self.unreadable_paths:
             self.unreadable_paths[path] = reason
-            self.unreadable.append(f"{path}: {reason}")
+            self.unreadable.append(f"{text_name(path)}: {reason}")  # (a message: text)
 
     def new_file_id(self) -> int:
         """An id for a new sync_files row (this pass is the only writer)."""
