@@ -112,6 +112,7 @@ COMMANDS = {
     "merge": "cli_cost",
     "demo": "cli_demo",
     "serve": "cli_serve",
+    "share": "cli_share",
     "statusline": "cli_statusline",
 }
 

@@ -52,6 +52,12 @@ def export_files(
     """
     conn = connect_readonly(db_path)
     try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'share_copy'").fetchone():
+            raise ExportError(
+                f"{db_path} is a share copy (claude-sessions share): its lines were redacted, "
+                "so it cannot give back the transcripts byte for byte; export from the "
+                "archive itself."
+            )
         if session_id is not None:
             session_id = resolve_session(conn, session_id)
         columns = "id, rel_path, kind, generation, tail_unterminated, host, root"
