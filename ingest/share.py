@@ -15,7 +15,8 @@ so a table or column added later is covered without touching this module:
    (the parquet extra) values are first looked at with RE2, so only the few that may
    hold a secret or a home folder go through the Python rules.
 4. **Rebuild** the full-text indexes from the redacted text, record the share in the
-   ``share_copy`` table (``export`` refuses such a copy), and VACUUM, so nothing of the
+   ``share_copy`` table (``export`` refuses such a copy), and VACUUM INTO DEST (the
+   scratch copy is deleted), so nothing of the
    original text survives in free pages; the copy has no -wal file.
 """
 
@@ -97,7 +98,9 @@ def share(source: Path, dest: Path, options: Options, progress=None) -> Result:
     """Write the redacted copy of ``source`` to ``dest`` (which must not exist)."""
     started = time.monotonic()
     partial = dest.with_name(dest.name + ".partial")
-    for leftover in (partial, Path(f"{partial}-journal")):
+    vacuumed = dest.with_name(dest.name + ".vacuumed")
+    scratch = (partial, Path(f"{partial}-journal"), vacuumed)
+    for leftover in scratch:
         leftover.unlink(missing_ok=True)
     conn = connect_readonly(source)
     try:
@@ -109,23 +112,24 @@ def share(source: Path, dest: Path, options: Options, progress=None) -> Result:
     finally:
         conn.close()
     try:
-        result = _make_share(partial, options, progress)
-        os.replace(partial, dest)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        result = _make_share(partial, vacuumed, options, progress)
+        os.replace(vacuumed, dest)
+    finally:
+        for leftover in scratch:
+            leftover.unlink(missing_ok=True)
     result.seconds = time.monotonic() - started
     result.size = dest.stat().st_size
     return result
 
 
-def _make_share(path: Path, options: Options, progress) -> Result:
+def _make_share(path: Path, out: Path, options: Options, progress) -> Result:
+    """Change the scratch copy ``path``, then write it compacted to ``out`` (VACUUM INTO:
+    a new file without free pages, so nothing of the original text is left in it)."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = OFF")  # a scratch file until it is renamed
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("PRAGMA secure_delete = ON")
         conn.execute("BEGIN")
         chosen = choose(conn, options)
         drop(conn, options.drop)
@@ -139,8 +143,7 @@ def _make_share(path: Path, options: Options, progress) -> Result:
         mark(conn, options, redactor.counts)
         sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
         conn.execute("COMMIT")
-        conn.execute("PRAGMA journal_mode = DELETE")
-        conn.execute("VACUUM")
+        conn.execute("VACUUM INTO ?", (str(out),))
     finally:
         conn.close()
     del chosen
