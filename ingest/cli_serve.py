@@ -169,13 +169,13 @@ def serve(
         allow_sync=allow_sync,
     )
     host = listen_host(host, datasette_args)
-    check_port_free(host, port)
     if not is_loopback(host):
         click.echo(
             f"Listening on {host}: whoever can reach it can read your transcripts, unless "
             "you add authentication to Datasette; Sync now is limited to `allow_sync`.",
             err=True,
         )
+    check_port_free(host, port)
     claude_dirs: list[Path] = []
     if demo:
         db, roots = prepare_demo(db_path)

@@ -152,6 +152,7 @@ def test_serve_warns_when_datasette_args_listen_beyond_loopback(tmp_path):
         )
     assert result.exit_code == 1
     assert f"Port {port} on 0.0.0.0 is already in use" in result.output
+    assert "Listening on 0.0.0.0: whoever can reach it can read your transcripts" in result.output
 
 
 @pytest.mark.asyncio
