@@ -278,7 +278,8 @@ class Pass:
             self.rename_root(alias, real)
         conn.row_factory = sqlite3.Row
         try:
-            known = {row["path"]: row for row in conn.execute("SELECT * FROM sync_files")}
+            sql, args = known_files_query(paths)
+            known = {row["path"]: row for row in conn.execute(sql, args)}
         finally:
             conn.row_factory = None
         found = self.find(paths)
@@ -822,3 +823,18 @@ class FileSync:
         result = sync.result
         result.lines_added += batch.inserted
         result.errors += len(batch.errors) + batch.quarantined
+
+
+def known_files_query(paths: list[Path] | None) -> tuple[str, list]:
+    """The sync_files rows a pass needs: all of them, or with ``paths`` only those of
+    these files and of the files under these folders (what ``looked_at`` accepts), read
+    through the path index: a pass over one file of a large archive reads one row, not
+    every tracked file (`claude-sessions statusline` runs one after every message)."""
+    if paths is None or len(paths) > 100:  # many places: one scan is as good
+        return "SELECT * FROM sync_files", []
+    clauses, args = [], []
+    for place in (str(p.absolute()) for p in paths):
+        prefix = place.rstrip(os.sep) + os.sep
+        clauses.append("path = ? OR (path >= ? AND path < ?)")
+        args += [place, prefix, prefix + "\U0010ffff"]
+    return f"SELECT * FROM sync_files WHERE {' OR '.join(clauses)}", args

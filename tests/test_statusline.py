@@ -207,3 +207,27 @@ def test_help_goes_through_click(session, db_path):
     )
     assert result.returncode == 0
     assert b'"statusLine"' in result.stdout and b"--no-sync" in result.stdout
+
+
+def test_one_file_pass_reads_only_the_rows_it_needs(real_projects, db_path):
+    """known_files_query gives exactly the tracked files looked_at accepts: a pass over
+    one file reads its own sync_files row, a folder's pass the rows under it."""
+    from ingest.sync import known_files_query
+
+    run_pass(db_path, [real_projects])
+    conn = sqlite3.connect(db_path)
+    everything = [r[0] for r in conn.execute("SELECT path FROM sync_files")]
+    one = Path(everything[0])
+    folder = one.parent
+    for paths in ([one], [folder], [folder, Path(everything[-1])], [real_projects / "none"]):
+        sql, args = known_files_query(paths)
+        got = sorted(r[0] for r in conn.execute(sql.replace("*", "path"), args))
+        places = [str(p.absolute()) for p in paths]
+        expected = sorted(
+            p for p in everything if p in places or p.startswith(tuple(x + "/" for x in places))
+        )
+        assert got == expected, paths
+        plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+        assert "SCAN sync_files" not in plan  # through the path index
+    assert known_files_query(None)[1] == []
+    conn.close()
