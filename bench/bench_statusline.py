@@ -54,9 +54,10 @@ def assistant_line(session: str, n: int) -> str:
             "sessionId": session,
             "timestamp": now,
             "uuid": str(uuid.uuid4()),
-            "requestId": f"req_bench_{n}",
+            # Ids of this run only: the archive counts a (message, request) pair once.
+            "requestId": f"req_{session}_{n}",
             "message": {
-                "id": f"msg_bench_{n}",
+                "id": f"msg_{session}_{n}",
                 "role": "assistant",
                 "model": "claude-sonnet-4-20250514",
                 "content": [{"type": "text", "text": f"answer {n}"}],
@@ -147,12 +148,17 @@ def main() -> int:
         print(f"statusline, nothing new              {summary(results['unchanged'])}")
         print(f"statusline, 1 new line (one-file pass) {summary(results['new'])}")
         if args.ccusage:
-            # ccusage reads CLAUDE_CONFIG_DIR/projects: the corpus plus our session.
+            # ccusage reads CLAUDE_CONFIG_DIR/projects: the corpus plus our session, as
+            # hard links (it does not follow symlinked folders; links cost no copy).
             config = work / "ccusage-config"
-            (config / "projects").mkdir(parents=True)
-            for folder in args.projects.iterdir():
-                (config / "projects" / folder.name).symlink_to(folder)
-            (config / "projects" / "-bench-statusline").symlink_to(transcript.parent)
+            for source_root in (args.projects, side):
+                for path in source_root.rglob("*.jsonl"):
+                    target = config / "projects" / path.relative_to(source_root)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(path, target)
+                    except OSError:
+                        shutil.copy2(path, target)
             cc_env = {**env, "CLAUDE_CONFIG_DIR": str(config)}
             version = subprocess.run(
                 [args.ccusage, "--version"], capture_output=True, env=cc_env
