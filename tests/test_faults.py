@@ -473,3 +473,22 @@ def test_backup_checks_its_copy(root, db_path, tmp_path):
     assert result.exit_code == 0, result.output
     assert "quick_check ok" in result.output
     assert stat.S_ISREG(os.stat(tmp_path / "copy.db").st_mode)
+
+
+def test_quick_check_reports_a_damaged_copy(root, db_path, tmp_path):
+    from ingest.cli_sync import quick_check
+
+    path = project(root) / f"{SESSION}.jsonl"
+    path.write_bytes(b"".join(line(i, content_pad="z" * 2000) + b"\n" for i in range(300)))
+    run_pass(db_path, [root])
+    copy = tmp_path / "copy.db"
+    result = CliRunner().invoke(cli, ["backup", str(copy), "--db", str(db_path)])
+    assert result.exit_code == 0 and quick_check(copy) == "ok"
+    data = bytearray(copy.read_bytes())
+    page = 16384
+    for at in range(2 * page, len(data) - page, 3 * page):
+        data[at : at + 12] = b"\x5a" * 12  # scribble over page headers
+    copy.write_bytes(bytes(data))
+    assert quick_check(copy) != "ok"
+    verified = CliRunner().invoke(cli, ["verify", "--db", str(copy)])
+    assert verified.exit_code == 1
