@@ -835,6 +835,14 @@ def known_files_query(paths: list[Path] | None) -> tuple[str, list]:
     clauses, args = [], []
     for place in (str(p.absolute()) for p in paths):
         prefix = place.rstrip(os.sep) + os.sep
-        clauses.append("path = ? OR (path >= ? AND path < ?)")
-        args += [place, prefix, prefix + "\U0010ffff"]
+        clauses.append("path = ?")
+        args.append(db_name(place))
+        if isinstance(db_name(prefix), str):
+            clauses.append("(path >= ? AND path < ?)")
+            args += [prefix, prefix + "\U0010ffff"]
+        # names that are not UTF-8 are stored as BLOBs (sources.db_name), which sort
+        # after every text: matched by their bytes
+        raw = os.fsencode(prefix)
+        clauses.append("(typeof(path) = 'blob' AND substr(path, 1, ?) = ?)")
+        args += [len(raw), raw]
     return f"SELECT * FROM sync_files WHERE {' OR '.join(clauses)}", args

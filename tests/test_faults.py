@@ -492,3 +492,22 @@ def test_quick_check_reports_a_damaged_copy(root, db_path, tmp_path):
     assert quick_check(copy) != "ok"
     verified = CliRunner().invoke(cli, ["verify", "--db", str(copy)])
     assert verified.exit_code == 1
+
+
+def test_a_pass_over_named_files_finds_non_utf8_names(root, db_path):
+    """watch names the files that changed: one whose name is not UTF-8 is read again
+    from where it stopped (its row is found), also when its folder is named."""
+    folder = os.fsencode(project(root))
+    name = folder + b"/agent-\xff.jsonl"
+    with open(name, "wb") as f:
+        f.write(line(0) + b"\n")
+    path = os.fsdecode(name)
+    run_pass(db_path, [root], paths=[path])
+    with open(name, "ab") as f:
+        f.write(line(1) + b"\n")
+    run_pass(db_path, [root], paths=[path])
+    with open(name, "ab") as f:
+        f.write(line(2) + b"\n")
+    run_pass(db_path, [root], paths=[project(root)])
+    assert raws(db_path, SESSION) == [line(0), line(1), line(2)]
+    assert query(db_path, "SELECT count(*) FROM sync_files WHERE typeof(path) = 'blob'") == [(1,)]
