@@ -841,8 +841,8 @@ def known_files_query(paths: list[Path] | None) -> tuple[str, list]:
             clauses.append("(path >= ? AND path < ?)")
             args += [prefix, prefix + "\U0010ffff"]
         # names that are not UTF-8 are stored as BLOBs (sources.db_name), which sort
-        # after every text: matched by their bytes
+        # after every text: a range of BLOBs (memcmp order) through the same index
         raw = os.fsencode(prefix)
-        clauses.append("(typeof(path) = 'blob' AND substr(path, 1, ?) = ?)")
-        args += [len(raw), raw]
+        clauses.append("(path >= ? AND path < ?)")
+        args += [raw, raw[:-1] + bytes([raw[-1] + 1])]
     return f"SELECT * FROM sync_files WHERE {' OR '.join(clauses)}", args
