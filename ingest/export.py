@@ -74,7 +74,8 @@ def export_files(
         # a name that is not UTF-8 is stored as its bytes: back to the same bytes on disk
         files = [(i, os_name(rel), *rest) for i, rel, *rest in files]
         names = [rel_path for _, rel_path, *_ in files]
-        if len(set(names)) < len(names):
+        apart = len(set(names)) < len(names)
+        if apart:
             names = [
                 f"{safe_name(h)}/{root_folder(os_name(r))}/{rel}" for _, rel, *_, h, r in files
             ]
@@ -93,7 +94,7 @@ def export_files(
                 )
         written = []
         if has_kept_files(conn):
-            written += map(Path, export_kept(conn, out, session_id, set(names)))
+            written += map(Path, export_kept(conn, out, session_id, set(names), apart))
         for (file_id, _, kind, generation, tail_unterminated, _, _), rel_path in zip(
             files, names, strict=True
         ):

@@ -743,44 +743,59 @@ def keep_pass(
 
 
 def export_kept(
-    conn: sqlite3.Connection, out: os.PathLike | str, session_id: str | None, taken: set[str]
+    conn: sqlite3.Connection,
+    out: os.PathLike | str,
+    session_id: str | None,
+    taken: set[str],
+    apart: bool = False,
 ) -> list[str]:
     """Write the kept files (every one, or one session's) under ``out`` at their rel_path,
     byte for byte: files of the session folders beside the transcripts, the Claude
     directory's files (history.jsonl, file-history/, plans/, todos/) at the top.
-    ``taken``: relative paths export writes already (the transcripts); a kept file that
-    would land on one of them, or on another kept file, is an ExportError naming them."""
-    from .export import ExportError
+    ``taken``: relative paths export writes already (the transcripts).  ``apart``: the
+    transcripts were written under <host>/<projects folder>/ (ingest.export) because
+    several share a path; the kept files then are too (a Claude directory's under
+    <host>/<its folder>/), as they are when two of them share a path.  A kept file that
+    would still land on another file's path is an ExportError naming them."""
+    from .export import ExportError, root_folder, safe_name
 
+    columns = "id, rel_path, area, hash, generation, tail_unterminated, host, root"
     if session_id is None:
         rows = conn.execute(
-            "SELECT id, rel_path, area, hash, generation, tail_unterminated FROM kept_files "
-            "ORDER BY base DESC, rel_path"
+            f"SELECT {columns} FROM kept_files ORDER BY base DESC, rel_path"
         ).fetchall()
     else:
         rows = conn.execute(
-            "SELECT id, rel_path, area, hash, generation, tail_unterminated FROM kept_files "
-            "WHERE session_id = ? AND area != 'history' ORDER BY rel_path",
+            f"SELECT {columns} FROM kept_files WHERE session_id = ? AND area != 'history' "
+            "ORDER BY rel_path",
             (session_id,),
         ).fetchall()
-    targets: dict[str, int] = {}
+    plain = [from_db(row[1]) for row in rows]
+    if not apart and (len(set(plain)) < len(plain) or taken.intersection(plain)):
+        apart = True
+    names = plain
+    if apart:
+        names = [
+            f"{safe_name(row[6])}/{root_folder(from_db(row[7]))}/{rel_path}"
+            for row, rel_path in zip(rows, plain, strict=True)
+        ]
+    seen: set[str] = set()
     clashes = []
-    for file_id, rel_path, *_ in rows:
-        rel_path = from_db(rel_path)
-        if rel_path in taken or rel_path in targets:
-            clashes.append(rel_path)
-        targets[rel_path] = file_id
+    for name in names:
+        if name in taken or name in seen:
+            clashes.append(name)
+        seen.add(name)
     if clashes:
         shown = ", ".join(printable(c) for c in clashes[:3])
         more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
         raise ExportError(
-            f"Several archived files (from other projects folders or machines) would be "
-            f"written to the same place: {shown}{more}; export them one session at a time."
+            f"Several archived files would be written to the same place: {shown}{more}; "
+            "nothing was written."
         )
+    rows = [(row[0], name, *row[2:6]) for row, name in zip(rows, names, strict=True)]
     out = os.path.abspath(out)
     written = []
     for file_id, rel_path, area, digest, generation, tail in rows:
-        rel_path = from_db(rel_path)
         target = os.path.join(out, *rel_path.split("/"))
         if not os.path.realpath(target).startswith(os.path.realpath(out) + os.sep):
             raise ExportError(f"Refusing to write {printable(rel_path)} outside {printable(out)}.")

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from ingest import keep
 from ingest.cli import cli
-from ingest.export import ExportError, export_files
+from ingest.export import export_files
 from ingest.sync import run_pass
 
 SESSION = "0d3a8e6f-290f-4105-a327-a2496e5e2a83"
@@ -245,13 +245,38 @@ def test_deleted_sources_stay_and_export_writes_the_whole_tree(claude, db_path, 
     assert "history.jsonl" not in tree(one)
 
 
-def test_export_refuses_two_kept_files_on_one_path(claude, db_path, tmp_path):
-    sync(db_path, claude)
+def test_export_keeps_two_trees_apart_with_their_transcripts(claude, db_path, tmp_path):
+    """Two Claude directories (or machines, merged) share paths: export writes each under
+    <host>/<folder>/, the kept files beside their own transcripts, byte for byte."""
+    from ingest.export import root_folder
+    from ingest.merge import merge
+
+    sync(db_path, claude, host="laptop")
     other = tmp_path / "other"
     shutil.copytree(claude, other)
-    run_pass(db_path, [other / "projects"], claude_dirs=[other])
-    with pytest.raises(ExportError, match="same place: .*"):
-        export_files(db_path, tmp_path / "out")
+    (other / "plans" / "happy-dancing-fox.md").write_text("# Another plan\n")
+    run_pass(db_path, [other / "projects"], claude_dirs=[other], host="laptop")
+    out = tmp_path / "out"
+    export_files(db_path, out)
+    for home in (claude, other):
+        projects = out / "laptop" / root_folder(str(home / "projects"))
+        assert tree(projects) == tree(home / "projects")
+        own = out / "laptop" / root_folder(str(home))
+        assert (own / "plans" / "happy-dancing-fox.md").read_bytes() == (
+            home / "plans" / "happy-dancing-fox.md"
+        ).read_bytes()
+        assert (own / "history.jsonl").read_bytes() == (home / "history.jsonl").read_bytes()
+    # a second machine's archive of the same tree, merged in
+    desktop = tmp_path / "desktop.db"
+    sync(desktop, claude, host="desktop")
+    merge(db_path, desktop)
+    merged = tmp_path / "merged"
+    export_files(db_path, merged)
+    tool = f"{PROJECT}/{SESSION}/tool-results/toolu_01ABC.txt"
+    for host in ("laptop", "desktop"):
+        base = merged / host / root_folder(str(claude / "projects"))
+        assert (base / tool).read_bytes() == (claude / "projects" / tool).read_bytes()
+        assert (base / PROJECT / f"{SESSION}.jsonl").exists()
 
 
 def test_odd_entries_are_skipped_with_a_reason(claude, db_path):
