@@ -552,3 +552,21 @@ def test_watch_keeps_tool_outputs_with_their_line_and_the_rest_on_full_passes(cl
         wait_for(lambda: has("plans/new-plan.md"))
     finally:
         stop_it(*watch)
+
+
+def test_unreadable_names_that_are_not_utf8_are_reported_as_text(claude, db_path):
+    """A FIFO named with bytes that are not UTF-8 (found by the fault suite's fuzzing):
+    the pass's note in sync_runs and the printed summary carry its name as text."""
+    from ingest.cli_sync import summary_line
+
+    projects = os.fsencode(str(claude / "projects"))
+    os.mkfifo(projects + b"/\xff\xfe.jsonl")
+    os.mkfifo(os.fsencode(str(claude / "plans")) + b"/\xff.md")
+    result = sync(db_path, claude)
+    assert len(result.unreadable) == 2
+    line = summary_line(result)
+    line.encode("utf-8")  # no lone surrogates left
+    conn = sqlite3.connect(db_path)
+    (error,) = conn.execute("SELECT error FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+    conn.close()
+    assert error.startswith("could not read 2 files, e.g. ") and "\ufffd" in error
