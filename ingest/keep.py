@@ -334,9 +334,10 @@ class Keeper:
     """One pass over the kept files, writing in transactions of its own (the caller holds
     the writer lock and has no transaction open)."""
 
-    def __init__(self, conn: sqlite3.Connection, host: str):
+    def __init__(self, conn: sqlite3.Connection, host: str, attempts: int = 6):
         self.conn = conn
         self.host = host
+        self.attempts = attempts  # retry_busy's tries: 1 under --wait N (N s, not 6 N)
         self.result = KeepResult()
         self.pending = 0
         self.unlisted: list[str] = []
@@ -344,7 +345,7 @@ class Keeper:
     # transactions
     def begin(self) -> None:
         if not self.conn.in_transaction:
-            retry_busy(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            retry_busy(lambda: self.conn.execute("BEGIN IMMEDIATE"), attempts=self.attempts)
 
     def done(self, nbytes: int) -> None:
         self.pending += nbytes
@@ -729,11 +730,12 @@ def keep_pass(
     *,
     host: str,
     paths: Iterable[str | os.PathLike] | None = None,
+    attempts: int = 6,
 ) -> KeepResult:
     """Keep what is new under ``roots`` (projects directories, real paths) and
     ``claude_dirs``; with ``paths`` (a watch pass), only the session folders they name."""
     roots = [str(r) for r in roots]
-    keeper = Keeper(conn, host)
+    keeper = Keeper(conn, host, attempts)
     if paths is not None:
         return keeper.run(roots, (), session_folders(roots, [str(p) for p in paths]))
     return keeper.run(roots, [os.path.realpath(c) for c in claude_dirs])

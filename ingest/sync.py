@@ -349,7 +349,14 @@ class Pass:
 
     def keep_files(self, paths: list[Path] | None) -> None:
         """Keep the files beside the transcripts (ingest.keep), in transactions of its own."""
-        kept = keep_pass(self.conn, self.roots, self.claude_dirs, host=self.host, paths=paths)
+        kept = keep_pass(
+            self.conn,
+            self.roots,
+            self.claude_dirs,
+            host=self.host,
+            paths=paths,
+            attempts=6 if self.wait is True else 1,
+        )
         self.result.kept = kept
         self.unreadable += kept.skipped
         if kept.files_read or kept.deleted:

@@ -440,6 +440,39 @@ def test_wait_n_waits_about_n_seconds(root, db_path):
     assert waited < 2 + 4, waited
 
 
+def test_keep_tries_once_under_wait_n(root, db_path):
+    """The files beside the transcripts are written with the pass's patience too: under
+    --wait N one try of the busy timeout, never six (counted, not timed)."""
+    from ingest.keep import keep_pass
+
+    (project(root) / f"{SESSION}.jsonl").write_bytes(line(0) + b"\n")
+    run_pass(db_path, [root])
+    folder = project(root) / SESSION / "tool-results"
+    folder.mkdir(parents=True)
+    (folder / "out.txt").write_bytes(b"a tool output kept beside the transcript\n")
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        for attempts, expected in ((1, 1), (3, 3)):
+            conn = sqlite3.connect(db_path, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 10")
+            begins: list[str] = []
+            conn.set_trace_callback(
+                lambda sql, begins=begins: "BEGIN" in sql and begins.append(sql)
+            )
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                keep_pass(conn, [str(root)], host="h", attempts=attempts)
+            conn.close()
+            assert len(begins) == expected, begins
+    finally:
+        holder.rollback()
+        holder.close()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    kept = keep_pass(conn, [str(root)], host="h", attempts=1)
+    conn.close()
+    assert kept.files_read == 1
+
+
 # -- 3. verify and backup ----------------------------------------------------------------
 
 
