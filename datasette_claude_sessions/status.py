@@ -39,6 +39,7 @@ from datasette import Forbidden, Response, hookimpl
 from datasette.utils import StartupError, actor_matches_allow
 from markupsafe import Markup
 
+from ingest import heartbeat
 from ingest.archive import connect_readonly
 from ingest.paths import default_projects_dirs, settings_path
 from ingest.usage import status_figures as usage_figures
@@ -51,7 +52,7 @@ SYNC_ACTION = "claude-sessions-sync"
 DEFAULT_ALLOW_SYNC = {"id": "root"}
 STATUS_PATH = "/-/claude-sessions/status"
 
-HEARTBEAT_FRESH_SECONDS = 10.0
+HEARTBEAT_FRESH_SECONDS = heartbeat.FRESH_SECONDS
 SIDECAR_WAIT_SECONDS = 30.0
 LOCK_WAIT_SECONDS = 30.0
 STAT_FILES_MAX = 5000
@@ -195,28 +196,31 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def sidecar_status(conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict:
-    """The watch sidecar as seen from its heartbeat row."""
+    """The watch sidecar as seen from its heartbeat row: alive only when the row was
+    written on this machine by a live process into this very file (not a copy), see
+    ingest/heartbeat.py."""
     now = now or utcnow()
     found = rows(conn, "select * from sync_heartbeat where id = 1")
     if not found:
-        return {"alive": False, "state": None, "age_seconds": None, "pid": None, "host": None}
+        return {
+            "alive": False,
+            "state": None,
+            "age_seconds": None,
+            "pid": None,
+            "host": None,
+            "why": "no sidecar has run on this archive",
+        }
     beat = found[0]
-    beat_at = parse_time(beat.get("beat_at"))
-    age = (now - beat_at).total_seconds() if beat_at else None
-    same_host = beat.get("host") == socket.gethostname()
-    alive = (
-        age is not None
-        and age <= HEARTBEAT_FRESH_SECONDS
-        and beat.get("state") != "stopped"
-        and (not same_host or pid_alive(beat.get("pid")))
-    )
+    verdict = heartbeat.judge(beat, heartbeat.database_file(conn), now)
+    age = verdict["age_seconds"]
     return {
-        "alive": alive,
+        "alive": verdict["alive"],
+        "why": verdict["why"],
         "state": beat.get("state"),
         "age_seconds": round(age, 1) if age is not None else None,
         "pid": beat.get("pid"),
         "host": beat.get("host"),
-        "same_host": same_host,
+        "same_host": beat.get("host") == socket.gethostname(),
         "started_at": beat.get("started_at"),
         "beat_at": beat.get("beat_at"),
         "projects": json.loads(beat["projects"]) if beat.get("projects") else None,

@@ -107,6 +107,8 @@ TABLE_NOTES = {
 }
 # Meanings for columns whose SQL carries no comment.
 COLUMN_NOTES = {
+    "sync_heartbeat.archive": "device:inode of the archive file the sidecar writes (a copy is "
+    "another file: its copied row does not count as a live sidecar)",
     "device": "st_dev of the file at the last pass",
     "inode": "st_ino of the file at the last pass",
     "sync_files.mtime": "st_mtime of the file at the last pass",

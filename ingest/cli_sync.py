@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sqlite3
 import sys
 import time
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from . import archive
+from . import archive, heartbeat
 from .cli import (
     cli,
     db_option,
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from .sync import PassResult
 
 PROGRESS_BAR_BYTES = 20 * 1024 * 1024
-SIDECAR_STALE_SECONDS = 10.0
 
 
 def host_option(fn):
@@ -339,19 +337,22 @@ def collect_status(conn: sqlite3.Connection, roots: list[Path] | None = None) ->
         "SELECT trigger, started_at, ended_at, seconds, files_changed, lines_added, error "
         "FROM sync_runs ORDER BY id DESC LIMIT 1"
     ).fetchone()
-    beat = conn.execute("SELECT pid, host, beat_at, state FROM sync_heartbeat").fetchone()
+    cursor = conn.execute("SELECT * FROM sync_heartbeat WHERE id = 1")
+    names = [d[0] for d in cursor.description]
+    beat = [dict(zip(names, row, strict=True)) for row in cursor]
     last_pass = None
     if run:
         keys = ("trigger", "started_at", "ended_at", "seconds", "files_changed", "lines_added")
         last_pass = dict(zip(keys + ("error",), run, strict=True))
     sidecar = None
     if beat:
-        age = age_seconds(beat[2])
-        alive = beat[3] != "stopped" and age is not None and age < SIDECAR_STALE_SECONDS
-        if alive and beat[1] == socket.gethostname() and not pid_alive(beat[0]):
-            alive = False  # killed or crashed: it could not say "stopped"
-        sidecar = {"pid": beat[0], "host": beat[1], "state": beat[3], "beat_age": age}
-        sidecar["alive"] = alive
+        # Alive only if written here, by a live process, into this very file: a backup or
+        # merged copy carries the row along (ingest/heartbeat.py).
+        beat = beat[0]
+        verdict = heartbeat.judge(beat, heartbeat.database_file(conn))
+        age = age_seconds(beat["beat_at"])
+        sidecar = {"pid": beat["pid"], "host": beat["host"], "state": beat["state"]}
+        sidecar.update(beat_age=age, alive=verdict["alive"], why=verdict["why"])
     unreadable = []
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sync_unreadable'").fetchone():
         unreadable = [
@@ -472,13 +473,15 @@ def status(db_path, projects, as_json):
     sidecar = info["sidecar"]
     if sidecar and sidecar["alive"]:
         click.echo(f"Sidecar:   alive (pid {sidecar['pid']}, {sidecar['state']})")
-    elif sidecar and sidecar["state"] != "stopped":
+    elif sidecar and sidecar["state"] != "stopped" and heartbeat.died(sidecar["why"]):
         click.echo(
             f"Sidecar:   died (pid {sidecar['pid']} stopped without saying so; last heartbeat "
             f"{sidecar['beat_age']:.0f} s ago): run `claude-sessions watch` again"
         )
     elif sidecar:
-        click.echo(f"Sidecar:   not running (last heartbeat {sidecar['beat_age']:.0f} s ago)")
+        age = sidecar["beat_age"]
+        when = f"last heartbeat {age:.0f} s ago" if age is not None else "no heartbeat time"
+        click.echo(f"Sidecar:   not running ({when}: {sidecar['why']})")
     else:
         click.echo("Sidecar:   never started (run `claude-sessions watch`)")
 

@@ -568,6 +568,16 @@ def m701_page_indexes(db: Database) -> None:
     )
 
 
+@migrations(name="m502_heartbeat_archive")
+def m502_heartbeat_archive(db: Database) -> None:
+    # The sidecar writes the archive file's identity (device:inode) with its heartbeat: a
+    # backup, merge or copy carries the row along but is another file, so it no longer
+    # claims a live sidecar (ingest/heartbeat.py).
+    columns = {row[1] for row in db.execute("PRAGMA table_info(sync_heartbeat)").fetchall()}
+    if "archive" not in columns:
+        db.execute("ALTER TABLE sync_heartbeat ADD COLUMN archive TEXT")
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""

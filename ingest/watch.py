@@ -42,6 +42,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from .db import now_iso, open_db, retry_busy
+from .heartbeat import archive_identity
 from .lock import LockBusy, WatchLock, WriterLock
 from .sync import PassResult, run_pass
 
@@ -176,6 +177,9 @@ class Heartbeat:
         conn.execute(f"PRAGMA busy_timeout={int(HEARTBEAT_TIMEOUT * 1000)}")
         self.conn = conn
         self.identity = identity(self.db_path)
+        # This file's identity, written with every beat, so a copy of the archive (its
+        # heartbeat row copied too) is not taken for one a sidecar writes (heartbeat.py).
+        self.archive = archive_identity(self.db_path)
 
     def beat(self, state: str) -> None:
         """Refresh the heartbeat row; a beat that cannot be written (the disk is full,
@@ -192,11 +196,20 @@ class Heartbeat:
 
         def write():
             self.conn.execute(
-                "INSERT INTO sync_heartbeat (id, pid, host, started_at, beat_at, state, projects) "
-                "VALUES (1, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, "
-                "host = excluded.host, started_at = excluded.started_at, "
-                "beat_at = excluded.beat_at, state = excluded.state, projects = excluded.projects",
-                (os.getpid(), self.host, self.started_at, now_iso(), state, self.roots),
+                "INSERT INTO sync_heartbeat (id, pid, host, started_at, beat_at, state, projects, "
+                "archive) VALUES (1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "pid = excluded.pid, host = excluded.host, started_at = excluded.started_at, "
+                "beat_at = excluded.beat_at, state = excluded.state, "
+                "projects = excluded.projects, archive = excluded.archive",
+                (
+                    os.getpid(),
+                    self.host,
+                    self.started_at,
+                    now_iso(),
+                    state,
+                    self.roots,
+                    self.archive,
+                ),
             )
 
         retry_busy(write, attempts=1)
