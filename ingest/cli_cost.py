@@ -120,6 +120,12 @@ def render(
     lines.insert(1, "  ".join("-" * w for w in widths))
     if by in ("day", "week", "month"):
         lines.append(f"Dates in {clock.description}.")
+    if by == "block":
+        lines.append(
+            "$/hour: cost between a block's first and last call, per hour (blank when they "
+            f"are less than {usage.MIN_RATE_MINUTES} minutes apart). projected: for the "
+            "active block only, its cost at the block's end if calls go on at that rate."
+        )
     if unpriced:
         names = ", ".join(
             f"{u['model'] or '(no model)'} ({plural(u['calls'], 'call')})" for u in unpriced

@@ -578,6 +578,21 @@ def m502_heartbeat_archive(db: Database) -> None:
         db.execute("ALTER TABLE sync_heartbeat ADD COLUMN archive TEXT")
 
 
+@migrations(name="m503_block_burn_rate")
+def m503_block_burn_rate(db: Database) -> None:
+    # usage_blocks gives a burn rate only for blocks whose calls span MIN_RATE_MINUTES or
+    # more (a 4-call block a minute long read as $25/hour).
+    from .usage import BLOCKS_SQL, MIN_RATE_MINUTES
+
+    if not db["api_calls"].exists():
+        return  # a new archive: m102 creates the view with this SQL
+    db.execute("DROP VIEW IF EXISTS usage_blocks")
+    db.execute(
+        "CREATE VIEW usage_blocks AS"
+        + BLOCKS_SQL.format(where="1", cost="cost_usd", min_rate_minutes=MIN_RATE_MINUTES)
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""

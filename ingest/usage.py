@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from .pricing import PriceTable
 
 BLOCK_HOURS = 5
+# A burn rate ($/hour, tokens/hour) needs calls spread over at least this many minutes:
+# four calls a few seconds apart would otherwise read as dollars per hour.
+MIN_RATE_MINUTES = 10
 _AGENT_ID_INDEX = EVENT_COLUMNS.index("agent_id")
 
 API_CALL_COLUMNS = (
@@ -197,9 +200,12 @@ blocks AS (
 )
 SELECT block_start, block_end, calls, input_tokens, output_tokens, cache_creation_tokens,
     cache_read_tokens, total_tokens, cost_usd, unpriced_calls, first_call, last_call,
-    total_tokens / nullif((julianday(last_call) - julianday(first_call)) * 24, 0)
+    CASE WHEN (julianday(last_call) - julianday(first_call)) * 1440 >= {min_rate_minutes}
+        THEN total_tokens / ((julianday(last_call) - julianday(first_call)) * 24) END
         AS tokens_per_hour,
-    cost_usd / nullif((julianday(last_call) - julianday(first_call)) * 24, 0) AS cost_per_hour,
+    CASE WHEN (julianday(last_call) - julianday(first_call)) * 1440 >= {min_rate_minutes}
+        THEN cost_usd / ((julianday(last_call) - julianday(first_call)) * 24) END
+        AS cost_per_hour,
     strftime('%Y-%m-%dT%H:%M:%SZ', 'now') >= block_start
         AND strftime('%Y-%m-%dT%H:%M:%SZ', 'now') < block_end AS is_active
 FROM blocks ORDER BY block_start"""
@@ -231,12 +237,15 @@ def m102_usage_blocks(db) -> None:
     # usage_blocks: one row per 5-hour billing block (issue #4), the rows of
     # `claude-sessions cost --by block`; is_active marks the block running now.
     db.execute("DROP VIEW IF EXISTS usage_blocks")
-    db.execute("CREATE VIEW usage_blocks AS" + BLOCKS_SQL.format(where="1", cost="cost_usd"))
+    db.execute(
+        "CREATE VIEW usage_blocks AS"
+        + BLOCKS_SQL.format(where="1", cost="cost_usd", min_rate_minutes=MIN_RATE_MINUTES)
+    )
 
 
 def blocks(conn, where: str = "1", params: tuple = (), cost: str = "cost_usd") -> list[dict]:
     """The usage_blocks rows for the calls matching ``where`` (dicts of BLOCK_COLUMNS)."""
-    sql = BLOCKS_SQL.format(where=where, cost=cost)
+    sql = BLOCKS_SQL.format(where=where, cost=cost, min_rate_minutes=MIN_RATE_MINUTES)
     return [dict(zip(BLOCK_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
 
 
@@ -526,6 +535,8 @@ def blocks_from_hours(hours: list[tuple], now: datetime | None = None) -> list[d
 def _burn_rate(block: dict, now: datetime) -> None:
     first, last = parse_ts(block["first_call"]), parse_ts(block["last_call"])
     hours = (last - first).total_seconds() / 3600
+    if hours * 60 < MIN_RATE_MINUTES:
+        hours = 0  # a few calls a minute apart: no rate worth extrapolating
     cost = block["cost_usd"]
     block["tokens_per_hour"] = block["tokens"] / hours if hours > 0 else None
     block["cost_per_hour"] = cost / hours if hours > 0 and cost is not None else None

@@ -63,3 +63,33 @@ async def test_copies_do_not_claim_the_live_sidecar(tmp_path):
     finally:
         watch.terminate()
         watch.wait(timeout=30)
+
+
+def test_block_burn_rate_needs_calls_spread_out(tmp_path):
+    # Eight API calls within 15 seconds, and the same eight 5 minutes apart two days
+    # later: only the second block has a rate.
+    from .test_transcript_render import review_session
+
+    projects = tmp_path / "projects"
+    short = review_session()
+    spread = review_session()
+    for i, record in enumerate(spread):
+        record["sessionId"] = "spread"
+        record["timestamp"] = f"2025-09-03T10:{i * 5 // 2:02d}:{i % 2 * 30:02d}.000Z"
+        if record["type"] == "assistant":
+            record["message"]["id"] += "-spread"
+    write_jsonl(projects / "-w" / "short.jsonl", short)
+    write_jsonl(projects / "-w" / "spread.jsonl", spread)
+    db = tmp_path / "a.db"
+    synced = CliRunner().invoke(cli, ["sync", "--db", str(db), "--projects", str(projects)])
+    assert synced.exit_code == 0, synced.output
+    out = CliRunner().invoke(cli, ["cost", "--db", str(db), "--by", "block"]).output
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("2025-09-0")}
+    short_row, spread_row = rows["2025-09-01T10:00:00Z"], rows["2025-09-03T10:00:00Z"]
+    assert short_row.count("$") == 1  # its cost, no $/hour
+    assert spread_row.count("$") == 2  # its cost and $/hour
+    assert "less than 10 minutes apart" in out and "projected: for the active block" in out
+    conn = sqlite3.connect(db)
+    rates = conn.execute("select cost_per_hour from usage_blocks order by block_start").fetchall()
+    conn.close()
+    assert rates[0][0] is None and rates[1][0] > 0
