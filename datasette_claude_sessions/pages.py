@@ -49,6 +49,8 @@ def routes():
         # Session ids are tilde-encoded in the path, like Datasette's table names.
         (rf"^{PREFIX}/session/(?P<session_id>[^/]+?)(?:\.(?P<format>json))?$", session_page),
         (rf"^{PREFIX}/search(?:\.(?P<format>json))?$", search_page),
+        (rf"^{PREFIX}/event/(?P<event_id>\d+)$", event_redirect),
+        (rf"^{PREFIX}/call/(?P<tool_use_id>[^/]+)$", call_redirect),
     ]
 
 
@@ -741,40 +743,92 @@ async def search_page(datasette, request):
 # Cell links on Datasette's own table pages ----------------------------------------------
 
 
+# Columns that hold an events.id, wherever they appear (tables and saved queries).
+EVENT_COLUMNS = {"event_id", "result_event_id"}
+SESSION_TABLES = {"sessions", "sessions_list"}
+
+
+def _link(url: str, label: str, title: str | None = None) -> str:
+    extra = f' title="{escape(title, quote=True)}"' if title else ""
+    return f'<a href="{escape(url, quote=True)}"{extra}>{escape(label)}</a>'
+
+
 def render_cell(row, value, column, table, database, datasette):
-    """Link session titles and ids to their transcript."""
+    """Every cell that names a session, a subagent, an event or a tool call links to its
+    transcript (and to the line), on table pages and saved queries alike."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    session_id = _get(row, "session_id")
+    if column == "title" and session_id and (table in SESSION_TABLES or table is None):
+        project = _get(row, "project") or _get(row, "project_path") or _get(row, "project_dir")
+        project = str(project).rstrip("/").rsplit("/", 1)[-1] if project else None
+        label = render.session_label(str(value) if value else None, str(session_id), project)
+        raw = None if label == value or not value else str(value)
+        return Markup(_link(session_url(datasette, str(session_id)), label, raw))
     if value is None or value == "":
         return None
-    if table in ("sessions", "sessions_list") and column == "title":
-        session_id = _get(row, "session_id")
-        if session_id:
-            project = _get(row, "project") or _get(row, "project_path") or _get(row, "project_dir")
-            if isinstance(project, dict):  # a foreign key cell: {"value": ..., "label": ...}
-                project = project.get("value")
-            project = str(project).rstrip("/").rsplit("/", 1)[-1] if project else None
-            label = render.session_label(str(value), session_id, project)
-            raw = "" if label == value else f' title="{escape(str(value), quote=True)}"'
-            return Markup(
-                f'<a href="{escape(session_url(datasette, session_id), quote=True)}"{raw}>'
-                f"{escape(label)}</a>"
-            )
-    if table == "events" and column == "session_id":
-        event_id = _get(row, "id")
-        url = session_url(datasette, str(value), event=event_id)
+    if column == "session_id":
+        event_id = _get(row, "id") if table == "events" else _get(row, "event_id")
+        agent_id = _get(row, "agent_id") if table != "sessions" else None
+        if isinstance(event_id, int):
+            # (the page redirects to the subagent's thread when the line is there)
+            url = session_url(datasette, str(value), event=event_id)
+        else:
+            url = session_url(datasette, str(value), agent=agent_id or None)
         return Markup(
-            f'{escape(str(value))} <a href="{escape(url, quote=True)}" '
-            'title="Open in the transcript">↗ transcript</a>'
+            f"{escape(str(value))} "
+            + _link(url, "↗ transcript", "Open in the transcript").replace(
+                "<a ", '<a class="cs-cell-link" ', 1
+            )
         )
-    if table == "subagents" and column == "agent_id":
-        session_id = _get(row, "session_id")
-        if session_id:
-            url = session_url(datasette, session_id, agent=value)
-            return Markup(f'<a href="{escape(url, quote=True)}">{escape(str(value))}</a>')
+    if (column in EVENT_COLUMNS or (table == "events" and column == "id")) and isinstance(
+        value, int
+    ):
+        url = _path(datasette, f"{PREFIX}/event/{value}")
+        return Markup(f"{value} " + _link(url, "↗", "This line in its transcript"))
+    if column == "tool_use_id" and table in ("tool_calls", "subagents", "api_calls", None):
+        url = _path(datasette, f"{PREFIX}/call/{tilde_encode(str(value))}")
+        return Markup(f"{escape(str(value))} " + _link(url, "↗", "The call in its transcript"))
+    if column == "agent_id" and session_id:
+        url = session_url(datasette, str(session_id), agent=str(value))
+        return Markup(_link(url, str(value), "The subagent's transcript"))
     return None
+
+
+async def event_redirect(datasette, request):
+    """/-/claude-sessions/event/<id>: the transcript page holding that line."""
+    db = await _archive_or_404(datasette, request)
+    event_id = int(request.url_vars["event_id"])
+    located = await db.execute_fn(lambda conn: transcript.locate_event(conn, event_id))
+    if not located or not located[0]:
+        raise NotFound(f"No event {event_id} in the archive (or it belongs to no session).")
+    return Response.redirect(session_url(datasette, located[0], agent=located[1], event=event_id))
+
+
+async def call_redirect(datasette, request):
+    """/-/claude-sessions/call/<tool_use_id>: the transcript line of that tool call."""
+    db = await _archive_or_404(datasette, request)
+    tool_use_id = tilde_decode(request.url_vars["tool_use_id"])
+
+    def find(conn):
+        row = conn.execute(
+            "select event_id, result_event_id from tool_calls where tool_use_id = ?",
+            (tool_use_id,),
+        ).fetchone()
+        event_id = row and (row[0] or row[1])
+        return event_id, event_id and transcript.locate_event(conn, event_id)
+
+    event_id, located = await db.execute_fn(find)
+    if not located or not located[0]:
+        raise NotFound(f"No tool call {tool_use_id} in the archive.")
+    return Response.redirect(session_url(datasette, located[0], agent=located[1], event=event_id))
 
 
 def _get(row, key):
     try:
-        return row[key]
+        value = row[key]
     except (KeyError, IndexError):
         return None
+    if isinstance(value, dict):  # a foreign key cell: {"value": ..., "label": ...}
+        return value.get("value")
+    return value

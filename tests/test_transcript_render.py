@@ -441,3 +441,56 @@ def test_migration_recomputes_kinds_and_titles(tmp_path):
     assert (found, stale) == (3, 0)
     conn.execute("insert into events_fts (events_fts) values ('integrity-check')")
     conn.close()
+
+
+# Links from tables and saved queries ----------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_saved_queries_and_tables_link_to_transcripts(real_db):
+    ds = datasette_for(real_db)
+    links = re.compile(r'href="(/-/claude-sessions/(?:session|event|call)/[^"]+)"')
+    pages = {
+        "recent_sessions": "/claude-sessions/recent_sessions",
+        "search": "/claude-sessions/search?q=cache",
+        "failing_tool_calls": "/claude-sessions/failing_tool_calls",
+        "longest_sessions": "/claude-sessions/longest_sessions",
+        "sessions_touching_file": "/claude-sessions/sessions_touching_file?path=renderer",
+        "project_sessions": "/claude-sessions/project_sessions?project=claude",
+        "sessions": "/claude-sessions/sessions?_size=max",
+        "sessions_list": "/claude-sessions/sessions_list?_size=max",
+        "events": "/claude-sessions/events?_size=20",
+        "tool_calls": "/claude-sessions/tool_calls?_size=20",
+        "subagents": "/claude-sessions/subagents",
+        "api_calls": "/claude-sessions/api_calls?_size=20",
+    }
+    for name, path in pages.items():
+        response = await ds.client.get(path)
+        assert response.status_code == 200, (name, response.status_code)
+        rows = response.text.count("<tr") - 1
+        found = links.findall(response.text)
+        assert rows > 0 and len(found) >= rows, (name, rows, len(found))
+        # Every link leads to a transcript page (redirects included).
+        for url in sorted(set(found))[:3]:
+            target = await ds.client.get(html_module.unescape(url), follow_redirects=True)
+            assert target.status_code == 200, (name, url)
+            assert 'class="cs-transcript"' in target.text, (name, url)
+    # sessions: every row links, titled or not (13 of 28 did).
+    sessions = (await ds.client.get("/claude-sessions/sessions?_size=max")).text
+    conn = sqlite3.connect(real_db)
+    count = conn.execute("select count(*) from sessions").fetchone()[0]
+    event_id, session_id = conn.execute(
+        "select event_id, session_id from tool_calls where is_error = 1 limit 1"
+    ).fetchone()
+    conn.close()
+    titled = re.findall(
+        r'<td class="col-title[^"]*"><a href="/-/claude-sessions/session/', sessions
+    )
+    assert len(titled) == count
+    # A line link opens the line's page, at the line.
+    jump = await ds.client.get(f"/-/claude-sessions/event/{event_id}")
+    assert jump.status_code == 302
+    assert jump.headers["location"].endswith(f"#e{event_id}")
+    assert session_id in jump.headers["location"]
+    assert (await ds.client.get("/-/claude-sessions/event/999999999")).status_code == 404
+    assert (await ds.client.get("/-/claude-sessions/call/nope")).status_code == 404
