@@ -8,6 +8,12 @@ Query parameters:
   cut to 2,000 characters).  Without ``after`` the stream starts at the newest event.
   ``main=1`` keeps the main thread's events only, ``agent=<agent_id>`` one subagent's.
 
+With ``session``, each ``events`` message is followed by ``event: html``: ``{first_id,
+last_id, html}``, those events drawn by the same templates as the transcript page (a
+line that arrives live looks as it will after a reload).  With ``runs_after``, each run
+is followed by ``event: figures``: ``{html}``, the status page's last pass and figures
+(templates/claude_sessions/_status_figures.html), fresh.
+
 Every stream also sends ``event: sidecar`` when the watch sidecar's state changes.  Each
 message, and the stream's first line, carries ``id: <runs_after>.<after>`` so a
 reconnecting EventSource resumes where it stopped (Last-Event-ID).  The database is
@@ -74,11 +80,15 @@ def _session_events(conn, session_id: str, after: int, thread: str | None) -> li
     )
 
 
-def _poll(conn, runs_after, session_id, after, thread):
+def _poll(conn, runs_after, session_id, after, thread, draw=None, figures=None):
+    """New runs, new events, the sidecar; ``draw(conn, ids)``: the events' HTML as the
+    transcript page draws them; ``figures(conn)``: the status figures' HTML, after a run."""
     runs = _runs_after(conn, runs_after) if runs_after is not None else []
     events = _session_events(conn, session_id, after, thread) if session_id else []
     sidecar = status.sidecar_status(conn)
-    return runs, events, {k: sidecar[k] for k in ("alive", "state", "pid", "host")}
+    html = draw(conn, [e["id"] for e in events]) if events and draw else None
+    tiles = figures(conn) if runs and figures else None
+    return runs, events, {k: sidecar[k] for k in ("alive", "state", "pid", "host")}, html, tiles
 
 
 def _start_positions(conn, runs_after, session_id, after):
@@ -131,6 +141,18 @@ async def live_events(datasette, request, send, receive):
     runs_after, after = await db.execute_fn(
         lambda conn: _start_positions(conn, runs_after, session_id, after)
     )
+    draw = figures = None
+    if session_id:
+        # Main thread: no agent filter of the page (thread ""); a subagent's page: its id.
+        agent_id = thread or None
+
+        def draw(conn, ids):
+            return pages.transcript_fragment(conn, datasette, db, session_id, agent_id, ids)
+
+    if runs_after is not None:
+
+        def figures(conn):
+            return status.figures_html(conn, db.path)
 
     await send(
         {
@@ -167,22 +189,29 @@ async def live_events(datasette, request, send, receive):
         while (
             not disconnected.is_set() and not exiting() and time.monotonic() - started < MAX_SECONDS
         ):
-            runs, events, sidecar = await db.execute_fn(
+            runs, events, sidecar, html, tiles = await db.execute_fn(
                 functools.partial(
                     _poll,
                     runs_after=runs_after,
                     session_id=session_id,
                     after=after,
                     thread=thread,
+                    draw=draw,
+                    figures=figures,
                 )
             )
             sent = bool(runs or events)
             for run in runs:
                 runs_after = run["id"]
                 await push(message("run", run, f"{runs_after}.{after or 0}"))
+            if tiles is not None:
+                await push(message("figures", {"html": tiles}, f"{runs_after}.{after or 0}"))
             if events:
                 after = events[-1]["id"]
                 await push(message("events", events, f"{runs_after}.{after}"))
+                if html is not None:
+                    fragment = {"first_id": events[0]["id"], "last_id": after, "html": html}
+                    await push(message("html", fragment, f"{runs_after}.{after}"))
             if sidecar != sidecar_seen:
                 sidecar_seen = sidecar
                 sent = True

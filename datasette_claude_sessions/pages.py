@@ -487,16 +487,48 @@ def _page_window(page: int, pages: int) -> list[int]:
 _sync_env: Environment | None = None
 
 
-def render_turns(turns: list[dict]) -> Markup:
-    """The transcript body, rendered in the worker thread by a plain (not async) Jinja
-    environment: several times faster than Datasette's async one for 500 events."""
+def sync_env() -> Environment:
+    """A plain (not async) Jinja environment over the plugin's templates: several times
+    faster than Datasette's async one for 500 events, and usable in a worker thread."""
     global _sync_env
     if _sync_env is None:
         from . import templates_dir
 
         _sync_env = Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=True)
-    template = _sync_env.get_template("claude_sessions/_turns.html")
-    return Markup(template.render(turns=turns))
+    return _sync_env
+
+
+def render_turns(turns: list[dict]) -> Markup:
+    """The transcript body (the page's, and each live fragment's)."""
+    return Markup(sync_env().get_template("claude_sessions/_turns.html").render(turns=turns))
+
+
+def transcript_fragment(conn, datasette, db, session_id: str, agent_id, ids: list[int]) -> str:
+    """The HTML of these events exactly as the transcript page draws them: what the live
+    stream sends for lines that arrive while the page is open."""
+    ctx = _transcript_context(datasette, db, session_id, agent_id)
+    for agent in transcript.session_agents(conn, session_id):
+        if agent["tool_use_id"]:
+            ctx.agents_by_call.setdefault(agent["tool_use_id"], []).append(agent)
+    events = transcript.build_events(conn, ids, ctx, session_id)
+    return str(render_turns(transcript.group_turns(events)))
+
+
+def _transcript_context(datasette, db, session_id: str, agent_id) -> transcript.Context:
+    def urls(kind: str, **kw) -> str:
+        if kind == "agent":
+            return session_url(datasette, session_id, agent=kw["agent_id"])
+        if kind == "event":
+            return session_url(datasette, session_id, agent=agent_id, event=kw["event_id"])
+        if kind == "kept":
+            return kept.kept_url(datasette, kw["file_id"])
+        raise ValueError(kind)
+
+    return transcript.Context(
+        urls=urls,
+        events_url=str(datasette.urls.table(db.name, "events")),
+        cache_key=db.path or db.name,
+    )
 
 
 # Search ----------------------------------------------------------------------------------

@@ -473,6 +473,18 @@ def compute_status(
     }
 
 
+def figures_html(conn: sqlite3.Connection, db_path: str) -> str:
+    """The status page's last pass and figures, freshly counted (not the cached slow
+    figures), drawn by the page's own partial template."""
+    from .pages import sync_env
+
+    now = utcnow()
+    figures = compute_status(conn, db_path, now=now)
+    figures.update(slow_figures(conn, now, settings_path()))
+    template = sync_env().get_template("claude_sessions/_status_figures.html")
+    return template.render(status=figures, when=when, human_bytes=human_bytes)
+
+
 async def current_status(datasette, db) -> dict:
     status = await db.execute_fn(lambda conn: compute_status(conn, db.path))
     status["settings"] = settings_in_effect(datasette, db)

@@ -175,6 +175,22 @@ def test_status_page_sync_now(server, page, shots):
     page.screenshot(path=shots / "status.png")
 
 
+def test_status_figures_update_live(server, page, workdir):
+    page.goto(server.url + "/-/claude-sessions/status")
+    tile = page.locator("#cs-live-figures .cs-grid div", has_text="lines archived").locator(
+        "strong"
+    )
+    lines = int(tile.inner_text().replace(",", ""))
+    page.evaluate("window.__not_reloaded = true")
+    session_id, path = session_file(workdir, "s.events desc")
+    with open(path, "ab") as f:  # what Claude Code does; the watch sidecar archives it
+        f.write(transcript_line(session_id, "one more line for the status tiles"))
+    sync_api.expect(tile).to_have_text(f"{lines + 1:,}", timeout=30_000)
+    # The last pass is told in the server's words, with the right grammar.
+    sync_api.expect(page.locator("#cs-last-pass")).to_contain_text("1 new line from")
+    assert page.evaluate("window.__not_reloaded") is True
+
+
 def transcript_line(session_id: str, text: str) -> bytes:
     """A user prompt record as Claude Code writes it, with its newline."""
     record = {
@@ -203,9 +219,18 @@ def test_new_line_appears_live_in_the_open_transcript(server, page, workdir):
     sync_api.expect(page.get_by_text(marker)).to_have_count(0)
     # The test's own copy of the samples: appending is what Claude Code does.
     with open(path, "ab") as f:
-        f.write(transcript_line(session_id, marker))
-    sync_api.expect(page.get_by_text(marker)).to_be_visible(timeout=30_000)
+        f.write(transcript_line(session_id, f"1. **{marker}**\n2. [docs](https://example.com/)"))
+    # Drawn by the server like any line: a prompt card, Markdown, a numbered list, links.
+    live = page.locator("#live-events .cs-event.cs-prompt", has_text=marker)
+    sync_api.expect(live).to_be_visible(timeout=30_000)
+    sync_api.expect(live.locator("ol li strong")).to_have_text(marker)
+    sync_api.expect(live.locator("a[href='https://example.com/']")).to_have_text("docs")
     assert page.evaluate("window.__not_reloaded") is True
+    drawn_live = live.evaluate("e => e.outerHTML")
+    page.reload()
+    after_reload = page.locator(".cs-event.cs-prompt", has_text=marker)
+    sync_api.expect(after_reload).to_be_visible()
+    assert after_reload.evaluate("e => e.outerHTML") == drawn_live
 
 
 def test_dashboard_renders_charts(server, page, shots):

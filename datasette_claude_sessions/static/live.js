@@ -2,9 +2,12 @@
  *
  * Any element with data-claude-sessions-live="<url of /-/claude-sessions/live?...>" opens
  * one EventSource.  What arrives:
- *   event: run      a finished sync pass   -> new row at the top of #recent-runs, #cs-last-pass
+ *   event: run      a finished sync pass   -> new row at the top of #recent-runs
+ *   event: figures  {html} after each pass -> #cs-live-figures (last pass and figures)
  *   event: sidecar  the watch sidecar      -> #cs-sidecar
- *   event: events   new events of ?session -> appended to #live-events
+ *   event: events   new events of ?session -> (JSON, announced only)
+ *   event: html     {html} of those events -> appended to #live-events, drawn by the
+ *                   server with the transcript page's templates
  * Each arrival is also dispatched on document as a CustomEvent "claude-sessions:<name>"
  * (detail = the JSON payload); call preventDefault() on it to render it yourself.
  * A form.cs-sync is submitted with fetch so the page stays put and shows the result.
@@ -51,14 +54,6 @@
   }
 
   function showRun(run, source) {
-    var last = document.getElementById("cs-last-pass");
-    if (last) {
-      last.textContent = "Last pass #" + run.id + " (" + run.trigger + ") ended ";
-      last.appendChild(when(run.ended_at));
-      last.appendChild(document.createTextNode(": " + num(run.lines_added) + " new lines from " + num(run.files_changed) + " of " +
-        num(run.files_scanned) + " files, " + bytes(run.bytes_read) + " read in " +
-        Number(run.seconds || 0).toFixed(2) + " s." + (run.error ? " The pass failed: " + run.error : "")));
-    }
     var body = document.querySelector("#recent-runs tbody");
     if (!body) return;
     // The table shows the last pass and the passes that changed something: a previous
@@ -109,19 +104,17 @@
     node.className = sidecar.alive ? "cs-ok" : "cs-bad";
   }
 
-  function showEvents(events) {
+  // New lines arrive drawn by the server, with the templates of the transcript page.
+  function showLines(fragment) {
     var box = document.getElementById("live-events");
     if (!box) return;
-    events.forEach(function (e) {
-      var item = el("div", { "class": "live-event kind-" + (e.kind || "other"), "data-event-id": e.id });
-      var head = el("div", { "class": "live-event-head" });
-      head.appendChild(el("strong", {}, e.role || e.kind || e.type || ""));
-      head.appendChild(document.createTextNode(" " + (e.kind || "") + " "));
-      head.appendChild(el("time", { datetime: e.timestamp || "" }, e.timestamp || ""));
-      item.appendChild(head);
-      if (e.text) item.appendChild(el("pre", { "class": "live-event-text" }, e.text));
-      box.appendChild(item);
-    });
+    box.insertAdjacentHTML("beforeend", fragment.html);
+  }
+
+  // The status page's last pass and figures, drawn by the server after every pass.
+  function showFigures(figures) {
+    var box = document.getElementById("cs-live-figures");
+    if (box) box.innerHTML = figures.html;
   }
 
   function listen(source) {
@@ -135,8 +128,15 @@
       if (announce("sidecar", sidecar)) showSidecar(sidecar);
     });
     stream.addEventListener("events", function (m) {
-      var events = JSON.parse(m.data);
-      if (announce("events", events)) showEvents(events);
+      announce("events", JSON.parse(m.data));  // the lines themselves come as "html"
+    });
+    stream.addEventListener("html", function (m) {
+      var fragment = JSON.parse(m.data);
+      if (announce("html", fragment)) showLines(fragment);
+    });
+    stream.addEventListener("figures", function (m) {
+      var figures = JSON.parse(m.data);
+      if (announce("figures", figures)) showFigures(figures);
     });
   }
 
