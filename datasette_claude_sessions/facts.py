@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ingest import sidechains
+
 _USAGE_SUMS = """
     count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
     coalesce(sum(cache_creation_5m_tokens + cache_creation_1h_tokens), 0),
@@ -129,6 +131,19 @@ def thread_facts(conn, session_id: str, agent_id: str | None) -> dict:
         usage = _usage(conn, "session_id = ?", (session_id,))
         own = _usage(conn, "session_id = ? and agent_id is null", (session_id,))
         where_models, params = "session_id = ?", (session_id,)
+    elif agent_id.startswith(sidechains.PREFIX):
+        # A 1.0.x subagent: a chain of sidechain lines in the session file.
+        ids = sidechains.chains(conn, session_id).get(agent_id, {}).get("ids") or [0]
+        marks = ",".join("?" * len(ids))
+        first, last, prompts = conn.execute(
+            "select min(timestamp), max(timestamp), "
+            "coalesce(sum(kind = 'prompt' and coalesce(is_meta, 0) = 0), 0) "
+            f"from events where id in ({marks})",
+            ids,
+        ).fetchone()
+        tools = _tools(conn, f"event_id in ({marks})", tuple(ids))
+        usage = own = _usage(conn, f"event_id in ({marks})", tuple(ids))
+        where_models, params = f"event_id in ({marks})", tuple(ids)
     else:
         first, last, prompts = conn.execute(
             "select min(e.timestamp), max(e.timestamp), "

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ingest import prompts
+from ingest import prompts, sidechains
 from ingest.parse import HUGE_BYTES, KEEP_BYTES
 
 from . import facts, kept, render, tools
@@ -95,8 +95,28 @@ def _compute_order(conn, session_id: str, agent_id: str | None) -> list[int]:
     row_factory, text_factory = conn.row_factory, conn.text_factory
     conn.row_factory, conn.text_factory = None, str
     try:
+        inline = {}
+        if agent_id is None or agent_id.startswith(sidechains.PREFIX):
+            # 1.0.x subagents are chains of sidechain lines inside the session file.
+            has_inline = conn.execute(
+                "select 1 from subagents where session_id = ? and agent_id like ? limit 1",
+                (session_id, sidechains.PREFIX + "%"),
+            ).fetchone()
+            inline = sidechains.chains(conn, session_id) if has_inline else {}
         if agent_id is None:
             rows = conn.execute(_MAIN_THREAD_SQL, (session_id,)).fetchall()
+            nested = {i for chain in inline.values() for i in chain["ids"]}
+            if nested:
+                rows = [r for r in rows if r[0] not in nested]
+        elif agent_id.startswith(sidechains.PREFIX):
+            ids = inline.get(agent_id, {}).get("ids", [])
+            rows = []
+            for chunk in _chunks(ids):
+                rows += conn.execute(
+                    f"select {_ORDER_COLUMNS} from events e "
+                    f"where e.id in ({','.join('?' * len(chunk))}) order by e.id",
+                    chunk,
+                ).fetchall()
         else:
             rows = conn.execute(_AGENT_SQL, (session_id, agent_id)).fetchall()
     finally:
@@ -107,11 +127,18 @@ def _compute_order(conn, session_id: str, agent_id: str | None) -> list[int]:
 def locate_event(conn, event_id: int) -> tuple[str | None, str | None] | None:
     """(session_id, agent_id) of an event, or None when it does not exist."""
     row = conn.execute(
-        "select e.session_id, coalesce(e.agent_id, f.agent_id) from events e "
+        "select e.session_id, coalesce(e.agent_id, f.agent_id), e.is_sidechain from events e "
         "join sync_files f on f.id = e.file_id where e.id = ?",
         (event_id,),
     ).fetchone()
-    return (row[0], row[1]) if row else None
+    if not row:
+        return None
+    if row[1] is None and row[2] and row[0]:
+        # A 1.0.x sidechain line: its subagent is the inline chain holding it.
+        for agent, chain in sidechains.chains(conn, row[0]).items():
+            if event_id in chain["ids"]:
+                return row[0], agent
+    return row[0], row[1]
 
 
 def _chunks(values: list, size: int = 500):

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from . import usage
+from . import sidechains, usage
 from .parse import (
     EVENT_COLUMNS,
     LineError,
@@ -264,6 +264,7 @@ def _scalar(conn: sqlite3.Connection, sql: str, *params):
 
 
 def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
+    sidechains.refresh(conn, sid)  # 1.0.x subagents, inline in the session file
     tool_calls = _scalar(
         conn,
         "SELECT count(*) FROM tool_calls WHERE session_id = ? AND event_id IS NOT NULL",

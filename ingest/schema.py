@@ -593,6 +593,23 @@ def m503_block_burn_rate(db: Database) -> None:
     )
 
 
+@migrations(name="m504_inline_sidechains")
+def m504_inline_sidechains(db: Database) -> None:
+    # 1.0.x subagents written inline in the session file become subagents rows linked to
+    # their Task call (ingest/sidechains.py): recompute the sessions that have such lines.
+    from .derive import refresh_sessions
+
+    sessions = [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT e.session_id FROM events e JOIN sync_files f ON f.id = e.file_id "
+            "WHERE e.is_sidechain = 1 AND e.agent_id IS NULL AND f.agent_id IS NULL "
+            "AND e.session_id IS NOT NULL"
+        ).fetchall()
+    ]
+    refresh_sessions(db.conn, sessions)
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""

@@ -494,3 +494,171 @@ async def test_saved_queries_and_tables_link_to_transcripts(real_db):
     assert session_id in jump.headers["location"]
     assert (await ds.client.get("/-/claude-sessions/event/999999999")).status_code == 404
     assert (await ds.client.get("/-/claude-sessions/call/nope")).status_code == 404
+
+
+# Subagents of every layout ---------------------------------------------------------------
+
+INLINE = "1a1a1a1a-0000-4000-8000-0000000000aa"
+
+
+def inline_sidechain_session() -> list[dict]:
+    """A 1.0.x session: three parallel Task calls whose subagents' lines are written
+    inline (isSidechain, no agentId), interleaved by time."""
+    base = {"sessionId": INLINE, "cwd": "/work/old", "version": "1.0.98", "isSidechain": False}
+    t = iter(range(100))
+
+    def stamp():
+        return f"2025-08-20T10:00:{next(t):02d}.000Z"
+
+    lines = [
+        dict(
+            base,
+            type="user",
+            uuid="p0",
+            parentUuid=None,
+            timestamp=stamp(),
+            message={"role": "user", "content": "Look at the three modules"},
+        )
+    ]
+    calls = []
+    for n in (1, 2, 3):
+        calls.append(
+            {
+                "type": "tool_use",
+                "id": f"toolu_task{n}",
+                "name": "Task",
+                "input": {
+                    "description": f"Module {n}",
+                    "prompt": f"Study module {n}",
+                    "subagent_type": "general-purpose",
+                },
+            }
+        )
+    lines.append(
+        dict(
+            base,
+            type="assistant",
+            uuid="a1",
+            parentUuid="p0",
+            timestamp=stamp(),
+            requestId="req_main",
+            message={
+                "id": "msg_main",
+                "role": "assistant",
+                "model": "claude-opus-4-1",
+                "content": calls,
+            },
+        )
+    )
+    side = dict(base, isSidechain=True)
+    # roots, then their steps interleaved: 1, 2, 3, 1, 2, 3
+    for n in (1, 2, 3):
+        lines.append(
+            dict(
+                side,
+                type="user",
+                uuid=f"r{n}",
+                parentUuid=None,
+                timestamp=stamp(),
+                message={"role": "user", "content": f"Study module {n}"},
+            )
+        )
+    for step in (1, 2):
+        for n in (1, 2, 3):
+            lines.append(
+                dict(
+                    side,
+                    type="assistant",
+                    uuid=f"s{n}{step}",
+                    parentUuid=f"r{n}" if step == 1 else f"s{n}1",
+                    timestamp=stamp(),
+                    requestId=f"req_{n}{step}",
+                    message={
+                        "id": f"msg_{n}{step}",
+                        "role": "assistant",
+                        "model": "claude-sonnet-4",
+                        "content": [{"type": "text", "text": f"Module {n} step {step}"}],
+                    },
+                )
+            )
+    parent = "a1"
+    for n in (1, 2, 3):
+        uuid = f"res{n}"
+        lines.append(
+            dict(
+                base,
+                type="user",
+                uuid=uuid,
+                parentUuid=parent,
+                timestamp=stamp(),
+                message={
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": f"toolu_task{n}",
+                            "content": f"Module {n} report",
+                        }
+                    ],
+                },
+            )
+        )
+        parent = uuid
+    return lines
+
+
+@pytest.mark.asyncio
+async def test_inline_sidechains_are_nested_under_their_task_calls(tmp_path):
+    write_jsonl(tmp_path / "projects" / "-work-old" / f"{INLINE}.jsonl", inline_sidechain_session())
+    db = build_archive(tmp_path, real=False)
+    conn = sqlite3.connect(db)
+    agents = conn.execute(
+        "select agent_id, tool_use_id, events, description from subagents "
+        "where session_id = ? order by tool_use_id",
+        (INLINE,),
+    ).fetchall()
+    subagent_count = conn.execute(
+        "select subagents from sessions where session_id = ?", (INLINE,)
+    ).fetchone()[0]
+    conn.close()
+    assert [(a[0], a[1], a[2], a[3]) for a in agents] == [
+        (f"sidechain-r{n}", f"toolu_task{n}", 3, f"Module {n}") for n in (1, 2, 3)
+    ]
+    assert subagent_count == 3
+    html = await _page(db, INLINE)
+    # Each subagent block follows its own call and holds only its own lines, in order.
+    for n in (1, 2, 3):
+        start = html.index(f"<code>sidechain-r{n}</code>")
+        end = html.find("<code>sidechain-r", start + 10)
+        block = html[start : end if end > 0 else html.index('id="live-events"')]
+        text = re.sub(r"<[^>]+>", " ", block)
+        assert (
+            text.index(f"Study module {n}")
+            < text.index(f"Module {n} step 1")
+            < text.index(f"Module {n} step 2")
+        )
+        assert all(f"Module {m} step" not in text for m in (1, 2, 3) if m != n)
+    # The main thread no longer shows them interleaved.
+    main = html[: html.index("<code>sidechain-r1</code>")]
+    assert "Sidechain" not in re.sub(r"<details class=\"cs-subagent\">.*", "", main, flags=re.S)
+    page = await _page(db, INLINE, "?agent=sidechain-r2")
+    assert "Module 2 step 2" in page and "Module 1 step" not in page
+    assert "3 events, 1 prompt" in page
+
+
+def test_migration_finds_inline_sidechains_of_old_archives(tmp_path):
+    from ingest.schema import connect, ensure_schema
+
+    write_jsonl(tmp_path / "projects" / "-work-old" / f"{INLINE}.jsonl", inline_sidechain_session())
+    db = build_archive(tmp_path, real=False)
+    conn = connect(str(db))
+    conn.execute("delete from subagents")
+    conn.execute("update sessions set subagents = 0")
+    conn.execute("delete from _sqlite_migrations where name = 'm504_inline_sidechains'")
+    ensure_schema(conn)
+    assert (
+        conn.execute("select count(*) from subagents where tool_use_id is not null").fetchone()[0]
+        == 3
+    )
+    assert conn.execute("select subagents from sessions").fetchone()[0] == 3
+    conn.close()
