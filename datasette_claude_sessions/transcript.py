@@ -389,6 +389,8 @@ class Context:
     kept_outputs: dict[str, list[dict]] = field(default_factory=dict)
     budget: int = INLINE_BUDGET
     usage_shown: set[str] = field(default_factory=set)  # message ids with their numbers drawn
+    agent_events: int = INLINE_AGENT_EVENTS  # a nested subagent's events drawn inline
+    standalone: bool = False  # an exported file: no links into the web app
 
 
 def _tool_summary(name: str | None, data: Any) -> str:
@@ -670,8 +672,8 @@ def _event_view(row: dict, record: Any, ctx: Context) -> dict:
         "model": row["model"],
         "message_id": row["message_id"],
         "sidechain": bool(row["is_sidechain"]),
-        "raw_url": f"{ctx.events_url}/{row['id']}",
-        "raw_json_url": f"{ctx.events_url}/{row['id']}.json",
+        "raw_url": None if ctx.standalone else f"{ctx.events_url}/{row['id']}",
+        "raw_json_url": None if ctx.standalone else f"{ctx.events_url}/{row['id']}.json",
         "blocks": blocks,
         "usage": None,
         "record": record,
@@ -810,7 +812,7 @@ def build_events(conn, ids: list[int], ctx: Context, session_id: str, depth: int
 
 def _nested_agent(conn, agent: dict, ctx: Context, session_id: str, depth: int) -> dict:
     nested = dict(agent)
-    nested["url"] = ctx.urls("agent", agent_id=agent["agent_id"])
+    nested["url"] = None if ctx.standalone else ctx.urls("agent", agent_id=agent["agent_id"])
     nested["turns"] = []
     nested["shown"] = 0
     order = thread_order(conn, session_id, agent["agent_id"], ctx.cache_key)
@@ -818,7 +820,7 @@ def _nested_agent(conn, agent: dict, ctx: Context, session_id: str, depth: int) 
     nested["facts"] = facts.thread_facts(conn, session_id, agent["agent_id"])
     if depth > MAX_AGENT_DEPTH or ctx.budget <= 0:
         return nested
-    take = order[: min(INLINE_AGENT_EVENTS, ctx.budget)]
+    take = order[: min(ctx.agent_events, ctx.budget)]
     ctx.budget -= len(take)
     nested["turns"] = group_turns(build_events(conn, take, ctx, session_id, depth))
     nested["shown"] = len(take)

@@ -507,11 +507,12 @@ def status(db_path, projects, as_json):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["files", "parquet"]),
+    type=click.Choice(["files", "parquet", "markdown", "html"]),
     default="files",
     show_default=True,
     help="files: the projects tree, byte for byte.  parquet: every table as Parquet "
-    "files partitioned by host and day, incremental (see below).",
+    "files partitioned by host and day, incremental (see below).  markdown, html: "
+    "transcripts to read (see below).",
 )
 @click.option(
     "--no-raw",
@@ -539,12 +540,26 @@ def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path
     is new since the last time (a watermark file in the folder), never a row twice.
     Needs pyarrow (the parquet extra).  See docs/scale.md.
 
+    --format markdown writes SESSION_ID.md: prompts and answers, each tool call folded in
+    a <details> block (diffs, files, commands, todo lists), subagents nested under the
+    call that started them, no raw JSON.  --format html writes SESSION_ID.html, drawn like
+    the web app's transcript, in one self-contained file (styles and script inline, no
+    network request; open it from disk or mail it).  With --all: one file per session
+    and, for html, an index.html linking them (a static site).
+
     \b
     Examples:
       claude-sessions export 0d3a8e6f-290f-4105-a327-a2496e5e2a83 -o /tmp/session
       claude-sessions export --all -o ~/claude-backup --force
       claude-sessions export --format parquet -o ~/claude-parquet
+      claude-sessions export 0d3a8e6f --format html -o /tmp/read
+      claude-sessions export --all --format html -o ~/claude-site
     """
+    if fmt in ("markdown", "html"):
+        if no_raw or replaced:
+            raise click.ClickException(f"--no-raw and --replaced do not go with --format {fmt}.")
+        export_readable(session_id, export_all, output, force, fmt, db_path)
+        return
     if fmt == "parquet":
         from .parquet import export_parquet_command
 
@@ -571,6 +586,63 @@ def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path
     for note in notes:
         click.echo(note)
     click.echo(f"Wrote {plural(len(written), 'file')} to {output}.")
+
+
+def export_readable(session_id, export_all, output, force, fmt, db_path) -> None:
+    """`export --format markdown|html` (datasette_claude_sessions/readable.py)."""
+    from datasette_claude_sessions import readable
+
+    from .export import resolve_session
+
+    if bool(session_id) == export_all:
+        raise click.ClickException("Give either a SESSION_ID or --all.")
+    db = (db_path or default_db_path()).expanduser()
+    conn = archive.open_read(db)
+    try:
+        with database_errors(db):
+            if export_all:
+                sessions = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT session_id FROM sessions WHERE events > 0 "
+                        "ORDER BY last_timestamp DESC"
+                    )
+                ]
+            else:
+                try:
+                    sessions = [resolve_session(conn, session_id)]
+                except ExportError as e:
+                    raise click.ClickException(str(e)) from None
+                if readable.session_info(conn, sessions[0]) is None:
+                    raise click.ClickException(f"No session {session_id} in {db}.")
+            if output.exists() and any(output.iterdir()) and not force:
+                raise click.ClickException(f"{output} is not empty; pass --force to write into it.")
+            suffix = ".md" if fmt == "markdown" else ".html"
+            written: list[tuple[str, str]] = []
+            output.mkdir(parents=True, exist_ok=True)
+            with click.progressbar(
+                sessions, label="Exporting", file=sys.stderr, hidden=not sys.stderr.isatty()
+            ) as bar:
+                for sid in bar:
+                    name = readable.file_name(sid, None, suffix)
+                    if fmt == "markdown":
+                        text = readable.markdown_document(conn, sid)
+                    else:
+                        text = readable.html_page(
+                            conn, sid, index_href="index.html" if export_all else None
+                        )
+                    (output / name).write_text(text, encoding="utf-8")
+                    written.append((sid, name))
+            if export_all and fmt == "html":
+                (output / "index.html").write_text(
+                    readable.html_index(conn, written), encoding="utf-8"
+                )
+    except OSError as e:
+        raise click.ClickException(f"Cannot write to {output}: {e.strerror}.") from None
+    finally:
+        conn.close()
+    files = len(written) + (1 if export_all and fmt == "html" else 0)
+    click.echo(f"Wrote {plural(files, 'file')} to {output}.")
 
 
 @cli.command()
