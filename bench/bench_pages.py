@@ -246,6 +246,12 @@ def main() -> None:
     parser.add_argument("--mix", default="default", choices=list(MIXES), help="demo mix")
     parser.add_argument("--db", type=Path, help="measure this archive (nothing is generated)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--review",
+        action="store_true",
+        help="the 10k/50k-event sessions call Edit and Write (diffs and highlighted code) "
+        "instead of Bash",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-pages-"))
@@ -265,7 +271,10 @@ def main() -> None:
             50_000: "b5000000-0000-4000-8000-000000050000",
         }
         for events, sid in sizes.items():
-            write_jsonl(projects / "-bench-big" / f"{sid}.jsonl", synthetic_session(sid, events))
+            write_jsonl(
+                projects / "-bench-big" / f"{sid}.jsonl",
+                synthetic_session(sid, events, review=args.review),
+            )
         db = work / "claude-sessions.db"
         run_pass(db, [projects], trigger="cli")
         conn = sqlite3.connect(db)

@@ -33,6 +33,9 @@ PLUGIN = "datasette-claude-sessions"
 PREFIX = "/-/claude-sessions"
 SEARCH_KINDS = ("prompt", "answer", "thinking", "tool_use", "tool_result", "command", "context")
 SEARCH_PAGE_SIZE = 20
+# Pygments time one transcript page may spend (code past it is shown plain until the
+# page is drawn again: render.highlight_budget).
+HIGHLIGHT_SECONDS = 0.08
 SEARCH_COUNT_CAP = 1000
 # "Best match" ranks (bm25) every match: for a word in 80,000 lines of a 1 GB archive
 # that alone takes 150-300 ms.  Beyond this many matches, the ranking covers the newest
@@ -297,6 +300,7 @@ async def session_page(datasette, request):
     cache_key = db.path or db.name
 
     def build(conn):
+        render.highlight_budget(HIGHLIGHT_SECONDS)
         session = _rows(conn.execute("select * from sessions where session_id = ?", (session_id,)))
         order = transcript.thread_order(conn, session_id, agent_id, cache_key)
         pages = max(1, math.ceil(len(order) / size))
@@ -506,6 +510,7 @@ def render_turns(turns: list[dict]) -> Markup:
 def transcript_fragment(conn, datasette, db, session_id: str, agent_id, ids: list[int]) -> str:
     """The HTML of these events exactly as the transcript page draws them: what the live
     stream sends for lines that arrive while the page is open."""
+    render.highlight_budget(None)
     ctx = _transcript_context(datasette, db, session_id, agent_id)
     for agent in transcript.session_agents(conn, session_id):
         if agent["tool_use_id"]:

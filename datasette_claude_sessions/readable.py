@@ -52,6 +52,7 @@ def _context(conn, session_id: str) -> transcript.Context:
 
 
 def _views(conn, session_id: str) -> tuple[list[dict], transcript.Context]:
+    render.highlight_budget(None)  # an export highlights everything
     order = transcript.thread_order(conn, session_id, None, "export")
     ctx = _context(conn, session_id)
     ctx.on_page.update(order)

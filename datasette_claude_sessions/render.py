@@ -12,6 +12,9 @@ escaped text.
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import OrderedDict
 from html import escape, unescape
 from typing import Any
 
@@ -85,23 +88,55 @@ def _lexer(language: str | None = None, filename: str | None = None):
 
 
 _FORMATTER = None
+# Highlighted code by (lexer key, code): a page drawn again costs no Pygments time.
+_HL_CACHE: OrderedDict[tuple, str] = OrderedDict()
+_HL_CACHE_CHARS = 20_000_000
+_hl_cache_chars = 0
+_HL_LOCK = threading.Lock()
+_budget = threading.local()
+
+
+def highlight_budget(seconds: float | None) -> None:
+    """Give the drawing done next in this thread at most ``seconds`` of Pygments time
+    (None: no limit).  Past it, code is shown plain: a page full of long files stays
+    fast the first time, and is highlighted as it is drawn again (the cache above)."""
+    _budget.left = seconds
 
 
 def highlight_spans(code: str, language: str | None = None, filename: str | None = None):
     """Code as escaped HTML with Pygments ``<span class>`` markup (no surrounding tags), or
-    None when no lexer fits or the code is too long."""
-    global _FORMATTER
+    None when no lexer fits, the code is too long or this page's budget is spent."""
+    global _FORMATTER, _hl_cache_chars
     if len(code) > HIGHLIGHT_LIMIT:
         return None
     lexer = _lexer(language, filename)
     if lexer is None:
+        return None
+    key = (id(lexer), code)
+    with _HL_LOCK:
+        cached = _HL_CACHE.get(key)
+        if cached is not None:
+            _HL_CACHE.move_to_end(key)
+            return cached
+    left = getattr(_budget, "left", None)
+    if left is not None and left <= 0:
         return None
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
 
     if _FORMATTER is None:
         _FORMATTER = HtmlFormatter(nowrap=True, classprefix="hl-")
-    return highlight(code, lexer, _FORMATTER)
+    started = time.perf_counter()
+    spans = highlight(code, lexer, _FORMATTER)
+    if left is not None:
+        _budget.left = left - (time.perf_counter() - started)
+    with _HL_LOCK:
+        _HL_CACHE[key] = spans
+        _hl_cache_chars += len(code) + len(spans)
+        while _hl_cache_chars > _HL_CACHE_CHARS and _HL_CACHE:
+            (_lex, old_code), old_spans = _HL_CACHE.popitem(last=False)
+            _hl_cache_chars -= len(old_code) + len(old_spans)
+    return spans
 
 
 def code_block(code: str, language: str | None = None, filename: str | None = None) -> Markup:
@@ -190,17 +225,34 @@ def _make_markdown() -> MarkdownIt:
 _MD: MarkdownIt | None = None
 
 
+_MD_CACHE: OrderedDict[str, str] = OrderedDict()
+_MD_CACHE_SIZE = 20_000
+_MD_CACHE_TEXT = 20_000  # longer texts are not kept
+
+
 def markdown(text: str | None) -> Markup:
-    """Render Markdown text as safe HTML."""
+    """Render Markdown text as safe HTML (kept in a cache of recent texts)."""
     global _MD
     if not text:
         return Markup("")
+    with _HL_LOCK:
+        cached = _MD_CACHE.get(text)
+        if cached is not None:
+            _MD_CACHE.move_to_end(text)
+            return Markup(cached)
+    source = text
     text = _clean(text)
     if len(text) > MARKDOWN_LIMIT:
         return Markup(f'<pre class="long-text">{escape(text)}</pre>')
     if _MD is None:
         _MD = _make_markdown()
-    return Markup(_MD.render(text))
+    html = _MD.render(text)
+    if len(source) <= _MD_CACHE_TEXT and '<pre class="highlight">' not in html:
+        with _HL_LOCK:
+            _MD_CACHE[source] = html
+            while len(_MD_CACHE) > _MD_CACHE_SIZE:
+                _MD_CACHE.popitem(last=False)
+    return Markup(html)
 
 
 def inline(text: str) -> str:

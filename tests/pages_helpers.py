@@ -54,8 +54,38 @@ def _stamp(i: int) -> str:
     )
 
 
-def synthetic_session(session_id: str, events: int, cwd: str = "/work/big") -> list[dict]:
-    """A linear conversation of ``events`` records: prompts, answers, tool calls."""
+def _review_tool(i: int) -> dict:
+    """An Edit (drawn as a diff) or a Write of a Python file (highlighted)."""
+    if i % 8 == 1:
+        return {
+            "type": "tool_use",
+            "id": f"toolu_{i}",
+            "name": "Edit",
+            "input": {
+                "file_path": f"/work/big/module_{i % 50}.py",
+                "old_string": "\n".join(f"    value_{k} = compute({k}, {i})" for k in range(12)),
+                "new_string": "\n".join(
+                    f"    value_{k} = compute({k}, {i + (k % 3 == 0)})" for k in range(12)
+                ),
+            },
+        }
+    body = "\n".join(
+        f"def handler_{k}(request):\n    return {{'id': {k}, 'n': {i}}}  # widget{i}\n"
+        for k in range(10)
+    )
+    return {
+        "type": "tool_use",
+        "id": f"toolu_{i}",
+        "name": "Write",
+        "input": {"file_path": f"/work/big/gen_{i % 50}.py", "content": "import os\n\n" + body},
+    }
+
+
+def synthetic_session(
+    session_id: str, events: int, cwd: str = "/work/big", review: bool = False
+) -> list[dict]:
+    """A linear conversation of ``events`` records: prompts, answers, tool calls (Bash;
+    with ``review``, Edit and Write calls instead, drawn as diffs and highlighted code)."""
     records: list[dict] = []
     parent = None
     base = {"sessionId": session_id, "cwd": cwd, "version": "2.0.0", "gitBranch": "main"}
@@ -78,7 +108,9 @@ def synthetic_session(session_id: str, events: int, cwd: str = "/work/big") -> l
                     "role": "assistant",
                     "model": "claude-sonnet-4-5-20250929",
                     "content": [
-                        {
+                        _review_tool(i)
+                        if review
+                        else {
                             "type": "tool_use",
                             "id": f"toolu_{i}",
                             "name": "Bash",
