@@ -216,6 +216,7 @@ def sidecar_status(conn: sqlite3.Connection, now: dt.datetime | None = None) -> 
     return {
         "alive": verdict["alive"],
         "why": verdict["why"],
+        "died": heartbeat.died(verdict["why"]),  # killed or crashed, not someone else's row
         "state": beat.get("state"),
         "age_seconds": round(age, 1) if age is not None else None,
         "pid": beat.get("pid"),

@@ -43,6 +43,10 @@ def _cut_note(cut: int) -> str:
 
 
 def _file_head(path: str, extra: str = "") -> str:
+    """The file's path and a note (the summary line above names the file already: only
+    a note such as "all occurrences" or "12 lines" makes the line worth drawing)."""
+    if not extra:
+        return ""
     note = f' <span class="cs-muted">{escape(extra)}</span>' if extra else ""
     return f'<div class="cs-file"><code>{escape(path)}</code>{note}</div>'
 
@@ -75,7 +79,8 @@ def diff_html(old: str, new: str) -> tuple[str, int, int]:
         out = out[:DIFF_LINES] + [f'<span class="cs-diff-gap">… {shown:,} more lines</span>']
     if not out:
         out.append('<span class="cs-diff-gap">(no change)</span>')
-    return '<pre class="cs-diff">' + "\n".join(out) + "</pre>", removed, added
+    # Each line is a block of its own: no newline between them (a pre would show it).
+    return '<pre class="cs-diff">' + "".join(out) + "</pre>", removed, added
 
 
 def _edit(data: dict) -> tuple[str, str] | None:
@@ -160,7 +165,7 @@ def _read(data: dict) -> tuple[str, str] | None:
     pages = _s(data.get("pages"))
     if pages:
         span = f"pages {pages}"
-    return (f"{path} {span}".strip(), _file_head(path, span))
+    return (f"{path} {span}".strip(), _file_head(path, span or "the whole file"))
 
 
 def _todo_write(data: dict) -> tuple[str, str] | None:

@@ -26,9 +26,12 @@ from .browser_helpers import (
     require_chromium,
     screenshot_dir,
 )
-from .conftest import REAL
+from .conftest import FIXTURES, REAL
 
 sync_api = pytest.importorskip("playwright.sync_api")
+
+INLINE_SIDECHAIN = "df749439-8556-41bf-9965-9f49cf38bf2a"
+REVIEW_SESSION = "37f83ec9-f2ea-42a9-925e-0d5c105cb6e8"  # 29 Edits, 45 Bash calls, lists
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,11 @@ def projects(workdir):
         pytest.skip(f"samples not found at {REAL}")
     dest = workdir / "projects"
     shutil.copytree(REAL, dest)
+    # A 1.0.35 session whose Task subagent is written inline (no prompt of its own in the
+    # main thread, so the tests that pick a session by its prompts never pick it).
+    inline = dest / "-fixtures-sidechain" / f"{INLINE_SIDECHAIN}.jsonl"
+    inline.parent.mkdir()
+    shutil.copy(FIXTURES / "sidechain.jsonl", inline)
     return dest
 
 
@@ -263,3 +271,79 @@ def test_documented_curl_examples_answer_json(server):
         with urllib.request.urlopen(request, timeout=60) as response:
             assert response.status == 200, path
             assert json.loads(response.read()) is not None, path
+
+
+def test_transcript_reads_like_a_code_review(server, page, shots):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(f"{server.url}/-/claude-sessions/session/{REVIEW_SESSION}")
+    # Lists keep their numbers and bullets (Datasette's CSS reset is undone).
+    ol = page.locator(".cs-md ol").first
+    assert ol.evaluate("e => getComputedStyle(e).listStyleType") == "decimal"
+    assert (
+        page.locator(".cs-md ul").first.evaluate("e => getComputedStyle(e).listStyleType") == "disc"
+    )
+    # Edits are open diffs: removed lines red, added lines green.
+    edit = page.locator("details.cs-tool-edit[open]").first
+    sync_api.expect(edit.locator("del").first).to_be_visible()
+    sync_api.expect(edit.locator("ins").first).to_be_visible()
+    assert edit.locator("del").first.evaluate("e => getComputedStyle(e).backgroundColor") != (
+        edit.locator("ins").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    )
+    # Each assistant message has its tokens and cost; the header its totals.
+    sync_api.expect(page.locator(".cs-usage").first).to_have_text(re.compile(r"^in \d+ · out"))
+    sync_api.expect(page.locator(".cs-facts")).to_contain_text("Bash ×45")
+    sync_api.expect(page.locator(".cs-totals")).to_contain_text("$")
+    # Next prompt twice: the second prompt is the current one, at the top of the window.
+    down = page.locator("button[data-jump='cs-prompt'][data-step='1']")
+    down.click()
+    down.click()
+    current = page.locator(".cs-event.cs-current")
+    sync_api.expect(current).to_have_count(1)
+    assert "cs-prompt" in current.get_attribute("class")
+    sync_api.expect(current).to_be_in_viewport()
+    page.keyboard.press("e")  # next failed tool call
+    sync_api.expect(page.locator(".cs-current .cs-badge-error").first).to_be_in_viewport()
+    # claude --resume, copied; a click in the page folds nothing (Datasette's menu script
+    # would close every open <details>).
+    open_edits = page.locator("details.cs-tool-edit[open]").count()
+    page.locator("button[data-copy='cs-resume-command']").click()
+    page.locator(".cs-event.cs-prompt .cs-md").first.click()
+    assert page.locator("details.cs-tool-edit[open]").count() == open_edits > 0
+    sync_api.expect(page.locator("button[data-copy='cs-resume-command']")).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.endswith(f"claude --resume {REVIEW_SESSION}") and copied.startswith("cd ")
+    edit.evaluate(
+        "e => window.scrollTo(0, e.closest('.cs-event').getBoundingClientRect().top + scrollY - 60)"
+    )
+    page.screenshot(path=shots / "transcript-review.png")
+
+
+def test_commands_and_context_are_not_prompts(server, page):
+    # Starts with `! uv run ty check` and its output; the first typed prompt comes after.
+    page.goto(f"{server.url}/-/claude-sessions/session/326189cf-5676-4237-8cde-1ce80aae4a9f")
+    sync_api.expect(page.locator("h1")).to_have_text("please fix these")
+    sync_api.expect(page.locator("p.cs-command code").first).to_have_text("! uv run ty check")
+    assert page.locator(".cs-event.cs-prompt", has_text="uv run ty check").count() == 0
+
+
+def test_inline_subagent_is_nested_under_its_task_call(server, page):
+    page.goto(f"{server.url}/-/claude-sessions/session/{INLINE_SIDECHAIN}")
+    call = page.locator("details.cs-tool-task").first
+    agent = page.locator("details.cs-subagent").first
+    sync_api.expect(agent).to_contain_text("sidechain-")
+    sync_api.expect(agent).to_contain_text("Debug failing test output")
+    assert call.evaluate("(c, a) => !!(c.compareDocumentPosition(a) & 4)", agent.element_handle())
+    agent.locator("summary").first.click()
+    sync_api.expect(agent.get_by_text("I'll help you debug this failing test")).to_be_visible()
+    # The main thread no longer shows the subagent's lines on their own.
+    assert page.locator(".cs-transcript > .cs-event.cs-sidechain").count() == 0
+
+
+def test_saved_query_rows_lead_to_their_line(server, page):
+    page.goto(f"{server.url}/a/failing_tool_calls")
+    link = page.locator("td.col-event_id a").first
+    sync_api.expect(link).to_be_visible()
+    event_id = link.evaluate("a => a.closest('td').textContent").split()[0]
+    link.click()
+    sync_api.expect(page).to_have_url(re.compile(rf"/-/claude-sessions/session/.+#e{event_id}$"))
+    sync_api.expect(page.locator(f"#e{event_id}")).to_be_in_viewport()

@@ -78,7 +78,11 @@
     selection.addRange(range);
   }
 
-  document.addEventListener("click", function (e) {
+  function onClick(e) {
+    // Datasette's base page closes every open <details> on a click outside it (meant
+    // for its menus): inside the transcript that would fold every open diff and
+    // command at each click, so clicks here stop before they reach <body>.
+    e.stopPropagation();
     var button = e.target.closest("button[data-jump], button[data-copy]");
     if (!button) return;
     if (button.hasAttribute("data-jump")) {
@@ -86,7 +90,12 @@
     } else {
       copy(button);
     }
-  });
+  }
+
+  function listen() {
+    document.querySelectorAll(".cs-transcript, .cs-nav, .cs-session-meta, #live-events")
+      .forEach(function (area) { area.addEventListener("click", onClick); });
+  }
 
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
@@ -97,7 +106,12 @@
     else if (e.key === "e") jump("cs-status-error", 1);
   });
 
+  function start() {
+    listen();
+    reveal();
+  }
+
   window.addEventListener("hashchange", reveal);
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", reveal);
-  else reveal();
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();
