@@ -292,11 +292,13 @@ def _agent_markdown(agent: dict, results: dict, depth: int) -> str:
 
 
 def _results(conn, session_id: str) -> dict[str, dict]:
+    # The result's text is the result line's flattened text (tool_calls keeps no copy).
     return {
         tool_use_id: {"text": result or "", "is_error": bool(is_error)}
         for tool_use_id, result, is_error in conn.execute(
-            "select tool_use_id, result, is_error from tool_calls where session_id = ? "
-            "and result_event_id is not null",
+            f"select t.tool_use_id, substr(e.text, 1, {transcript.TEXT_LIMIT}), t.is_error "
+            "from tool_calls t join events e on e.id = t.result_event_id "
+            "where t.session_id = ?",
             (session_id,),
         )
     }
