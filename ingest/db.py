@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from . import schema
+from . import migrations, schema
 
 T = TypeVar("T")
 # While a pass checkpoints on a thread of its own (see Checkpointer), the WAL may grow to
@@ -47,7 +47,7 @@ def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
     except OSError:
         key = None
     if key is None or key not in _schema_ready:
-        schema.ensure_schema(conn)
+        migrations.ensure_schema(conn)
         if key is not None:
             _schema_ready.add(key)
     return conn

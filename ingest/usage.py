@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, parse_line
-from .schema import _run_script, migrations
 
 if TYPE_CHECKING:
     from .pricing import PriceTable
@@ -101,67 +100,6 @@ _ROLLUPS = {
 }
 
 
-@migrations(name="m100_api_calls")
-def m100_api_calls(db) -> None:
-    _run_script(
-        db,
-        """
-        -- One row per billed API response (see docs/usage-rules.md).
-        CREATE TABLE IF NOT EXISTS api_calls (
-            id INTEGER PRIMARY KEY,
-            event_id INTEGER NOT NULL REFERENCES events(id), -- the line counted
-            dedup_key TEXT,                  -- message_id + ' ' + request_id; NULL without message.id
-            message_id TEXT,
-            request_id TEXT,
-            session_id TEXT,
-            agent_id TEXT,                   -- NULL on the main thread
-            host TEXT,
-            project TEXT,                    -- encoded project folder (sync_files.project_dir)
-            is_sidechain INTEGER NOT NULL DEFAULT 0,
-            model TEXT,
-            timestamp TEXT,
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_creation_5m_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_creation_1h_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
-            total_tokens INTEGER NOT NULL DEFAULT 0,
-            web_search_requests INTEGER NOT NULL DEFAULT 0,
-            speed TEXT,                      -- usage.speed: standard | fast
-            cost_usd REAL,                   -- NULL when the model has no price
-            priced INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE UNIQUE INDEX IF NOT EXISTS idx_api_calls_key ON api_calls(dedup_key);
-        CREATE UNIQUE INDEX IF NOT EXISTS idx_api_calls_event ON api_calls(event_id);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_message ON api_calls(message_id);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_session ON api_calls(session_id);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_timestamp ON api_calls(timestamp);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_project ON api_calls(project, timestamp);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_model ON api_calls(model);
-
-        -- Settings of the usage module: price_overrides (JSON), prices_fingerprint.
-        CREATE TABLE IF NOT EXISTS usage_settings (
-            key TEXT PRIMARY KEY,
-            value TEXT
-        );
-        """,
-    )
-    for name, (select, group) in _ROLLUPS.items():
-        db.execute(f"DROP VIEW IF EXISTS {name}")
-        db.execute(
-            f"CREATE VIEW {name} AS SELECT {select},{_SUMS},\n"
-            f"    min(timestamp) AS first_call, max(timestamp) AS last_call\n"
-            f"FROM api_calls GROUP BY {group}"
-        )
-
-
-@migrations(name="m101_api_calls_unpriced_index")
-def m101_api_calls_unpriced_index(db) -> None:
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS idx_api_calls_unpriced ON api_calls(model) WHERE priced = 0"
-    )
-
-
 # 5-hour billing blocks (see blocks_from_hours for the rule), in SQL: per UTC hour sums,
 # then a recursive walk over the hours in order that starts a block at the first hour at
 # or after the previous block's end.  ``{where}`` filters api_calls, ``{cost}`` is the
@@ -230,17 +168,6 @@ BLOCK_COLUMNS = (
     "cost_per_hour",
     "is_active",
 )
-
-
-@migrations(name="m102_usage_blocks")
-def m102_usage_blocks(db) -> None:
-    # usage_blocks: one row per 5-hour billing block (issue #4), the rows of
-    # `claude-sessions cost --by block`; is_active marks the block running now.
-    db.execute("DROP VIEW IF EXISTS usage_blocks")
-    db.execute(
-        "CREATE VIEW usage_blocks AS"
-        + BLOCKS_SQL.format(where="1", cost="cost_usd", min_rate_minutes=MIN_RATE_MINUTES)
-    )
 
 
 def blocks(conn, where: str = "1", params: tuple = (), cost: str = "cost_usd") -> list[dict]:

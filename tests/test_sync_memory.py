@@ -681,9 +681,9 @@ def test_hashlib_stays_openssl_for_later_importers(tmp_path):
         pytest.skip(f"hashlib is not backed by OpenSSL on this Python ({plain})")
     out = python(
         "import sys\n"
-        "from ingest import schema\n"
+        "from ingest import migrations\n"
         "print('hashlib' in sys.modules)\n"
-        "schema._sqlite_utils()\n"
+        "migrations._sqlite_utils()\n"
         "print('sqlite_utils' in sys.modules)\n"
         "import hashlib\n"
         "print(hashlib.sha256.__name__)\n",
