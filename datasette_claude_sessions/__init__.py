@@ -11,32 +11,17 @@ served; any other Datasette in the same environment looks as it does without it.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from datasette import hookimpl
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, TemplateNotFound
 
-from . import guard, kept, pages, scope, status
-from .status import permission_allowed, register_actions  # noqa: F401  (hook implementations)
-
-HERE = Path(__file__).resolve().parent
-
-
-def templates_dir() -> Path:
-    """templates/ inside the installed wheel, else the top-level one of a source checkout."""
-    for candidate in (HERE / "templates", HERE.parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError("datasette-claude-sessions: templates/ folder not found")
-
-
-def metadata_path() -> Path:
-    """metadata.yml inside the installed wheel, else the top-level one of a source checkout."""
-    for candidate in (HERE / "metadata.yml", HERE.parent / "metadata.yml"):
-        if candidate.is_file():
-            return candidate
-    raise RuntimeError("datasette-claude-sessions: metadata.yml not found")
-
+from . import guard, kept, live, pages, scope, status
+from .utils import (  # noqa: F401  (hook implementations; names others import from here)
+    metadata_path,
+    permission_allowed,
+    register_actions,
+    templates_dir,
+)
 
 # datasette-dashboards' pages start their charts with an inline script that changes per
 # page (filters, chart queries): the Content-Security-Policy cannot allow it by hash.
@@ -135,7 +120,7 @@ def asgi_wrapper(datasette):
 
 @hookimpl
 def register_routes(datasette):
-    routes = pages.routes() + status.routes() + kept.routes()
+    routes = pages.routes() + status.routes() + live.routes() + kept.routes()
     if not scope.serves_archive(datasette):
         # Datasette's own home page stays, where no archive is served.
         routes = [route for route in routes if route[0] != r"^/$"]

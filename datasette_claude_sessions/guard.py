@@ -27,7 +27,8 @@ from pathlib import Path
 
 from datasette.utils import await_me_maybe
 
-PLUGIN = "datasette-claude-sessions"
+from .utils import plugin_config
+
 LOOPBACK_NAMES = {"localhost"}
 TEXT_TYPES = (
     b"text/html",
@@ -42,10 +43,6 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", re.
 FACET_SCRIPTS = ("DATASETTE_ALLOW_FACET = true;", "DATASETTE_ALLOW_FACET = false;")
 PATH_JSON = ("/-/metadata.json", "/-/databases.json")
 PATH_PAGES = ("/-/metadata", "/-/databases")
-
-
-def plugin_config(datasette) -> dict:
-    return datasette.plugin_config(PLUGIN) or {}
 
 
 # --- hosts ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from ingest.keep import blob_bytes
 
 from . import render
+from .utils import archive_or_404
 
 PREFIX = "/-/claude-sessions"
 PERSISTED = re.compile(r"<persisted-output>.*?Full output saved to:\s*(?P<path>[^\n]+)", re.S)
@@ -160,9 +161,7 @@ def kept_url(datasette, file_id: int) -> str:
 
 async def kept_file(datasette, request):
     """A kept file's current content: text as text/plain, anything else as a download."""
-    from .pages import _archive_or_404
-
-    db = await _archive_or_404(datasette, request)
+    db = await archive_or_404(datasette, request)
     file_id = int(request.url_vars["file_id"])
 
     def load(conn):

@@ -32,13 +32,18 @@ import time
 
 from datasette import NotFound
 
-from . import pages, status
+from . import status
+from .utils import archive_database, require_view, rows
 
 POLL_SECONDS = 0.3
 KEEPALIVE_SECONDS = 15.0
 MAX_SECONDS = 300.0
 TEXT_MAX = 2000
 EVENTS_MAX = 200
+
+
+def routes():
+    return [(r"^/-/claude-sessions/live$", live_events)]
 
 
 def _int(value, default: int | None = 0) -> int | None:
@@ -50,7 +55,7 @@ def _int(value, default: int | None = 0) -> int | None:
 
 def _runs_after(conn, after: int) -> list[dict]:
     # Stop at the first unfinished pass so passes are announced in order, once finished.
-    found = status.rows(conn, "select * from sync_runs where id > ? order by id limit 50", (after,))
+    found = rows(conn, "select * from sync_runs where id > ? order by id limit 50", (after,))
     finished = []
     for run in found:
         if not run["ended_at"]:
@@ -70,7 +75,7 @@ def _session_events(conn, session_id: str, after: int, thread: str | None) -> li
     elif thread:
         where = " and +agent_id = ?"
         params += (thread,)
-    return status.rows(
+    return rows(
         conn,
         f"""
         select id, session_id, agent_id, type, kind, role, timestamp, substr(text, 1, ?) as text
@@ -124,10 +129,10 @@ def message(event: str | None, data, event_id: str | None = None) -> bytes:
 
 
 async def live_events(datasette, request, send, receive):
-    db = await pages.archive_database(datasette)
+    db = await archive_database(datasette)
     if db is None:
         raise NotFound("No claude-sessions archive is attached.")
-    await status.require_view(datasette, request, db)
+    await require_view(datasette, request, db)
     args = request.args
     session_id = args.get("session") or None
     thread = "" if args.get("main") else (args.get("agent") or None)

@@ -21,7 +21,7 @@ ARCHIVE_KEY = "claude-sessions"
 def load_metadata(database: str = ARCHIVE_KEY, path: Path | None = None) -> dict:
     """metadata.yml as a dict, its archive section keyed by ``database``."""
     if path is None:
-        from . import metadata_path
+        from .utils import metadata_path
 
         path = metadata_path()
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}

@@ -23,14 +23,21 @@ from html import escape
 from urllib.parse import urlencode
 
 from datasette.utils import tilde_decode, tilde_encode
-from datasette.utils.asgi import Forbidden, NotFound, Response
+from datasette.utils.asgi import NotFound, Response
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from . import facts, kept, render, scope, transcript
+from .utils import (
+    PLUGIN,
+    PREFIX,
+    archive_database,
+    archive_or_404,
+    dicts,
+    require_events,
+    templates_dir,
+)
 
-PLUGIN = "datasette-claude-sessions"
-PREFIX = "/-/claude-sessions"
 SEARCH_KINDS = ("prompt", "answer", "thinking", "tool_use", "tool_result", "command", "context")
 SEARCH_PAGE_SIZE = 20
 # Pygments time one transcript page may spend (code past it is shown plain until the
@@ -58,12 +65,6 @@ def routes():
 
 
 # Finding the archive -------------------------------------------------------------------
-
-
-async def archive_database(datasette):
-    """The (first) archive database served (scope.py says which), or None."""
-    names = scope.archive_names(datasette)
-    return datasette.databases.get(names[0]) if names else None
 
 
 _default_queries: dict | None = None
@@ -105,22 +106,6 @@ def dashboards_configured(datasette) -> bool:
     return bool(datasette.plugin_config("datasette-dashboards"))
 
 
-async def _check_permission(datasette, request, db_name: str) -> None:
-    """Reading transcripts needs what reading the events table needs."""
-    if hasattr(datasette, "ensure_permissions"):  # Datasette 0.6x
-        await datasette.ensure_permissions(
-            request.actor,
-            [("view-table", (db_name, "events")), ("view-database", db_name), "view-instance"],
-        )
-        return
-    from datasette.resources import TableResource  # Datasette 1.0
-
-    if not await datasette.allowed(
-        action="view-table", resource=TableResource(db_name, "events"), actor=request.actor
-    ):
-        raise Forbidden("You do not have permission to view this archive")
-
-
 def _wants_json(request) -> bool:
     return (request.url_vars.get("format") == "json") or request.args.get("_format") == "json"
 
@@ -144,14 +129,6 @@ async def _render(datasette, request, template: str, context: dict):
     return Response.html(await datasette.render_template(template, context, request=request))
 
 
-async def _archive_or_404(datasette, request):
-    db = await archive_database(datasette)
-    if db is None:
-        raise NotFound("No claude-sessions archive is attached to this Datasette.")
-    await _check_permission(datasette, request, db.name)
-    return db
-
-
 # Home ------------------------------------------------------------------------------------
 
 
@@ -159,7 +136,7 @@ async def home(datasette, request):
     db = await archive_database(datasette)
     context: dict = {"archive": None, "projects_dirs": _projects_dirs()}
     if db is not None:
-        await _check_permission(datasette, request, db.name)
+        await require_events(datasette, request, db.name)
         context["archive"] = db.name
         context.update(await db.execute_fn(_home_data))
     if _wants_json(request):
@@ -203,11 +180,6 @@ def _projects_dirs() -> list[str]:
     return [str(p) for p in default_projects_dirs()]
 
 
-def _rows(cursor) -> list[dict]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
-
-
 def _home_data(conn) -> dict:
     totals = conn.execute(
         "select count(*), coalesce(sum(prompts), 0), min(first_timestamp), max(last_timestamp) "
@@ -215,7 +187,7 @@ def _home_data(conn) -> dict:
     ).fetchone()
     files = conn.execute("select count(*) from sync_files").fetchone()[0]
     last_sync = conn.execute("select max(coalesce(ended_at, started_at)) from sync_runs").fetchone()
-    recent = _rows(
+    recent = dicts(
         conn.execute(
             "select s.session_id, s.title, s.project_path, s.project_dir, p.name as project, "
             "s.first_timestamp, s.last_timestamp, s.prompts, s.models, s.git_branch "
@@ -229,7 +201,7 @@ def _home_data(conn) -> dict:
         row["label"] = render.session_label(row["title"], row["session_id"], row["project"])
     # Sessions without a prompt (warmups, aborted starts) stay in the full list only.
     without_prompts = conn.execute("select count(*) from sessions where prompts = 0").fetchone()[0]
-    projects = _rows(
+    projects = dicts(
         conn.execute(
             "select path, name, sessions, last_timestamp from projects "
             "order by last_timestamp desc limit 15"
@@ -266,7 +238,7 @@ def _int_arg(request, name: str, default: int | None = None) -> int | None:
 
 
 async def session_page(datasette, request):
-    db = await _archive_or_404(datasette, request)
+    db = await archive_or_404(datasette, request)
     session_id = tilde_decode(request.url_vars["session_id"])
     agent_id = request.args.get("agent") or None
     event_id = _int_arg(request, "event")
@@ -301,7 +273,7 @@ async def session_page(datasette, request):
 
     def build(conn):
         render.highlight_budget(HIGHLIGHT_SECONDS)
-        session = _rows(conn.execute("select * from sessions where session_id = ?", (session_id,)))
+        session = dicts(conn.execute("select * from sessions where session_id = ?", (session_id,)))
         order = transcript.thread_order(conn, session_id, agent_id, cache_key)
         pages = max(1, math.ceil(len(order) / size))
         page = requested_page
@@ -320,7 +292,7 @@ async def session_page(datasette, request):
         body = None if as_json else render_turns(transcript.group_turns(events))
         project = None
         if session and session[0]["project_path"]:
-            project = _rows(
+            project = dicts(
                 conn.execute("select * from projects where path = ?", (session[0]["project_path"],))
             )
         return {
@@ -496,8 +468,6 @@ def sync_env() -> Environment:
     faster than Datasette's async one for 500 events, and usable in a worker thread."""
     global _sync_env
     if _sync_env is None:
-        from . import templates_dir
-
         _sync_env = Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=True)
     return _sync_env
 
@@ -661,7 +631,7 @@ def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> 
                     "where events_fts match :match and events_fts.rowid >= :floor",
                     1,
                 )
-        hits = _rows(conn.execute(sql, params))
+        hits = dicts(conn.execute(sql, params))
         count = None if filtered else conn.execute(count_sql, {"match": match}).fetchone()[0]
     except sqlite3.OperationalError as e:
         # FTS5 reports a bad query as "fts5: syntax error ...", "unterminated string",
@@ -685,7 +655,7 @@ def _search(conn, filters: dict, page: int, open_mark: str, close_mark: str) -> 
 
 
 def _search_options(conn) -> list[dict]:
-    return _rows(
+    return dicts(
         conn.execute(
             "select path, coalesce(name, path) as name, sessions from projects order by name"
         )
@@ -693,7 +663,7 @@ def _search_options(conn) -> list[dict]:
 
 
 async def search_page(datasette, request):
-    db = await _archive_or_404(datasette, request)
+    db = await archive_or_404(datasette, request)
     filters, errors = _search_filters(request)
     page = max(1, _int_arg(request, "page", 1))
     token = secrets.token_hex(8)

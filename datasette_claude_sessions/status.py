@@ -35,7 +35,7 @@ import weakref
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from datasette import Forbidden, Response, hookimpl
+from datasette import Forbidden, Response
 from datasette.utils import StartupError, actor_matches_allow
 from markupsafe import Markup
 
@@ -44,12 +44,17 @@ from ingest.archive import connect_readonly
 from ingest.paths import default_projects_dirs, settings_path
 from ingest.usage import status_figures as usage_figures
 
-from . import guard, live
-from .pages import archive_database
+from . import guard
+from .utils import (
+    DEFAULT_ALLOW_SYNC,
+    PLUGIN,
+    SYNC_ACTION,
+    archive_database,
+    plugin_config,
+    require_view,
+    rows,
+)
 
-PLUGIN = "datasette-claude-sessions"
-SYNC_ACTION = "claude-sessions-sync"
-DEFAULT_ALLOW_SYNC = {"id": "root"}
 STATUS_PATH = "/-/claude-sessions/status"
 
 HEARTBEAT_FRESH_SECONDS = heartbeat.FRESH_SECONDS
@@ -66,7 +71,6 @@ def routes():
         (r"^/-/claude-sessions/status$", status_page),
         (r"^/-/claude-sessions/status\.json$", status_json),
         (r"^/-/claude-sessions/sync(?P<format>\.json)?$", sync_now),
-        (r"^/-/claude-sessions/live$", live.live_events),
     ]
 
 
@@ -102,30 +106,6 @@ def startup(datasette):
 
 
 # --- permissions ---------------------------------------------------------------------------
-
-
-def plugin_config(datasette) -> dict:
-    return datasette.plugin_config(PLUGIN) or {}
-
-
-@hookimpl
-def permission_allowed(datasette, actor, action, resource):
-    """Datasette 0.65: ``claude-sessions-sync`` follows the ``allow_sync`` setting."""
-    if action != SYNC_ACTION:
-        return None
-    return actor_matches_allow(
-        actor, plugin_config(datasette).get("allow_sync", DEFAULT_ALLOW_SYNC)
-    )
-
-
-@hookimpl
-def register_actions(datasette):
-    """Datasette 1.0: declare the action (0.65 has no such hook and never calls this)."""
-    try:
-        from datasette.permissions import Action
-    except ImportError:
-        return []
-    return [Action(name=SYNC_ACTION, description="Run a claude-sessions sync pass now")]
 
 
 async def can_sync(datasette, request) -> bool:
@@ -175,12 +155,6 @@ def parse_time(value: str | None) -> dt.datetime | None:
 def iso_z(moment: dt.datetime) -> str:
     """The timestamp spelling Claude Code uses, so string comparisons work."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def rows(conn: sqlite3.Connection, sql: str, params=()) -> list[dict]:
-    cursor = conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -505,21 +479,6 @@ def settings_in_effect(datasette, db) -> list[dict]:
 
 
 # --- pages ---------------------------------------------------------------------------------
-
-
-async def require_view(datasette, request, db) -> None:
-    """Raise Forbidden unless the actor may see the archive database."""
-    if hasattr(datasette, "ensure_permissions"):  # Datasette 0.65
-        await datasette.ensure_permissions(
-            request.actor, [("view-database", db.name), "view-instance"]
-        )
-        return
-    from datasette.resources import DatabaseResource  # Datasette 1.0
-
-    if not await datasette.allowed(
-        action="view-database", resource=DatabaseResource(db.name), actor=request.actor
-    ):
-        raise Forbidden("You may not view this database.")
 
 
 async def status_page(datasette, request):

@@ -9,12 +9,31 @@ serve) check first that the file is a SQLite database in a writable place, so a 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 
 import click
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class ExportError(Exception):
+    """A request export cannot satisfy (one sentence)."""
+
+
+def safe_name(text: str | None) -> str:
+    """A single folder name for a host name or a path."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text or "unknown").strip("-.")
+    return name or "unknown"
+
+
+def root_folder(root: str) -> str:
+    """The folder name for a projects root: its path, separators as dashes (a merged
+    file's root has its machine's name before a colon, already in the host folder)."""
+    return safe_name(
+        root.split(":", 1)[-1] if ":" in root and not root.startswith(os.sep) else root
+    )
 
 
 class ReadOnlyWal(Exception):

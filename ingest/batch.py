@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .db import now_iso
+from .clock import now_iso
 from .parse import (
     ERROR_COLUMNS,
     EVENT_COLUMNS,

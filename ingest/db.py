@@ -1,5 +1,5 @@
 """The writer's connection to the archive: open it, retry when busy, checkpoint on a
-thread of its own, and the timestamps rows carry."""
+thread of its own."""
 
 from __future__ import annotations
 
@@ -8,19 +8,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from . import migrations, schema
+from .clock import now_iso as now_iso  # re-exported: the row timestamps (clock.py)
 
 T = TypeVar("T")
 # While a pass checkpoints on a thread of its own (see Checkpointer), the WAL may grow to
 # about this size plus one transaction before the writer waits for the checkpoint.
 WAL_LIMIT = 256 << 20
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 _schema_ready: set[tuple[str, int, int, int]] = set()

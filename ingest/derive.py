@@ -22,11 +22,11 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import orjson
 
 from . import sidechains, usage
+from .clock import now_iso
 from .parse import (
     EVENT_COLUMNS,
     LineError,
@@ -82,10 +82,6 @@ SESSION_ID = EVENT_COLUMNS.index("session_id")
 AGENT_ID = EVENT_COLUMNS.index("agent_id")
 TIMESTAMP = EVENT_COLUMNS.index("timestamp")
 TEXT = EVENT_COLUMNS.index("text")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def on_batch(conn: sqlite3.Connection, batch: list[NewEvent]) -> set[str]:

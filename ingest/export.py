@@ -18,20 +18,15 @@ replacement lost or changed.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from collections import Counter
 from pathlib import Path
 
-from .archive import connect_readonly
+from .archive import ExportError, connect_readonly, root_folder, safe_name
 from .keep import export_kept
 from .sources import os_name
 
 MIN_PREFIX = 6
-
-
-class ExportError(Exception):
-    """A request export cannot satisfy (one sentence)."""
 
 
 def export_files(
@@ -122,20 +117,6 @@ def has_kept_files(conn: sqlite3.Connection) -> bool:
         conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kept_files'"
         ).fetchone()
-    )
-
-
-def safe_name(text: str | None) -> str:
-    """A single folder name for a host name or a path."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text or "unknown").strip("-.")
-    return name or "unknown"
-
-
-def root_folder(root: str) -> str:
-    """The folder name for a projects root: its path, separators as dashes (a merged
-    file's root has its machine's name before a colon, already in the host folder)."""
-    return safe_name(
-        root.split(":", 1)[-1] if ":" in root and not root.startswith(os.sep) else root
     )
 
 

@@ -44,8 +44,10 @@ from datetime import UTC, datetime
 
 import orjson
 
-from .db import now_iso, retry_busy
+from .clock import now_iso
+from .db import retry_busy
 from .digest import blake2b
+from .sources import HEAD_BYTES, head_hash
 
 # zstd level for kept contents, measured on the kept files of the 100 MB demo corpus
 # (bench/bench_keep.py, docs/keep.md): level 3 stores them 5.2x smaller at ~100 MB/s, as
@@ -58,7 +60,6 @@ MAX_FILE_BYTES = 256 << 20
 COMMIT_BYTES = 32 << 20
 HISTORY = "history.jsonl"
 HISTORY_CHUNK = 4 << 20
-HEAD_BYTES = 4096
 STALE_TAIL_SECONDS = 3600
 CLAUDE_DIR_AREAS = ("file-history", "plans", "todos")
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -697,10 +698,6 @@ def text_or_none(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def head_hash(data: bytes) -> str:
-    return blake2b(data, digest_size=16).hexdigest()
-
-
 def session_folders(roots: Iterable[str], paths: Iterable[str]) -> list[tuple[str, str]]:
     """(root, folder) pairs: the session folders of the transcripts (and the folders) a
     watch pass was given, where their tool results are written."""
@@ -759,7 +756,7 @@ def export_kept(
     several share a path; the kept files then are too (a Claude directory's under
     <host>/<its folder>/), as they are when two of them share a path.  A kept file that
     would still land on another file's path is an ExportError naming them."""
-    from .export import ExportError, root_folder, safe_name
+    from .archive import ExportError, root_folder, safe_name
 
     columns = "id, rel_path, area, hash, generation, tail_unterminated, host, root"
     if session_id is None:

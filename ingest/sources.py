@@ -18,6 +18,8 @@ import stat as stat_module
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .digest import blake2b
+
 # (path, reason) for something a pass could not read: it is retried on later passes.
 Unreadable = Callable[[str, str], None]
 
@@ -61,6 +63,8 @@ def text_name(value: str | None) -> str | None:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+# A file whose first HEAD_BYTES changed was rewritten, not appended to: read it again.
+HEAD_BYTES = 4096
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -197,3 +201,8 @@ def real_path(path: Path) -> Path:
     if path.is_dir():
         return Path(os.path.realpath(path))
     return Path(os.path.realpath(path.parent)) / path.name
+
+
+def head_hash(data: bytes) -> str:
+    """The fingerprint of a file's first bytes (sync_files.head_hash)."""
+    return blake2b(data, digest_size=16).hexdigest()

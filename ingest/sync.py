@@ -32,16 +32,19 @@ from pathlib import Path
 
 from . import derive, quarantine
 from .batch import BATCH_LINES, WRITE_BYTES, Batch, Huge, huge_line, read_lines
-from .db import WAL_LIMIT, Checkpointer, now_iso, open_db, retry_busy
-from .digest import blake2b, sha1
+from .clock import now_iso
+from .db import WAL_LIMIT, Checkpointer, open_db, retry_busy
+from .digest import sha1
 from .keep import KeepResult, keep_pass
 from .lock import LockBusy, WriterLock
 from .memory import limit_heap, release_memory
 from .parse import HUGE_BYTES, tail_is_complete
 from .sources import (
+    HEAD_BYTES,
     Source,
     db_name,
     discover,
+    head_hash,
     make_source,
     not_regular,
     os_name,
@@ -50,7 +53,6 @@ from .sources import (
 )
 from .verify import compare_lines
 
-HEAD_BYTES = 4096
 # An unterminated last line that is not valid JSON is archived (as an error) once the
 # file has not changed for this long: the writer is gone and will not finish it.
 STALE_TAIL_SECONDS = 3600
@@ -579,10 +581,6 @@ def unchanged(row: sqlite3.Row, source: Source, now: float) -> bool:
         return False
     # A pending unterminated tail is looked at again once it has gone stale.
     return row["position"] >= source.size or now - source.mtime < STALE_TAIL_SECONDS
-
-
-def head_hash(data: bytes) -> str:
-    return blake2b(data, digest_size=16).hexdigest()
 
 
 class FileSync:

@@ -41,7 +41,8 @@ import orjson
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .db import now_iso, open_db, retry_busy
+from .clock import now_iso
+from .db import open_db, retry_busy
 from .heartbeat import archive_identity
 from .lock import LockBusy, WatchLock, WriterLock
 from .sync import PassResult, run_pass

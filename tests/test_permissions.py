@@ -7,7 +7,7 @@ from datasette.app import Datasette
 from datasette.utils import StartupError
 from itsdangerous.url_safe import URLSafeSerializer
 
-from datasette_claude_sessions import status
+from datasette_claude_sessions import utils
 from ingest.sync import run_pass
 
 from .test_status import make_datasette, scalar
@@ -85,9 +85,9 @@ async def test_allow_sync_true_lets_everybody_sync(archive, real_projects):
 @pytest.mark.asyncio
 async def test_permission_hook_answers_only_for_its_action(archive, real_projects):
     ds = make_datasette(archive, real_projects, allow_sync={"id": "alice"})
-    assert await ds.permission_allowed({"id": "alice"}, status.SYNC_ACTION) is True
-    assert await ds.permission_allowed({"id": "bob"}, status.SYNC_ACTION) is False
-    assert await ds.permission_allowed(None, status.SYNC_ACTION) is False
+    assert await ds.permission_allowed({"id": "alice"}, utils.SYNC_ACTION) is True
+    assert await ds.permission_allowed({"id": "bob"}, utils.SYNC_ACTION) is False
+    assert await ds.permission_allowed(None, utils.SYNC_ACTION) is False
     # Other actions keep Datasette's defaults.
     assert await ds.permission_allowed(None, "view-instance", default=True) is True
 
@@ -97,10 +97,10 @@ def test_register_actions_is_empty_on_datasette_0_65(archive):
     try:
         import datasette.permissions  # noqa: F401
     except ImportError:
-        assert status.register_actions(None) == []
+        assert utils.register_actions(None) == []
     else:
-        names = [action.name for action in status.register_actions(None)]
-        assert names == [status.SYNC_ACTION]
+        names = [action.name for action in utils.register_actions(None)]
+        assert names == [utils.SYNC_ACTION]
 
 
 @pytest.mark.asyncio
