@@ -29,6 +29,21 @@ def _table_exists(conn, name: str) -> bool:
     )
 
 
+def human_duration(ms: Any) -> str:
+    """850 ms, 1.2 s, 4m 49s, 2h 05m."""
+    if not isinstance(ms, int | float) or isinstance(ms, bool) or ms < 0:
+        return ""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    seconds = round(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
 def short_tokens(n: Any) -> str:
     """1,234 -> 1.2k; 3,400,000 -> 3.4M."""
     if not isinstance(n, int | float) or isinstance(n, bool):
@@ -96,8 +111,6 @@ def message_usage(conn, message_ids: list[str]) -> dict[str, dict]:
 
 
 def _duration(first: str | None, last: str | None) -> str:
-    from .transcript import human_duration
-
     try:
         start = datetime.fromisoformat((first or "").replace("Z", "+00:00"))
         end = datetime.fromisoformat((last or "").replace("Z", "+00:00"))

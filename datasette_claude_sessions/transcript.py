@@ -21,6 +21,7 @@ from ingest import prompts, sidechains
 from ingest.parse import HUGE_BYTES, KEEP_BYTES
 
 from . import facts, kept, render, tools
+from .facts import human_duration
 from .order import conversation_order
 
 PAGE_SIZE = 500
@@ -207,21 +208,6 @@ def _preview(text: Any, limit: int = 120) -> str:
         if line:
             return line if len(line) <= limit else line[: limit - 1] + "…"
     return ""
-
-
-def human_duration(ms: Any) -> str:
-    """850 ms, 1.2 s, 4m 49s, 2h 05m."""
-    if not isinstance(ms, int | float) or isinstance(ms, bool) or ms < 0:
-        return ""
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 59.95:
-        return f"{seconds:.1f} s"
-    seconds = round(seconds)
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def _as_text(value: Any) -> str:
