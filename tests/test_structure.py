@@ -173,6 +173,7 @@ APPLIED_BEFORE = [
     "m101_api_calls_unpriced_index",
     "m102_usage_blocks",
     "m301_kept_files",
+    "m501_context_is_not_a_prompt",
 ]
 
 
