@@ -390,7 +390,8 @@ async def test_commands_are_not_prompts(context_db):
 
 
 def test_migration_recomputes_kinds_and_titles(tmp_path):
-    from ingest.schema import connect, ensure_schema
+    from ingest.migrations import ensure_schema
+    from ingest.schema import connect
 
     write_jsonl(tmp_path / "projects" / "-work-review" / f"{REVIEW}.jsonl", review_session())
     write_jsonl(
