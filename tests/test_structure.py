@@ -174,6 +174,7 @@ APPLIED_BEFORE = [
     "m102_usage_blocks",
     "m301_kept_files",
     "m501_context_is_not_a_prompt",
+    "m701_page_indexes",
 ]
 
 
