@@ -8,12 +8,15 @@ serve) check first that the file is a SQLite database in a writable place, so a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
 from pathlib import Path
 
 import click
+
+from .lock import real_file
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -184,3 +187,23 @@ def open_read(db: Path, *, table: str = "sync_files") -> sqlite3.Connection:
             "to bring it up to date."
         )
     return conn
+
+
+@contextlib.contextmanager
+def database_errors(db: Path):
+    """Turn SQLite failures on a wrong or damaged file, and file system errors (a
+    read-only folder, a vanished disk), into one sentence."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        raise click.ClickException(f"Cannot use {db} as the archive: {e}.") from None
+    except OSError as e:
+        filename = os.fsdecode(e.filename) if e.filename else None
+        lock_names = (str(db), real_file(db))
+        if filename and filename.endswith(".lock") and filename.startswith(lock_names):
+            # The lock file lives next to the archive: the folder is what needs fixing.
+            filename = str(db.parent)
+            what = f"Cannot write in {filename}, the archive's folder: {e.strerror}"
+        else:
+            what = f"Cannot use {filename}: {e.strerror}" if filename else str(e)
+        raise click.ClickException(f"{what}.") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import sys
@@ -15,6 +14,7 @@ import click
 import orjson
 
 from . import archive, heartbeat
+from .archive import database_errors
 from .cli import (
     cli,
     db_option,
@@ -25,7 +25,7 @@ from .cli import (
     resolve_projects,
 )
 from .export import ExportError, export_files
-from .lock import LockBusy, WatchLock, WriterLock, real_file
+from .lock import LockBusy, WatchLock, WriterLock
 from .paths import default_db_path
 
 if TYPE_CHECKING:
@@ -67,26 +67,6 @@ def existing_roots(projects: tuple[Path, ...], quiet: bool) -> list[Path]:
             "transcripts there once you use it."
         )
     return found
-
-
-@contextlib.contextmanager
-def database_errors(db: Path):
-    """Turn SQLite failures on a wrong or damaged file, and file system errors (a
-    read-only folder, a vanished disk), into one sentence."""
-    try:
-        yield
-    except sqlite3.DatabaseError as e:
-        raise click.ClickException(f"Cannot use {db} as the archive: {e}.") from None
-    except OSError as e:
-        filename = os.fsdecode(e.filename) if e.filename else None
-        lock_names = (str(db), real_file(db))
-        if filename and filename.endswith(".lock") and filename.startswith(lock_names):
-            # The lock file lives next to the archive: the folder is what needs fixing.
-            filename = str(db.parent)
-            what = f"Cannot write in {filename}, the archive's folder: {e.strerror}"
-        else:
-            what = f"Cannot use {filename}: {e.strerror}" if filename else str(e)
-        raise click.ClickException(f"{what}.") from None
 
 
 def plural(n: int, word: str) -> str:

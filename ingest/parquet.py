@@ -485,7 +485,7 @@ def export_parquet_command(session_id, export_all, output, force, replaced, no_r
     import click
 
     from . import archive
-    from .cli_sync import database_errors
+    from .archive import database_errors
     from .paths import default_db_path
 
     if session_id:
