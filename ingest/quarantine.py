@@ -32,7 +32,7 @@ from .batch import (
     excerpt,
     write_huge,
 )
-from .db import now_iso
+from .clock import now_iso
 from .parse import ERROR_COLUMNS, NewEvent
 
 # Exceptions a line's content can cause while it is bound or derived.
