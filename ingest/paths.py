@@ -20,11 +20,26 @@ def claude_config_dir() -> Path:
     return Path.home() / ".claude"
 
 
+def claude_dirs() -> tuple[list[Path], str]:
+    """Claude Code's directories and where they came from: $CLAUDE_CONFIG_DIR
+    (comma-separated), else ~/.claude, and ~/.config/claude too when it exists (the
+    second place newer Claude Code versions and ccusage look)."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    if env:
+        dirs = [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
+        if dirs:
+            return dirs, "environment ($CLAUDE_CONFIG_DIR)"
+    home = Path.home()
+    dirs = [home / ".claude"]
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "claude"
+    if (xdg / "projects").is_dir() or xdg.is_dir():
+        dirs.append(xdg)
+    return dirs, "default"
+
+
 def default_claude_dirs() -> list[Path]:
     """Claude Code's directories: those of ``$CLAUDE_CONFIG_DIR`` (comma-separated), else
-    ~/.claude, and ~/.config/claude too when it exists (ingest.settings.claude_dirs)."""
-    from .settings import claude_dirs
-
+    ~/.claude, and ~/.config/claude too when it exists (see claude_dirs)."""
     return claude_dirs()[0]
 
 

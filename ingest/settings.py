@@ -16,6 +16,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import claude_dirs, default_db_path
+
 PLUGIN = "datasette-claude-sessions"
 # The plugin setting where `serve` records where each value came from.
 SOURCES_KEY = "sources"
@@ -73,23 +75,6 @@ DEFAULTS = {
 }
 
 
-def claude_dirs() -> tuple[list[Path], str]:
-    """Claude Code's directories and where they came from: $CLAUDE_CONFIG_DIR
-    (comma-separated), else ~/.claude, and ~/.config/claude too when it exists (the
-    second place newer Claude Code versions and ccusage look)."""
-    env = os.environ.get("CLAUDE_CONFIG_DIR")
-    if env:
-        dirs = [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
-        if dirs:
-            return dirs, "environment ($CLAUDE_CONFIG_DIR)"
-    home = Path.home()
-    dirs = [home / ".claude"]
-    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "claude"
-    if (xdg / "projects").is_dir() or xdg.is_dir():
-        dirs.append(xdg)
-    return dirs, "default"
-
-
 def default(name: str):
     """(value, source) of a setting nobody gave."""
     if name == "claude_dir":
@@ -102,8 +87,6 @@ def default(name: str):
         env = os.environ.get("CLAUDE_SESSIONS_DB")
         if env:
             return str(Path(env).expanduser()), "environment ($CLAUDE_SESSIONS_DB)"
-        from .paths import default_db_path
-
         return str(default_db_path()), "default"
     if name == "machine":
         return socket.gethostname(), "default (this host name)"
