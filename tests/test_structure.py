@@ -186,6 +186,7 @@ APPLIED_BEFORE = [
     "m301_kept_files",
     "m501_context_is_not_a_prompt",
     "m701_page_indexes",
+    "m702_tool_results_once",
 ]
 
 
