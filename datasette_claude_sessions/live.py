@@ -32,7 +32,7 @@ import time
 
 from datasette import NotFound
 
-from . import status
+from . import pages, status
 from .utils import archive_database, require_view, rows
 
 POLL_SECONDS = 0.3

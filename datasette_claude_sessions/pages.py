@@ -804,7 +804,7 @@ def render_cell(row, value, column, table, database, datasette):
 
 async def event_redirect(datasette, request):
     """/-/claude-sessions/event/<id>: the transcript page holding that line."""
-    db = await _archive_or_404(datasette, request)
+    db = await archive_or_404(datasette, request)
     event_id = int(request.url_vars["event_id"])
     located = await db.execute_fn(lambda conn: transcript.locate_event(conn, event_id))
     if not located or not located[0]:
@@ -814,7 +814,7 @@ async def event_redirect(datasette, request):
 
 async def call_redirect(datasette, request):
     """/-/claude-sessions/call/<tool_use_id>: the transcript line of that tool call."""
-    db = await _archive_or_404(datasette, request)
+    db = await archive_or_404(datasette, request)
     tool_use_id = tilde_decode(request.url_vars["tool_use_id"])
 
     def find(conn):
