@@ -648,7 +648,8 @@ async def test_inline_sidechains_are_nested_under_their_task_calls(tmp_path):
 
 
 def test_migration_finds_inline_sidechains_of_old_archives(tmp_path):
-    from ingest.schema import connect, ensure_schema
+    from ingest.migrations import ensure_schema
+    from ingest.schema import connect
 
     write_jsonl(tmp_path / "projects" / "-work-old" / f"{INLINE}.jsonl", inline_sidechain_session())
     db = build_archive(tmp_path, real=False)
