@@ -25,6 +25,16 @@ _schema_ready: set[tuple[str, int, int, int]] = set()
 def open_db(db_path: str | os.PathLike) -> sqlite3.Connection:
     """Connect with the writer's pragmas and make sure the schema is current."""
     conn = schema.connect(str(db_path))
+    try:
+        return _prepare(conn, db_path)
+    except BaseException:
+        # (a full disk, a read-only folder): close now, or the connection lives on in
+        # the traceback and keeps the files it opened, and their space, held
+        conn.close()
+        raise
+
+
+def _prepare(conn: sqlite3.Connection, db_path: str | os.PathLike) -> sqlite3.Connection:
     # The foreign keys are declared for Datasette (it links rows by them), not enforced
     # here: the engine writes the derived tables before the sessions rows they name and
     # checking each row cost an initial sync 15% of its time.  The tests check the
