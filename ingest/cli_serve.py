@@ -380,7 +380,9 @@ def start_watch(
         click.echo(f"{e} Using it instead of starting another.", err=True)
         return None
     probe.release()
-    command = [sys.executable, "-c", "from ingest.cli import cli; cli(prog_name='claude-sessions')"]
+    # -P -m: the current folder is not put first on sys.path (a folder of the user's
+    # with an ``ingest`` or ``datasette`` package of its own must not shadow ours).
+    command = [sys.executable, "-P", "-m", "ingest"]
     command += ["watch", "--db", str(db)]
     if machine:
         command += ["--host", machine]
@@ -479,7 +481,7 @@ def write_metadata(
 def start_datasette(
     db: Path, metadata: Path, host: str, port: int, extra: list[str]
 ) -> subprocess.Popen:
-    command = [sys.executable, "-m", "datasette", "serve", str(db)]
+    command = [sys.executable, "-P", "-m", "datasette", "serve", str(db)]
     command += ["--metadata", str(metadata), "--template-dir", str(plugin_file("templates"))]
     command += ["--host", host, "--port", str(port)]
     for name, value in DATASETTE_SETTINGS:

@@ -74,7 +74,7 @@ def claude_sessions_command() -> list[str]:
 class Server:
     """`claude-sessions serve` in its own process group, output in a log file."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, port: int):
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, port: int, cwd=None):
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
@@ -86,6 +86,7 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=cwd,
         )
 
     def log(self) -> str:

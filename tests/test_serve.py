@@ -268,3 +268,34 @@ def test_serve_on_a_file_that_is_not_an_archive(tmp_path):
     assert result.exit_code == 1
     assert result.output == f"Error: {text} is not a SQLite database.\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notsqlite.db"]
+
+
+def test_serve_is_not_shadowed_by_packages_in_its_folder(tmp_path, real_projects):
+    """Started from a folder that holds broken ``ingest`` and ``datasette`` packages of
+    its own, serve's children (``python -P -m``) still import the installed ones."""
+    folder = tmp_path / "work"
+    for name in ("ingest", "datasette"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text(f"raise ImportError('the wrong {name}')\n")
+        (folder / name / "__main__.py").write_text(f"raise SystemExit('the wrong {name}')\n")
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path / "tmp"))
+    db = tmp_path / "serve.db"
+    server = Server(
+        ["--db", str(db), "--projects", str(real_projects)],
+        env=env,
+        log_path=tmp_path / "serve.log",
+        port=free_port(),
+        cwd=folder,
+    )
+    try:
+        server.wait_until_up()
+        assert get_json(server.url + "/-/claude-sessions/status.json")["ok"] is True
+
+        def sidecar_alive():
+            return get_json(server.url + "/-/claude-sessions/status.json")["sidecar"]["alive"]
+
+        wait_for(sidecar_alive, 30, "the watch sidecar's heartbeat")
+        assert "the wrong" not in server.log()
+    finally:
+        server.stop()
