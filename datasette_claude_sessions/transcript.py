@@ -15,10 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from ingest import prompts, sidechains
-from ingest.parse import HUGE_BYTES, KEEP_BYTES
+from ingest.parse import HUGE_BYTES, KEEP_BYTES, LineError, load_record
 
 from . import facts, kept, render, tools
 from .facts import human_duration
@@ -159,11 +157,14 @@ def _fetch_rows(conn, ids: list[int]) -> dict[int, dict]:
 
 
 def _record(raw: Any) -> Any:
+    """The line's object through ingest's own parse (lone surrogates included), or None."""
     if raw is None:
         return None
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        return load_record(raw)
+    except (LineError, RecursionError):
         return None
 
 

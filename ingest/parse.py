@@ -454,9 +454,17 @@ def _parse(line: bytes):
                 return obj, extract(obj)
             except LineError:
                 pass  # parsed whole below: the error (or the surrogates) is in the line
+    obj = load_record(line)
+    return obj, extract(obj)
+
+
+def load_record(line: bytes) -> dict[str, Any]:
+    """The line's object, as the engine reads it: orjson, else (lone surrogates in
+    escapes, which orjson refuses) the json module with the surrogates replaced; raises
+    LineError.  The one parse of a line, for the engine, the transcript page and every
+    replay."""
     try:
-        obj = parse_line(line)
-        return obj, extract(obj)
+        return parse_line(line)
     except LineError as e:
         try:
             # NaN and Infinity are not JSON (SQLite's json functions refuse such a line)
@@ -465,8 +473,7 @@ def _parse(line: bytes):
             raise e from None
         if not isinstance(obj, dict):
             raise
-        obj = without_surrogates(obj)
-        return obj, extract(obj)
+        return without_surrogates(obj)
 
 
 def tail_is_complete(tail: bytes) -> bool:

@@ -25,7 +25,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, parse_line
+from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, load_record
 
 if TYPE_CHECKING:
     from .pricing import PriceTable
@@ -380,10 +380,10 @@ def events_as_new(conn, where: str = "1", params: tuple = ()):
     )
     for event_id, file_id, raw, file_session, host in conn.execute(sql, params):
         if isinstance(raw, str):
-            raw = raw.encode("utf-8")
+            raw = raw.encode("utf-8", "surrogatepass")
         try:
-            obj = parse_line(raw)
-        except ValueError:
+            obj = load_record(raw)  # the engine's own parse (lone surrogates included)
+        except (ValueError, RecursionError):
             continue
         cols = [None] * len(EVENT_COLUMNS)
         session_id = obj.get("sessionId")

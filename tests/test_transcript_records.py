@@ -155,3 +155,24 @@ async def test_home_shows_the_projects_folder_of_a_session_without_cwd(tmp_path)
     row = html.split(f"/-/claude-sessions/session/{sid}")[1].split("</tr>")[0]
     assert "A prompt with no cwd" in row
     assert ">-work-nocwd</td>" in row
+
+
+@pytest.mark.asyncio
+async def test_a_line_with_a_lone_surrogate_renders_as_the_prompt_it_is(tmp_path):
+    """orjson refuses lone surrogates in escapes (a cut emoji); the page reads each line
+    with ingest's own parse, so such a prompt shows as the prompt ingest stored."""
+    sid = "c0ffee00-0000-4000-8000-0000000000aa"
+    record = {**_user(0, "half an emoji \ud83d then the real question"), "sessionId": sid}
+    path = write_jsonl(tmp_path / "projects" / "-work-cut" / f"{sid}.jsonl", [record])
+    assert b"\\ud83d" in path.read_bytes()
+    db = build_archive(tmp_path, real=False)
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT kind FROM events WHERE session_id = ?", (sid,)).fetchall() == [
+        ("prompt",)
+    ]
+    conn.close()
+    html = (await datasette_for(db).client.get(f"/-/claude-sessions/session/{sid}")).text
+    assert "then the real question" in html
+    assert "Unreadable line" not in html
