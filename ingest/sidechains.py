@@ -17,6 +17,8 @@ import sqlite3
 
 import orjson
 
+from .parse import LineError, load_record
+
 PREFIX = "sidechain-"
 
 _SIDECHAIN_EVENTS = """
@@ -28,9 +30,11 @@ ORDER BY e.id
 
 
 def _prompt_of(raw) -> str | None:
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
     try:
-        record = orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError):
+        record = load_record(raw)  # the engine's own parse
+    except (LineError, RecursionError, TypeError):
         return None
     content = (record.get("message") or {}).get("content") if isinstance(record, dict) else None
     if isinstance(content, str):
