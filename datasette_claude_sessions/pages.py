@@ -258,17 +258,7 @@ async def session_page(datasette, request):
             )
             return Response.redirect(target)
 
-    def urls(kind: str, **kw) -> str:
-        if kind == "agent":
-            return session_url(datasette, session_id, agent=kw["agent_id"])
-        if kind == "event":
-            return session_url(datasette, session_id, agent=agent_id, event=kw["event_id"])
-        if kind == "kept":
-            return kept.kept_url(datasette, kw["file_id"])
-        raise ValueError(kind)
-
     requested_page = _int_arg(request, "page", 1)
-    events_url = str(datasette.urls.table(db.name, "events"))
     cache_key = db.path or db.name
 
     def build(conn):
@@ -283,7 +273,7 @@ async def session_page(datasette, request):
             return {"page_missing": (page, pages)}
         ids = order[(page - 1) * size : page * size]
         agents = transcript.session_agents(conn, session_id)
-        ctx = transcript.Context(urls=urls, events_url=events_url, cache_key=cache_key)
+        ctx = _transcript_context(datasette, db, session_id, agent_id)
         if not as_json:
             for agent in agents:
                 if agent["tool_use_id"]:

@@ -157,18 +157,6 @@ def iso_z(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sidecar_status(conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict:
     """The watch sidecar as seen from its heartbeat row: alive only when the row was
     written on this machine by a live process into this very file (not a copy), see

@@ -281,18 +281,6 @@ def unseen_bytes(roots: list[Path], known: set[str]) -> tuple[int, int]:
     return count, size
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def collect_status(conn: sqlite3.Connection, roots: list[Path] | None = None) -> dict:
     """The figures `status` prints.  ``roots``: projects directories whose files not
     archived yet count in the lag."""

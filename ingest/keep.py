@@ -47,7 +47,7 @@ import orjson
 from .clock import now_iso
 from .db import retry_busy
 from .digest import blake2b
-from .sources import HEAD_BYTES, head_hash
+from .sources import HEAD_BYTES, db_name, head_hash, os_name
 
 # zstd level for kept contents, measured on the kept files of the 100 MB demo corpus
 # (bench/bench_keep.py, docs/keep.md): level 3 stores them 5.2x smaller at ~100 MB/s, as
@@ -91,19 +91,6 @@ class Found:
 def printable(path: str) -> str:
     """A path as text for messages, whatever bytes its name holds."""
     return os.fsencode(path).decode("utf-8", "replace")
-
-
-def db_text(value: str) -> str | bytes:
-    """A path for SQLite: TEXT when it is UTF-8, else its bytes (a BLOB)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(value)
-    return value
-
-
-def from_db(value: str | bytes) -> str:
-    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def is_transcript(name: str) -> bool:
@@ -410,11 +397,11 @@ class Keeper:
                         row
                         for row in conn.execute(
                             "SELECT * FROM kept_files WHERE root = ? AND base = ?",
-                            (db_text(root), base),
+                            (db_name(root), base),
                         )
-                        if from_db(row["path"]).startswith(prefix)
+                        if os_name(row["path"]).startswith(prefix)
                     ]
-            return {from_db(row["path"]): row for row in rows}
+            return {os_name(row["path"]): row for row in rows}
         finally:
             conn.row_factory = None
 
@@ -480,10 +467,10 @@ class Keeper:
             "size, mtime, hash, first_seen, last_synced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "?, ?, ?)",
             (
-                db_text(item.path),
-                db_text(item.root),
+                db_name(item.path),
+                db_name(item.root),
                 item.base,
-                db_text(item.rel_path),
+                db_name(item.rel_path),
                 item.area,
                 item.session_id,
                 self.host,
@@ -769,13 +756,13 @@ def export_kept(
             "ORDER BY rel_path",
             (session_id,),
         ).fetchall()
-    plain = [from_db(row[1]) for row in rows]
+    plain = [os_name(row[1]) for row in rows]
     if not apart and (len(set(plain)) < len(plain) or taken.intersection(plain)):
         apart = True
     names = plain
     if apart:
         names = [
-            f"{safe_name(row[6])}/{root_folder(from_db(row[7]))}/{rel_path}"
+            f"{safe_name(row[6])}/{root_folder(os_name(row[7]))}/{rel_path}"
             for row, rel_path in zip(rows, plain, strict=True)
         ]
     seen: set[str] = set()
