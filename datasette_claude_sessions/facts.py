@@ -114,9 +114,10 @@ def _duration(first: str | None, last: str | None) -> str:
     try:
         start = datetime.fromisoformat((first or "").replace("Z", "+00:00"))
         end = datetime.fromisoformat((last or "").replace("Z", "+00:00"))
-    except ValueError:
+        seconds = (end - start).total_seconds()
+    except (ValueError, TypeError):  # not ISO, or one with a time zone and one without
         return ""
-    return human_duration((end - start).total_seconds() * 1000)
+    return human_duration(seconds * 1000)
 
 
 def _tools(conn, where: str, params: tuple) -> dict:

@@ -234,7 +234,8 @@ def markdown_events(views: list[dict], results: dict[str, dict], depth: int = 0)
     heading = "#" * min(2 + depth, 6)
     for view in views:
         record = view["record"] if isinstance(view["record"], dict) else {}
-        content = (record.get("message") or {}).get("content")
+        message = record.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
         when = (view["timestamp"] or "")[:19].replace("T", " ")
         if view["css"] == "prompt":
             text = prompts.typed_text(_text(content)) or _text(content)
@@ -247,15 +248,13 @@ def markdown_events(views: list[dict], results: dict[str, dict], depth: int = 0)
             ).strip()
             out.append(f"> *{view['label']}*: {line}\n" if line else f"> *{view['label']}*\n")
         elif view["type"] == "assistant":
-            for block in content if isinstance(content, list) else []:
-                if not isinstance(block, dict):
-                    continue
+            for block in transcript.record_blocks(record):
                 btype = block.get("type")
                 if btype == "text":
                     out.append(
                         f"{heading} Answer · {when}\n\n{str(block.get('text') or '').strip()}\n"
                     )
-                elif btype == "thinking" and (block.get("thinking") or "").strip():
+                elif btype == "thinking" and str(block.get("thinking") or "").strip():
                     out.append(_details("Thinking", str(block["thinking"])))
                 elif btype in ("tool_use", "server_tool_use"):
                     name = str(block.get("name") or "tool")

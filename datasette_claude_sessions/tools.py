@@ -202,7 +202,7 @@ VIEWS = {
 
 def tool_view(name: str | None, data: Any) -> tuple[str, Markup] | None:
     """(summary, HTML body) for a known tool's input, or None."""
-    view = VIEWS.get(name or "")
+    view = VIEWS.get(name) if isinstance(name, str) else None
     if view is None or not isinstance(data, dict):
         return None
     try:

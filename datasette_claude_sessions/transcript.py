@@ -168,7 +168,26 @@ def _record(raw: Any) -> Any:
         return None
 
 
-def _blocks(record: dict) -> list:
+# Block fields the views read as text: any other JSON value there (a list, a number)
+# is made None, or for text and thinking shown as its JSON, so no view meets a type
+# it does not expect (a hand-edited or fuzzed line renders, never fails the page).
+_ID_FIELDS = ("type", "id", "name", "tool_use_id")
+_TEXT_FIELDS = ("text", "thinking")
+
+
+def _sound(block: dict) -> dict:
+    bad = [k for k in _ID_FIELDS if k in block and not isinstance(block[k], str | None)]
+    bad += [k for k in _TEXT_FIELDS if k in block and not isinstance(block[k], str | None)]
+    if not bad:
+        return block
+    block = dict(block)
+    for key in bad:
+        block[key] = _as_text(block[key]) if key in _TEXT_FIELDS else None
+    return block
+
+
+def record_blocks(record: dict) -> list[dict]:
+    """The content blocks of a record's message, each a dict with sound text fields."""
     message = record.get("message")
     if not isinstance(message, dict):
         return []
@@ -176,7 +195,7 @@ def _blocks(record: dict) -> list:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if isinstance(content, list):
-        return [b for b in content if isinstance(b, dict)]
+        return [_sound(b) for b in content if isinstance(b, dict)]
     return []
 
 
@@ -452,14 +471,14 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
     if rtype == "user":
         if record.get("isCompactSummary"):
             text = "\n".join(
-                b.get("text") or "" for b in _blocks(record) if b.get("type") == "text"
+                b.get("text") or "" for b in record_blocks(record) if b.get("type") == "text"
             )
             return (
                 "Compaction summary",
                 "compact-summary",
                 [_details("Summary of the earlier conversation", text)],
             )
-        content_blocks = _blocks(record)
+        content_blocks = record_blocks(record)
         if content_blocks and all(b.get("type") == "text" for b in content_blocks):
             joined = "\n".join(str(b.get("text") or "") for b in content_blocks)
             tags = render.command_tags(joined)
@@ -510,7 +529,7 @@ def _view_blocks(row: dict, record: Any, ctx: Context) -> tuple[str, str, list[d
 
     if rtype == "assistant":
         blocks = []
-        for block in _blocks(record):
+        for block in record_blocks(record):
             btype = block.get("type")
             if btype == "text":
                 blocks.append(_markdown(block.get("text")))
@@ -709,7 +728,7 @@ def _tool_ids(records: list[Any]) -> list[str]:
     for record in records:
         if not isinstance(record, dict):
             continue
-        for block in _blocks(record):
+        for block in record_blocks(record):
             if block.get("type") in ("tool_use", "server_tool_use") and block.get("id"):
                 ids.append(block["id"])
             elif block.get("type") == "tool_result" and block.get("tool_use_id"):
@@ -723,7 +742,7 @@ def _tool_results(records: list[Any]) -> list[tuple[str, Any]]:
         (block["tool_use_id"], block.get("content"))
         for record in records
         if isinstance(record, dict)
-        for block in _blocks(record)
+        for block in record_blocks(record)
         if block.get("type") == "tool_result" and isinstance(block.get("tool_use_id"), str)
     ]
 

@@ -36,7 +36,8 @@ def _prompt_of(raw) -> str | None:
         record = load_record(raw)  # the engine's own parse
     except (LineError, RecursionError, TypeError):
         return None
-    content = (record.get("message") or {}).get("content") if isinstance(record, dict) else None
+    message = record.get("message") if isinstance(record, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, str):
         return content
     if isinstance(content, list):

@@ -3,10 +3,19 @@ pointed at temporary directories, so nothing here can touch the real ~/.claude."
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The fuzz tests draw new examples on every local run.  CI (.ci/run sets
+# HYPOTHESIS_PROFILE=ci) draws the same examples every time, so a commit lands or not on
+# its own merits; a find from a local run is kept as an @example.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 SAMPLES = SHARED / "samples"
