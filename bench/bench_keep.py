@@ -23,7 +23,7 @@ into a fresh database after ``os.sync()``; medians:
 - an **append pass**: 10 prompts appended to history.jsonl and one new tool-results file,
   then one pass (CPU time, median of 3);
 - **zstd levels**: every distinct kept content compressed at each level, in one
-  process: total size and MB/s (what chose ingest.keep.ZSTD_LEVEL).
+  process: total size and MB/s (what chose ingest.keep_blobs.ZSTD_LEVEL).
 
 The machine's load average is printed with the figures.
 """
@@ -44,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from ingest import db as db_module  # noqa: E402
-from ingest import demo, keep, sync  # noqa: E402
+from ingest import demo, keep_blobs, keep_walk, sync  # noqa: E402
 from ingest.demo_keep import add_claude_dir_files  # noqa: E402
 from ingest.keep import KeepResult  # noqa: E402
 
@@ -90,10 +90,10 @@ def tree_bytes(root: Path) -> dict[str, tuple[int, int]]:
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
             if rel.startswith("projects/"):
-                if keep.is_transcript(name):
+                if keep_walk.is_transcript(name):
                     area = "transcripts"
                 else:
-                    area = keep.project_area(rel[len("projects/") :])[0]
+                    area = keep_walk.project_area(rel[len("projects/") :])[0]
             else:
                 area = rel.split("/")[0] if "/" in rel else rel
             entry = out.setdefault(area, [0, 0])
@@ -111,10 +111,10 @@ def zstd_levels(root: Path) -> list[tuple[int, int, int, float]]:
         for name in names:
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
-            if keep.is_transcript(name) or rel == "history.jsonl":
+            if keep_walk.is_transcript(name) or rel == "history.jsonl":
                 continue
             data = path.read_bytes()
-            contents[keep.content_hash(data)] = data
+            contents[keep_blobs.content_hash(data)] = data
     raw = sum(len(d) for d in contents.values())
     rows = []
     for level in LEVELS:

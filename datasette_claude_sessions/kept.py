@@ -22,7 +22,7 @@ from typing import Any
 from datasette.utils.asgi import NotFound, Response
 from markupsafe import Markup
 
-from ingest.keep import blob_bytes
+from ingest.keep_blobs import blob_bytes
 
 from . import render
 from .utils import archive_or_404

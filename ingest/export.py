@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from .archive import ExportError, connect_readonly, root_folder, safe_name
-from .keep import export_kept
+from .keep_copy import export_kept
 from .sources import os_name
 
 MIN_PREFIX = 6

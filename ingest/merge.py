@@ -25,7 +25,7 @@ from . import derive
 from .archive import SQLITE_HEADER, read_only_location
 from .batch import FTS_CHARS
 from .db import open_db
-from .keep import merge_kept
+from .keep_copy import merge_kept
 from .lock import WriterLock
 from .parse import EVENT_COLUMNS
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ingest import keep
+from ingest import keep_blobs
 from ingest.cli import cli
 from ingest.export import export_files
 from ingest.sync import run_pass
@@ -113,7 +113,7 @@ def test_kept_byte_exact_and_sources_untouched(claude, db_path, tmp_path):
         if digest is None:
             continue
         source = (claude / "projects" if rel_path.startswith(PROJECT) else claude) / rel_path
-        assert keep.blob_bytes(conn, digest) == source.read_bytes()
+        assert keep_blobs.blob_bytes(conn, digest) == source.read_bytes()
     conn.close()
 
 
@@ -136,13 +136,13 @@ def test_identical_contents_stored_once_compressed_when_it_pays(claude, db_path)
     ).read_bytes()
     size, compression, stored = conn.execute(
         "SELECT size, compression, length(data) FROM kept_blobs WHERE hash = ?",
-        (keep.content_hash(text),),
+        (keep_blobs.content_hash(text),),
     ).fetchone()
     assert (size, compression) == (len(text), "zstd") and stored < len(text) / 10
     jpg = claude / "projects" / PROJECT / SESSION / "tool-results" / "toolu_01PAGES" / "page-1.jpg"
     compression, stored = conn.execute(
         "SELECT compression, length(data) FROM kept_blobs WHERE hash = ?",
-        (keep.content_hash(jpg.read_bytes()),),
+        (keep_blobs.content_hash(jpg.read_bytes()),),
     ).fetchone()
     assert compression is None and stored == 5000  # random bytes: kept as they are
     conn.close()
@@ -167,8 +167,8 @@ def test_incremental_only_new_or_changed_files_are_read(claude, db_path):
         "WHERE f.rel_path = 'plans/happy-dancing-fox.md' ORDER BY v.id"
     ).fetchall()
     assert len(versions) == 2
-    assert keep.blob_bytes(conn, versions[0][0]) == b"# Plan\n\n1. do it\n"
-    assert keep.blob_bytes(conn, versions[1][0]) == plan.read_bytes()
+    assert keep_blobs.blob_bytes(conn, versions[0][0]) == b"# Plan\n\n1. do it\n"
+    assert keep_blobs.blob_bytes(conn, versions[1][0]) == plan.read_bytes()
     assert (
         conn.execute(
             "SELECT count(*) FROM kept_versions v JOIN kept_files f ON f.id = v.file_id "

@@ -161,6 +161,11 @@ ENGINE = (
     "parse",
     "derive",
     "usage",
+    "keep",
+    "keep_walk",
+    "keep_blobs",
+    "keep_history",
+    "keep_copy",
 )
 
 
