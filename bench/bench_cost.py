@@ -22,7 +22,7 @@ import yaml
 from click.testing import CliRunner
 from datasette_dashboards import replace_opts_in_query
 
-from ingest import schema, usage
+from ingest import blocks, schema, usage
 from ingest.cli import cli
 
 METADATA = Path(__file__).resolve().parent.parent / "metadata.yml"
@@ -67,7 +67,7 @@ def main(db, runs):
         f"cost --by day as a subprocess (with Python start-up): "
         f"{(time.perf_counter() - start) * 1000:.0f} ms"
     )
-    print(f"usage.current_block      {timed(lambda: usage.current_block(conn), runs):8.1f} ms")
+    print(f"blocks.current_block     {timed(lambda: blocks.current_block(conn), runs):8.1f} ms")
     print(f"usage.unpriced_models    {timed(lambda: usage.unpriced_models(conn), runs):8.1f} ms")
     board = yaml.safe_load(METADATA.read_text())["plugins"]["datasette-dashboards"]
     total = 0.0

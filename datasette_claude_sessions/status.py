@@ -41,8 +41,8 @@ from markupsafe import Markup
 
 from ingest import heartbeat
 from ingest.archive import connect_readonly
+from ingest.figures import usage as usage_figures
 from ingest.paths import default_projects_dirs, settings_path
-from ingest.usage import status_figures as usage_figures
 
 from . import guard
 from .utils import (

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from .usage import BLOCK_HOURS, parse_ts
+from .blocks import BLOCK_HOURS
+from .clock import parse_ts
 
 TOP_KEYS = {"day": "daily", "week": "weekly", "month": "monthly", "session": "sessions"}
 PERIOD_FIELD = {"day": "date", "week": "week", "month": "month"}

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from . import archive, schema, usage
+from .blocks import MIN_RATE_MINUTES
 from .cli import cli, db_option, resolve_db
 from .cli_sync import plural
 from .cost_report import GROUPINGS, Clock, DateError, parse_day, report, totals
@@ -123,7 +124,7 @@ def render(
     if by == "block":
         lines.append(
             "$/hour: cost between a block's first and last call, per hour (blank when they "
-            f"are less than {usage.MIN_RATE_MINUTES} minutes apart). projected: for the "
+            f"are less than {MIN_RATE_MINUTES} minutes apart). projected: for the "
             "active block only, its cost at the block's end if calls go on at that rate."
         )
     if unpriced:

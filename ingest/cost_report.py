@@ -15,7 +15,8 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import usage
+from . import blocks as five_hour
+from .clock import parse_ts
 from .usage import METRICS
 
 GROUPINGS = ("day", "week", "month", "session", "project", "model", "agent", "block")
@@ -226,7 +227,7 @@ def _fold(conn, by, slot, sums, where, params, clock, model, whole_hours=True) -
     for start, name, *values in conn.execute(sql, params):
         label = labels.get(start)
         if label is None:
-            local = clock.local(usage.parse_ts(start + ":00Z"))
+            local = clock.local(parse_ts(start + ":00Z"))
             if whole_hours and local.minute:
                 return None
             label = labels[start] = bucket_label(by, local.date())
@@ -330,7 +331,7 @@ def _agents(conn, sums, where, params, model) -> list[dict]:
 
 def _blocks(conn, where, params, cost, sums, model) -> list[dict]:
     """usage_blocks rows (the one 5-hour block rule), each with its models."""
-    blocks = [block_row(b) for b in usage.blocks(conn, where, tuple(params), cost)]
+    blocks = [block_row(b) for b in five_hour.blocks(conn, where, tuple(params), cost)]
     if not blocks or model == "NULL":
         for block in blocks:
             block["models"] = []
@@ -351,23 +352,23 @@ def _blocks(conn, where, params, cost, sums, model) -> list[dict]:
     return blocks
 
 
+BLOCK_EXTRAS = (
+    "first_call",
+    "last_call",
+    "tokens_per_hour",
+    "cost_per_hour",
+    "active",
+    "projected_cost_usd",
+)
+
+
 def block_row(block: dict) -> dict:
-    """A usage_blocks row as a report row: METRICS plus the block's times and burn rate,
+    """A blocks() row as a report row: METRICS plus the block's times and burn rate,
     and for the running block the cost at its end if calls go on at that rate."""
     row = {"block_start": block["block_start"], "block_end": block["block_end"]}
     row.update({m: block[m] for m in METRICS})
-    row["first_call"] = block["first_call"]
-    row["last_call"] = block["last_call"]
-    row["tokens_per_hour"] = block["tokens_per_hour"]
-    row["cost_per_hour"] = block["cost_per_hour"]
-    row["active"] = bool(block["is_active"])
-    row["projected_cost_usd"] = None
-    if row["active"]:
-        remaining = usage.parse_ts(block["block_end"]) - datetime.now(UTC)
-        hours = max(remaining.total_seconds(), 0) / 3600
-        row["projected_cost_usd"] = block["cost_usd"]
-        if block["cost_per_hour"] is not None:
-            row["projected_cost_usd"] += block["cost_per_hour"] * hours
+    for key in BLOCK_EXTRAS:
+        row[key] = block[key]
     return row
 
 

@@ -24,7 +24,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .usage import _ROLLUPS, _SUMS, BLOCKS_SQL, MIN_RATE_MINUTES
+from .blocks import view_sql as blocks_view_sql
+from .usage import _ROLLUPS, _SUMS
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -473,10 +474,7 @@ def m102_usage_blocks(db) -> None:
     # usage_blocks: one row per 5-hour billing block (issue #4), the rows of
     # `claude-sessions cost --by block`; is_active marks the block running now.
     db.execute("DROP VIEW IF EXISTS usage_blocks")
-    db.execute(
-        "CREATE VIEW usage_blocks AS"
-        + BLOCKS_SQL.format(where="1", cost="cost_usd", min_rate_minutes=MIN_RATE_MINUTES)
-    )
+    db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
 
 
 @migrations(name="m201_sync_unreadable")
@@ -682,15 +680,10 @@ def m502_heartbeat_archive(db: Database) -> None:
 def m503_block_burn_rate(db: Database) -> None:
     # usage_blocks gives a burn rate only for blocks whose calls span MIN_RATE_MINUTES or
     # more (a 4-call block a minute long read as $25/hour).
-    from .usage import BLOCKS_SQL, MIN_RATE_MINUTES
-
     if not db["api_calls"].exists():
         return  # a new archive: m102 creates the view with this SQL
     db.execute("DROP VIEW IF EXISTS usage_blocks")
-    db.execute(
-        "CREATE VIEW usage_blocks AS"
-        + BLOCKS_SQL.format(where="1", cost="cost_usd", min_rate_minutes=MIN_RATE_MINUTES)
-    )
+    db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
 
 
 @migrations(name="m504_inline_sidechains")

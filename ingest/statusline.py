@@ -24,6 +24,8 @@ import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+from .clock import parse_ts
+
 # The context window the percentage is of (ccusage uses the same 200k).
 CONTEXT_WINDOW = 200_000
 
@@ -98,7 +100,7 @@ def local_midnight_utc(now: datetime, tz=None) -> str:
 
 def figures(conn: sqlite3.Connection, session_id: str | None, now: datetime, tz=None) -> dict:
     """Session cost, today's cost and the running 5-hour block (None when none runs)."""
-    from .usage import current_block
+    from .blocks import current_block
 
     session = None
     if session_id:
@@ -153,7 +155,7 @@ def line(info: dict, fig: dict, now: datetime) -> str:
     ]
     block = fig["block"]
     if block is not None:
-        costs.append(f"{money(block['cost_usd'])} block ({left(block['end'] - now)})")
+        costs.append(f"{money(block['cost_usd'])} block ({left(parse_ts(block['block_end']) - now)})")
     else:
         costs.append("no active block")
     parts.append("💰 " + " / ".join(costs))

@@ -1,4 +1,5 @@
-"""Deduplicated API calls (``api_calls``), their cost, rollup views and 5-hour blocks.
+"""Deduplicated API calls (``api_calls``), their cost and rollup views (5-hour blocks:
+ingest/blocks.py).
 
 One ``api_calls`` row per billed API response.  Claude Code writes one response over
 several assistant lines (and resumes, ``--continue`` and sidechains copy lines into other
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, load_record
@@ -30,10 +30,6 @@ from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, load_record
 if TYPE_CHECKING:
     from .pricing import PriceTable
 
-BLOCK_HOURS = 5
-# A burn rate ($/hour, tokens/hour) needs calls spread over at least this many minutes:
-# four calls a few seconds apart would otherwise read as dollars per hour.
-MIN_RATE_MINUTES = 10
 _AGENT_ID_INDEX = EVENT_COLUMNS.index("agent_id")
 
 API_CALL_COLUMNS = (
@@ -100,53 +96,6 @@ _ROLLUPS = {
 }
 
 
-# 5-hour billing blocks (see blocks_from_hours for the rule), in SQL: per UTC hour sums,
-# then a recursive walk over the hours in order that starts a block at the first hour at
-# or after the previous block's end.  ``{where}`` filters api_calls, ``{cost}`` is the
-# cost expression (cost_usd, or a --pricing function).
-BLOCKS_SQL = """
-WITH RECURSIVE
-hours AS MATERIALIZED (
-    SELECT row_number() OVER (ORDER BY substr(timestamp, 1, 13)) AS n,
-        substr(timestamp, 1, 13) AS hour, count(*) AS calls,
-        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-        sum(cache_creation_5m_tokens + cache_creation_1h_tokens) AS cache_creation_tokens,
-        sum(cache_read_tokens) AS cache_read_tokens, sum(total_tokens) AS total_tokens,
-        sum({cost}) AS cost_usd, sum({cost} IS NULL) AS unpriced_calls,
-        min(timestamp) AS first_call, max(timestamp) AS last_call
-    FROM api_calls WHERE timestamp IS NOT NULL AND ({where})
-    GROUP BY hour
-),
-starts (n, block_start) AS (
-    SELECT 1, hour FROM hours WHERE n = 1
-    UNION ALL
-    SELECT h.n, CASE WHEN h.hour >= strftime('%Y-%m-%dT%H', s.block_start || ':00', '+5 hours')
-        THEN h.hour ELSE s.block_start END
-    FROM starts s JOIN hours h ON h.n = s.n + 1
-),
-blocks AS (
-    SELECT s.block_start || ':00:00Z' AS block_start,
-        strftime('%Y-%m-%dT%H:00:00Z', s.block_start || ':00', '+5 hours') AS block_end,
-        sum(h.calls) AS calls, sum(h.input_tokens) AS input_tokens,
-        sum(h.output_tokens) AS output_tokens,
-        sum(h.cache_creation_tokens) AS cache_creation_tokens,
-        sum(h.cache_read_tokens) AS cache_read_tokens, sum(h.total_tokens) AS total_tokens,
-        sum(h.cost_usd) AS cost_usd, sum(h.unpriced_calls) AS unpriced_calls,
-        min(h.first_call) AS first_call, max(h.last_call) AS last_call
-    FROM starts s JOIN hours h ON h.n = s.n
-    GROUP BY s.block_start
-)
-SELECT block_start, block_end, calls, input_tokens, output_tokens, cache_creation_tokens,
-    cache_read_tokens, total_tokens, cost_usd, unpriced_calls, first_call, last_call,
-    CASE WHEN (julianday(last_call) - julianday(first_call)) * 1440 >= {min_rate_minutes}
-        THEN total_tokens / ((julianday(last_call) - julianday(first_call)) * 24) END
-        AS tokens_per_hour,
-    CASE WHEN (julianday(last_call) - julianday(first_call)) * 1440 >= {min_rate_minutes}
-        THEN cost_usd / ((julianday(last_call) - julianday(first_call)) * 24) END
-        AS cost_per_hour,
-    strftime('%Y-%m-%dT%H:%M:%SZ', 'now') >= block_start
-        AND strftime('%Y-%m-%dT%H:%M:%SZ', 'now') < block_end AS is_active
-FROM blocks ORDER BY block_start"""
 # The figures every usage_by_* view (and `claude-sessions cost`) adds up, then the span of
 # the calls they cover: the columns all those views share.
 METRICS = (
@@ -160,22 +109,6 @@ METRICS = (
     "unpriced_calls",
 )
 ROLLUP_COLUMNS = (*METRICS, "first_call", "last_call")
-BLOCK_COLUMNS = (
-    "block_start",
-    "block_end",
-    *ROLLUP_COLUMNS,
-    "tokens_per_hour",
-    "cost_per_hour",
-    "is_active",
-)
-
-
-def blocks(conn, where: str = "1", params: tuple = (), cost: str = "cost_usd") -> list[dict]:
-    """The usage_blocks rows for the calls matching ``where`` (dicts of BLOCK_COLUMNS)."""
-    sql = BLOCKS_SQL.format(where=where, cost=cost, min_rate_minutes=MIN_RATE_MINUTES)
-    return [dict(zip(BLOCK_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
-
-
 # ---------------------------------------------------------------------------
 # Rows from transcript lines
 
@@ -405,120 +338,6 @@ def rebuild(conn, *, batch_size: int = 5000) -> int:
     return conn.execute("SELECT count(*) FROM api_calls").fetchone()[0]
 
 
-# ---------------------------------------------------------------------------
-# 5-hour blocks and the status page
-
-
-def parse_ts(value: str) -> datetime:
-    """An ISO-8601 timestamp as an aware UTC datetime."""
-    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def hourly(conn, where: str = "1", params: tuple = (), cost: str = "cost_usd") -> list[tuple]:
-    """Per UTC hour: (hour, calls, tokens, cost, unpriced, first_ts, last_ts), in order."""
-    sql = f"""
-        SELECT substr(timestamp, 1, 13) AS hour, count(*), sum(total_tokens), sum({cost}),
-               sum({cost} IS NULL), min(timestamp), max(timestamp)
-        FROM api_calls WHERE timestamp IS NOT NULL AND ({where})
-        GROUP BY hour ORDER BY hour"""
-    return conn.execute(sql, params).fetchall()
-
-
-def blocks_from_hours(hours: list[tuple], now: datetime | None = None) -> list[dict]:
-    """Group hourly rows into 5-hour billing blocks.
-
-    A block starts at the hour (floored) of the first call after the previous block
-    ended, and lasts 5 hours.  Blocks end on whole hours, so hourly sums are exact.
-    """
-    now = now or datetime.now(UTC)
-    blocks: list[dict] = []
-    block = None
-    for hour, calls, tokens, cost, unpriced, first_ts, last_ts in hours:
-        start = parse_ts(hour + ":00:00Z")
-        if block is None or start >= block["end"]:
-            block = {
-                "start": start,
-                "end": start + timedelta(hours=BLOCK_HOURS),
-                "calls": 0,
-                "tokens": 0,
-                "cost_usd": None,
-                "unpriced_calls": 0,
-                "first_call": first_ts,
-                "last_call": last_ts,
-            }
-            blocks.append(block)
-        block["calls"] += calls
-        block["tokens"] += tokens or 0
-        if cost is not None:
-            block["cost_usd"] = (block["cost_usd"] or 0.0) + cost
-        block["unpriced_calls"] += unpriced or 0
-        block["last_call"] = last_ts
-    for block in blocks:
-        _burn_rate(block, now)
-    return blocks
-
-
-def _burn_rate(block: dict, now: datetime) -> None:
-    first, last = parse_ts(block["first_call"]), parse_ts(block["last_call"])
-    hours = (last - first).total_seconds() / 3600
-    if hours * 60 < MIN_RATE_MINUTES:
-        hours = 0  # a few calls a minute apart: no rate worth extrapolating
-    cost = block["cost_usd"]
-    block["tokens_per_hour"] = block["tokens"] / hours if hours > 0 else None
-    block["cost_per_hour"] = cost / hours if hours > 0 and cost is not None else None
-    block["active"] = block["start"] <= now < block["end"]
-    block["projected_cost_usd"] = None
-    if block["active"]:
-        remaining = (block["end"] - now).total_seconds() / 3600
-        if block["cost_per_hour"] is not None:
-            block["projected_cost_usd"] = cost + block["cost_per_hour"] * remaining
-        else:
-            block["projected_cost_usd"] = cost
-
-
-def current_block(conn, now: datetime | None = None) -> dict | None:
-    """The 5-hour block running at ``now`` (default: the current time), or None.
-
-    Keys: start, end (datetimes, UTC), calls, tokens, cost_usd, unpriced_calls,
-    first_call, last_call, tokens_per_hour, cost_per_hour, active, projected_cost_usd
-    (cost at the block's end if calls go on at the current burn rate).
-    """
-    now = now or datetime.now(UTC)
-    until = now.strftime("%Y-%m-%dT%H:%M:%S.999Z")
-    window = 2 * BLOCK_HOURS
-    while True:
-        since = (now - timedelta(hours=window)).strftime("%Y-%m-%dT%H")
-        window_hours = hourly(conn, "timestamp >= ? AND timestamp <= ?", (since, until))
-        hours = _from_gap(window_hours)
-        if not hours:
-            return None
-        if len(hours) < len(window_hours):
-            break  # an hour after a gap of 5 hours starts a block, whatever came before
-        # Exact once the first hour follows a gap of 5 hours (or nothing at all).
-        first = parse_ts(hours[0][0] + ":00:00Z")
-        before = (first - timedelta(hours=BLOCK_HOURS)).strftime("%Y-%m-%dT%H")
-        earlier = conn.execute(
-            "SELECT 1 FROM api_calls WHERE timestamp >= ? AND timestamp < ? LIMIT 1",
-            (before, hours[0][0]),
-        ).fetchone()
-        if earlier is None:
-            break
-        window *= 2
-    blocks = blocks_from_hours(hours, now)
-    return blocks[-1] if blocks and blocks[-1]["active"] else None
-
-
-def _from_gap(hours: list[tuple]) -> list[tuple]:
-    """Hourly rows from the last one that follows a gap of >= 5 hours (or the first)."""
-    start = 0
-    for i in range(1, len(hours)):
-        gap = parse_ts(hours[i][0] + ":00:00Z") - parse_ts(hours[i - 1][0] + ":00:00Z")
-        if gap >= timedelta(hours=BLOCK_HOURS):
-            start = i
-    return hours[start:]
-
-
 def unpriced_models(conn) -> list[dict]:
     """Models of stored calls without a price: model, calls, total_tokens, last_call."""
     rows = conn.execute(
@@ -529,21 +348,3 @@ def unpriced_models(conn) -> list[dict]:
         {"model": model, "calls": calls, "total_tokens": tokens, "last_call": last}
         for model, calls, tokens, last in rows
     ]
-
-
-def status_figures(conn, now: datetime | None = None) -> dict:
-    """JSON-ready usage figures for the status page: the running 5-hour block and the
-    models without a price (empty when the archive has no api_calls table yet)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_calls'"
-    ).fetchone()
-    if not exists:
-        return {"current_block": None, "unpriced_models": []}
-    block = current_block(conn, now)
-    if block is not None:
-        block = {
-            **block,
-            "start": block["start"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "end": block["end"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-    return {"current_block": block, "unpriced_models": unpriced_models(conn)}

@@ -231,3 +231,35 @@ def test_one_file_pass_reads_only_the_rows_it_needs(real_projects, db_path):
         assert "SCAN sync_files" not in plan  # through the path index
     assert known_files_query(None)[1] == []
     conn.close()
+
+
+def test_one_block_everywhere(session, db_path):
+    """The running 5-hour block is the same in the usage_blocks view, `cost --by block`,
+    the status page's figures and the status line: one implementation (ingest.blocks)."""
+    from click.testing import CliRunner
+
+    from ingest import figures
+    from ingest.cli import cli
+
+    root, transcript = session
+    run_pass(db_path, [root])
+    conn = sqlite3.connect(db_path)
+    view = conn.execute(
+        "SELECT block_start, block_end, calls, cost_usd FROM usage_blocks WHERE is_active"
+    ).fetchall()
+    page = figures.usage(conn)["current_block"]
+    conn.close()
+    assert len(view) == 1
+    start, end, calls, cost = view[0]
+    assert (page["start"], page["end"], page["calls"]) == (start, end, calls)
+    assert page["cost_usd"] == pytest.approx(cost)
+    out = CliRunner().invoke(cli, ["cost", "--db", str(db_path), "--by", "block", "--json"])
+    active = [r for r in json.loads(out.output)["rows"] if r["active"]]
+    assert [(r["block_start"], r["block_end"], r["calls"]) for r in active] == [view[0][:3]]
+    assert active[0]["cost_usd"] == pytest.approx(cost)
+    assert active[0]["projected_cost_usd"] == pytest.approx(page["projected_cost_usd"], rel=1e-3)
+    text = statusline(payload(transcript), db_path, root).stdout.decode()
+    assert dollars(text, "block") == f"{cost:,.2f}"
+    hours, minutes = map(int, re.search(r"block \((\d)h (\d+)m left\)", text).groups())
+    left = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.now(UTC)
+    assert abs(hours * 60 + minutes - left.total_seconds() / 60) <= 2

@@ -228,3 +228,17 @@ def test_an_archive_migrated_by_name_is_not_migrated_again(tmp_path):
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT name, applied_at FROM _sqlite_migrations").fetchall() == before
     conn.close()
+
+
+def test_the_5_hour_block_rule_is_written_once():
+    """One implementation serves the usage_blocks view, `cost --by block`, the status
+    page and the status line (issue 11): the rule, its SQL and the projection live in
+    ingest/blocks.py only."""
+    marks = ("BLOCK_HOURS = ", "'+5 hours'", '["projected_cost_usd"] =', "def current_block")
+    found = {
+        (name, mark)
+        for name, path in module_files().items()
+        for mark in marks
+        if mark in path.read_text()
+    }
+    assert found == {("ingest.blocks", mark) for mark in marks}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import schema, usage
+from ingest import blocks, figures, schema, usage
 from ingest.pricing import PriceTable, PricingError, read_price_file
 from ingest.sync import run_pass
 
@@ -313,17 +313,44 @@ def test_blocks_and_current_block(tmp_path, db_path):
     )
     run_pass(db_path, [root])
     conn = schema.connect(str(db_path))
-    blocks = usage.blocks_from_hours(
-        usage.hourly(conn), now=datetime(2025, 6, 2, 10, 30, tzinfo=UTC)
-    )
-    assert [(b["start"].hour, b["calls"]) for b in blocks] == [(10, 2), (15, 1), (8, 2)]
     now = datetime(2025, 6, 2, 10, 30, tzinfo=UTC)
-    block = usage.current_block(conn, now=now)
-    assert block["start"] == datetime(2025, 6, 2, 8, tzinfo=UTC)
+    found = blocks.blocks(conn, now=now)
+    assert [(b["block_start"][11:13], b["calls"]) for b in found] == [
+        ("10", 2),
+        ("15", 1),
+        ("08", 2),
+    ]
+    assert [b["active"] for b in found] == [False, False, True]
+    block = blocks.current_block(conn, now=now)
+    assert block == found[-1]
+    assert block["block_start"] == "2025-06-02T08:00:00Z"
     assert block["cost_usd"] == pytest.approx(2.0)  # 2M input tokens of Haiku 4.5
     assert block["cost_per_hour"] == pytest.approx(2.0)  # $2 from 08:30 to 09:30
     assert block["projected_cost_usd"] == pytest.approx(2.0 + 2.0 * 2.5)
-    assert usage.current_block(conn, now=datetime(2025, 6, 2, 13, 0, tzinfo=UTC)) is None
+    assert blocks.current_block(conn, now=datetime(2025, 6, 2, 13, 0, tzinfo=UTC)) is None
+
+
+def test_current_block_reads_back_past_a_long_run_of_hours(tmp_path, db_path):
+    """Calls every 2 hours for two days: no gap of 5 hours, so current_block must widen
+    its window until it reaches the first call, and find the block the whole history
+    gives (blocks at 00, 06, 12, 18 ... not at the window's first hour)."""
+    start = datetime(2025, 6, 1, 0, 10, tzinfo=UTC)
+    stamps = [start + timedelta(hours=2 * i) for i in range(25)]
+    write_jsonl(
+        tmp_path / "projects" / "-p" / f"{SID}.jsonl",
+        [
+            line(f"m{i}", f"r{i}", ts=ts.strftime("%Y-%m-%dT%H:%M:%S.000Z"), model=HAIKU)
+            for i, ts in enumerate(stamps)
+        ],
+    )
+    run_pass(db_path, [tmp_path / "projects"])
+    conn = schema.connect(str(db_path))
+    now = stamps[-1] + timedelta(minutes=20)
+    everything = blocks.blocks(conn, now=now)
+    assert [b["block_start"][11:13] for b in everything[:4]] == ["00", "06", "12", "18"]
+    block = blocks.current_block(conn, now=now)
+    assert block == everything[-1] and block["active"]
+    assert block["block_start"] == "2025-06-03T00:00:00Z"
 
 
 def test_status_figures_are_json(tmp_path, db_path):
@@ -337,25 +364,53 @@ def test_status_figures_are_json(tmp_path, db_path):
     )
     run_pass(db_path, [root])
     conn = schema.connect(str(db_path))
-    figures = usage.status_figures(conn, now=datetime(2025, 6, 2, 10, 0, tzinfo=UTC))
-    again = json.loads(json.dumps(figures))
+    found = figures.usage(conn, now=datetime(2025, 6, 2, 10, 0, tzinfo=UTC))
+    again = json.loads(json.dumps(found))
     assert again["current_block"]["start"] == "2025-06-02T08:00:00Z"
+    assert again["current_block"]["end"] == "2025-06-02T13:00:00Z"
     assert again["current_block"]["calls"] == 2
     assert again["unpriced_models"][0]["model"] == "claude-imaginary-9"
 
 
-def python_blocks(conn, now=None) -> list[tuple]:
+def rule_blocks(conn, now=None) -> list[tuple]:
+    """The 5-hour rule written out plainly, as the test's own oracle: a block starts at
+    the hour (floored, UTC) of the first call at or after the previous block's end and
+    lasts 5 hours."""
+    calls = conn.execute(
+        "SELECT timestamp, total_tokens, cost_usd IS NULL FROM api_calls "
+        "WHERE timestamp IS NOT NULL ORDER BY timestamp"
+    ).fetchall()
+    found: list[dict] = []
+    for ts, tokens, unpriced in calls:
+        hour = datetime.fromisoformat(ts[:13] + ":00:00+00:00")
+        if not found or hour >= found[-1]["end"]:
+            found.append(
+                {
+                    "start": hour,
+                    "end": hour + timedelta(hours=5),
+                    "calls": 0,
+                    "tokens": 0,
+                    "unpriced": 0,
+                    "first": ts,
+                }
+            )
+        block = found[-1]
+        block["calls"] += 1
+        block["tokens"] += tokens
+        block["unpriced"] += unpriced
+        block["last"] = ts
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
     return [
         (
-            b["start"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-            b["end"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            b["start"].strftime(stamp),
+            b["end"].strftime(stamp),
             b["calls"],
             b["tokens"],
-            b["unpriced_calls"],
-            b["first_call"],
-            b["last_call"],
+            b["unpriced"],
+            b["first"],
+            b["last"],
         )
-        for b in usage.blocks_from_hours(usage.hourly(conn), now=now)
+        for b in found
     ]
 
 
@@ -366,25 +421,17 @@ def view_blocks(conn) -> list[tuple]:
     ).fetchall()
 
 
-def test_usage_blocks_view_agrees_with_the_python_blocks(tmp_path, db_path, real_projects):
+def test_usage_blocks_view_follows_the_rule(tmp_path, db_path, real_projects):
     run_pass(db_path, [real_projects])
     conn = schema.connect(str(db_path))
     in_sql = view_blocks(conn)
-    assert len(in_sql) > 5 and in_sql == python_blocks(conn)
-    costs = [r[0] for r in conn.execute("SELECT cost_usd FROM usage_blocks")]
-    py_costs = [b["cost_usd"] for b in usage.blocks_from_hours(usage.hourly(conn))]
-    assert costs == pytest.approx(py_costs)
-    rates = conn.execute("SELECT tokens_per_hour, cost_per_hour FROM usage_blocks").fetchall()
-    py_rates = [
-        (b["tokens_per_hour"], b["cost_per_hour"])
-        for b in usage.blocks_from_hours(usage.hourly(conn))
-    ]
-    for (tokens, cost), (py_tokens, py_cost) in zip(rates, py_rates, strict=True):
-        assert (tokens is None) == (py_tokens is None) and (cost is None) == (py_cost is None)
-        if tokens is not None:
-            assert tokens == pytest.approx(py_tokens) and cost == pytest.approx(py_cost)
+    assert len(in_sql) > 5 and in_sql == rule_blocks(conn)
     assert sum(r[2] for r in in_sql) == 449
     assert conn.execute("SELECT sum(is_active) FROM usage_blocks").fetchone() == (0,)
+    # blocks() is the view's SQL: the same rows, burn rates included
+    names = [d[0] for d in conn.execute("SELECT * FROM usage_blocks LIMIT 0").description]
+    view = [dict(zip(names, r, strict=True)) for r in conn.execute("SELECT * FROM usage_blocks")]
+    assert [{k: b[k] for k in names} for b in blocks.blocks(conn)] == view
 
 
 def test_usage_blocks_view_marks_the_running_block(tmp_path, db_path):
@@ -401,14 +448,14 @@ def test_usage_blocks_view_marks_the_running_block(tmp_path, db_path):
     )
     run_pass(db_path, [root])
     conn = schema.connect(str(db_path))
-    assert view_blocks(conn) == python_blocks(conn, now)
+    assert view_blocks(conn) == rule_blocks(conn)
     active = conn.execute(
         "SELECT block_start, calls, cost_usd, cost_per_hour FROM usage_blocks WHERE is_active"
     ).fetchall()
-    block = usage.current_block(conn, now=now)
+    block = blocks.current_block(conn, now=now)
     assert len(active) == 1 and block is not None
     start, calls, cost, rate = active[0]
-    assert start == block["start"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert start == block["block_start"]
     assert calls == block["calls"] >= 1
     assert cost == pytest.approx(block["cost_usd"])
     assert (rate is None and block["cost_per_hour"] is None) or rate == pytest.approx(
