@@ -155,7 +155,9 @@ def line(info: dict, fig: dict, now: datetime) -> str:
     ]
     block = fig["block"]
     if block is not None:
-        costs.append(f"{money(block['cost_usd'])} block ({left(parse_ts(block['block_end']) - now)})")
+        costs.append(
+            f"{money(block['cost_usd'])} block ({left(parse_ts(block['block_end']) - now)})"
+        )
     else:
         costs.append("no active block")
     parts.append("💰 " + " / ".join(costs))
