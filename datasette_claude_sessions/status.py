@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import os
 import signal
 import socket
@@ -39,9 +38,9 @@ from datasette import Forbidden, Response
 from datasette.utils import StartupError, actor_matches_allow
 from markupsafe import Markup
 
-from ingest import heartbeat
+from ingest import figures, heartbeat
 from ingest.archive import connect_readonly
-from ingest.figures import usage as usage_figures
+from ingest.figures import iso_z  # noqa: F401 (the status module's name for it)
 from ingest.paths import default_projects_dirs, settings_path
 
 from . import guard
@@ -152,163 +151,28 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def iso_z(moment: dt.datetime) -> str:
-    """The timestamp spelling Claude Code uses, so string comparisons work."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+NO_SIDECAR = {
+    "alive": False,
+    "state": None,
+    "age_seconds": None,
+    "pid": None,
+    "host": None,
+    "why": "no sidecar has run on this archive",
+}
 
 
 def sidecar_status(conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict:
-    """The watch sidecar as seen from its heartbeat row: alive only when the row was
-    written on this machine by a live process into this very file (not a copy), see
-    ingest/heartbeat.py."""
-    now = now or utcnow()
-    found = rows(conn, "select * from sync_heartbeat where id = 1")
-    if not found:
-        return {
-            "alive": False,
-            "state": None,
-            "age_seconds": None,
-            "pid": None,
-            "host": None,
-            "why": "no sidecar has run on this archive",
-        }
-    beat = found[0]
-    verdict = heartbeat.judge(beat, heartbeat.database_file(conn), now)
-    age = verdict["age_seconds"]
-    return {
-        "alive": verdict["alive"],
-        "why": verdict["why"],
-        "died": heartbeat.died(verdict["why"]),  # killed or crashed, not someone else's row
-        "state": beat.get("state"),
-        "age_seconds": round(age, 1) if age is not None else None,
-        "pid": beat.get("pid"),
-        "host": beat.get("host"),
-        "same_host": beat.get("host") == socket.gethostname(),
-        "started_at": beat.get("started_at"),
-        "beat_at": beat.get("beat_at"),
-        "projects": json.loads(beat["projects"]) if beat.get("projects") else None,
-    }
-
-
-def pending_bytes(conn: sqlite3.Connection) -> dict:
-    """Bytes written to tracked files and not archived yet (one stat each).
-
-    Every host name counts (sync --host / serve --machine label local files too); files
-    merged from another machine are stored as ``HOST:/path`` and simply fail to stat."""
-    files = conn.execute(
-        "select path, position from sync_files where deleted_at is null "
-        "order by last_synced desc limit ?",
-        (STAT_FILES_MAX + 1,),
-    ).fetchall()
-    total = 0
-    for path, position in files[:STAT_FILES_MAX]:
-        try:
-            size = os.stat(path).st_size
-        except OSError:
-            continue
-        total += max(size - position, 0)
-    return {"bytes": total, "complete": len(files) <= STAT_FILES_MAX}
-
-
-def cleanup_period_days(path: Path) -> tuple[int, bool, str | None]:
-    """Claude Code's cleanupPeriodDays, whether settings.json exists, and a problem
-    sentence when it is unreadable."""
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return DEFAULT_CLEANUP_DAYS, False, None
-    except (OSError, ValueError) as e:
-        return DEFAULT_CLEANUP_DAYS, True, f"Could not read {path}: {e}"
-    days = settings.get("cleanupPeriodDays") if isinstance(settings, dict) else None
-    if days is None:
-        return DEFAULT_CLEANUP_DAYS, True, None
-    if not isinstance(days, int | float) or isinstance(days, bool) or days < 0:
-        return DEFAULT_CLEANUP_DAYS, True, f"{path}: cleanupPeriodDays is not a number of days"
-    return int(days), True, None
-
-
-def _prefixes(roots: list[Path]) -> list[str]:
-    """Path prefixes (with a trailing separator) of roots, as given and resolved."""
-    found = []
-    for root in roots:
-        for form in (root.expanduser().absolute(), root.expanduser().resolve()):
-            prefix = str(form).rstrip(os.sep) + os.sep
-            if prefix not in found:
-                found.append(prefix)
-    return found
-
-
-def retention(
-    conn: sqlite3.Connection,
-    now: dt.datetime,
-    settings_file: Path,
-    claude_roots: list[Path] | None = None,
-) -> dict:
-    """Sessions Claude Code's cleanup will delete.  Only files under Claude Code's own
-    projects folders (``claude_roots``, default: $CLAUDE_CONFIG_DIR/projects or
-    ~/.claude/projects) are ever deleted by it; other --projects folders are not."""
-    days, found, problem = cleanup_period_days(settings_file)
-    cutoff = now - dt.timedelta(days=days)
-    soon = cutoff + dt.timedelta(days=SOON_DAYS)
-    prefixes = _prefixes(default_projects_dirs() if claude_roots is None else claude_roots)
-    under_claude = " or ".join(["substr(f.path, 1, ?) = ?"] * len(prefixes)) or "0"
-    claude_params = [value for p in prefixes for value in (len(p), p)]
-    archived_only, due, due_soon = conn.execute(
-        f"""
-        with claude_sessions as (
-          select distinct f.session_id from sync_files f
-          where f.deleted_at is null and f.session_id is not null and ({under_claude})
-        )
-        select
-          coalesce(sum(sources_exist = 0), 0),
-          coalesce(sum(sources_exist != 0 and c.session_id is not null
-                       and last_timestamp < ?), 0),
-          coalesce(sum(sources_exist != 0 and c.session_id is not null
-                       and last_timestamp >= ? and last_timestamp < ?), 0)
-        from sessions s left join claude_sessions c on c.session_id = s.session_id
-        """,
-        [*claude_params, iso_z(cutoff), iso_z(cutoff), iso_z(soon)],
-    ).fetchone()
-    return {
-        "settings_path": str(settings_file),
-        "settings_found": found,
-        "cleanup_period_days": days,
-        "cutoff": iso_z(cutoff),
-        "problem": problem,
-        "claude_projects": prefixes,
-        "sessions_archived_only": archived_only,
-        "sessions_past_cutoff": due,
-        "sessions_due_within_week": due_soon,
-    }
-
-
-def database_bytes(db_path: str) -> int:
-    total = 0
-    for suffix in ("", "-wal"):
-        try:
-            total += os.stat(db_path + suffix).st_size
-        except OSError:
-            pass
-    return total
+    """ingest.figures.sidecar, or what the page says when no sidecar ever ran."""
+    return figures.sidecar(conn, now or utcnow()) or dict(NO_SIDECAR)
 
 
 def slow_figures(conn: sqlite3.Connection, now: dt.datetime, settings_file: Path) -> dict:
     """The figures that cost a scan of sync_files or sessions, or a stat per file."""
-    files = rows(
-        conn,
-        """
-        select count(*) as files, coalesce(sum(lines), 0) as lines,
-          coalesce(sum(errors), 0) as errors,
-          coalesce(sum(deleted_at is not null), 0) as files_deleted,
-          coalesce(sum(size), 0) as bytes_archived
-        from sync_files
-        """,
-    )[0]
     return {
-        "files": files,
-        "sessions": conn.execute("select count(*) from sessions").fetchone()[0],
-        "pending": pending_bytes(conn),
-        "retention": retention(conn, now, settings_file),
+        "files": figures.files(conn),
+        "sessions": figures.sessions(conn),
+        "pending": figures.pending(conn, limit=STAT_FILES_MAX),
+        "retention": figures.retention(conn, now, settings_file),
     }
 
 
@@ -406,18 +270,7 @@ def compute_status(
         order by ingest_errors.id desc limit 50
         """,
     )
-    unreadable = []
-    if conn.execute("select 1 from sqlite_master where name = 'sync_unreadable'").fetchone():
-        unreadable = [
-            {**r, "path": r["path"].decode("utf-8", "replace")}
-            if isinstance(r["path"], bytes)
-            else r
-            for r in rows(
-                conn,
-                "select path, reason, first_seen from sync_unreadable "
-                "order by first_seen desc, path limit 50",
-            )
-        ]
+    unreadable = figures.unreadable(conn, limit=50)
     last_finished = next((run for run in runs if run["ended_at"]), None)
     return {
         "now": iso_z(now),
@@ -426,13 +279,13 @@ def compute_status(
         "last_finished_run": last_finished,
         "running": bool(runs and not runs[0]["ended_at"]),
         "sidecar": sidecar_status(conn, now),
-        "database_bytes": database_bytes(db_path),
+        "database_bytes": figures.database_bytes(db_path),
         **cached_slow_figures(db_path, settings_file),
         "recent_runs": runs,
         "quiet_runs": quiet_runs,
         "ingest_errors": errors,
         "unreadable": unreadable,
-        "usage": usage_figures(conn, now),
+        "usage": figures.usage(conn, now),
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import time
@@ -265,111 +264,39 @@ def age_seconds(stamp: str | None) -> float | None:
     return round(time.time() - then.timestamp(), 1)
 
 
-def unseen_bytes(roots: list[Path], known: set[str]) -> tuple[int, int]:
-    """Count and total size of the *.jsonl files under ``roots`` not in the archive yet."""
-    count = size = 0
-    for root in roots:
-        for folder, _dirs, names in os.walk(root):
-            for name in names:
-                path = os.path.join(folder, name)
-                if name.endswith(".jsonl") and path not in known:
-                    try:
-                        size += os.stat(path).st_size
-                    except OSError:
-                        continue
-                    count += 1
-    return count, size
-
-
 def collect_status(conn: sqlite3.Connection, roots: list[Path] | None = None) -> dict:
-    """The figures `status` prints.  ``roots``: projects directories whose files not
-    archived yet count in the lag."""
-    files, deleted, lines = conn.execute(
-        "SELECT count(*), count(deleted_at), coalesce(sum(lines), 0) FROM sync_files"
-    ).fetchone()
-    pending = 0
-    known = set()
-    for path, position, kind, deleted_at in conn.execute(
-        "SELECT path, position, kind, deleted_at FROM sync_files"
-    ):
-        known.add(path)
-        if deleted_at is not None or kind == "meta":
-            continue
-        try:
-            pending += max(0, os.stat(path).st_size - position)
-        except OSError:
-            pass
-    unseen_files, unseen_size = unseen_bytes(roots or [], known)
-    pending += unseen_size
-    run = conn.execute(
-        "SELECT trigger, started_at, ended_at, seconds, files_changed, lines_added, error "
-        "FROM sync_runs ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    cursor = conn.execute("SELECT * FROM sync_heartbeat WHERE id = 1")
-    names = [d[0] for d in cursor.description]
-    beat = [dict(zip(names, row, strict=True)) for row in cursor]
+    """The figures `status` prints, from ingest.figures (the status page's too).
+    ``roots``: projects directories whose files not archived yet count in the lag."""
+    from . import figures
+
+    counts = figures.files(conn)
+    lag = figures.pending(conn, roots or [])
+    run = figures.last_pass(conn)
     last_pass = None
     if run:
         keys = ("trigger", "started_at", "ended_at", "seconds", "files_changed", "lines_added")
-        last_pass = dict(zip(keys + ("error",), run, strict=True))
-    sidecar = None
-    if beat:
-        # Alive only if written here, by a live process, into this very file: a backup or
-        # merged copy carries the row along (ingest/heartbeat.py).
-        beat = beat[0]
-        verdict = heartbeat.judge(beat, heartbeat.database_file(conn))
-        age = age_seconds(beat["beat_at"])
-        sidecar = {"pid": beat["pid"], "host": beat["host"], "state": beat["state"]}
-        sidecar.update(beat_age=age, alive=verdict["alive"], why=verdict["why"])
-    unreadable = []
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sync_unreadable'").fetchone():
-        unreadable = [
-            {
-                "path": p.decode("utf-8", "replace") if isinstance(p, bytes) else p,
-                "reason": r,
-                "since": t,
-            }
-            for p, r, t in conn.execute(
-                "SELECT path, reason, first_seen FROM sync_unreadable ORDER BY first_seen, path"
-            )
-        ]
+        last_pass = {k: run[k] for k in (*keys, "error")}
+    sidecar = figures.sidecar(conn)
+    if sidecar is not None:
+        sidecar["beat_age"] = sidecar["age_seconds"]  # this command's older name for it
+    unreadable = [
+        {"path": r["path"], "reason": r["reason"], "since": r["first_seen"]}
+        for r in sorted(figures.unreadable(conn), key=lambda r: (r["first_seen"], r["path"]))
+    ]
     return {
-        "files": files,
-        "deleted_files": deleted,
+        "files": counts["files"],
+        "deleted_files": counts["files_deleted"],
         "unreadable": unreadable,
-        "lines": lines,
-        "sessions": conn.execute("SELECT count(*) FROM sessions").fetchone()[0],
-        "errors": conn.execute("SELECT count(*) FROM ingest_errors").fetchone()[0],
+        "lines": counts["lines"],
+        "sessions": figures.sessions(conn),
+        "errors": counts["errors"],
         "last_pass": last_pass,
-        "lag_bytes": pending,
-        "unseen_files": unseen_files,
-        "lag_seconds": age_seconds(run[2] or run[1]) if run else None,
+        "lag_bytes": lag["bytes"],
+        "unseen_files": lag["unseen_files"],
+        "lag_seconds": age_seconds(run["ended_at"] or run["started_at"]) if run else None,
         "sidecar": sidecar,
-        "kept": kept_status(conn),
-    }
-
-
-def kept_status(conn: sqlite3.Connection) -> dict | None:
-    """What ingest.keep holds: files beside the transcripts and history lines (None on an
-    archive from before it)."""
-    if not conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kept_files'"
-    ).fetchone():
-        return None
-    files, deleted = conn.execute(
-        "SELECT count(*), count(deleted_at) FROM kept_files WHERE area != 'history'"
-    ).fetchone()
-    contents, size, stored = conn.execute(
-        "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(data)), 0) FROM kept_blobs"
-    ).fetchone()
-    history = conn.execute("SELECT count(*) FROM history").fetchone()[0]
-    return {
-        "files": files,
-        "deleted_files": deleted,
-        "contents": contents,
-        "content_bytes": size,
-        "stored_bytes": stored,
-        "history_lines": history,
+        "kept": figures.kept(conn),
+        "usage": figures.usage(conn),
     }
 
 
@@ -383,8 +310,10 @@ def status(db_path, projects, as_json):
     Files tracked (with those deleted at the source), files and folders a pass could not
     read (with the reason; retried on every pass), lines, sessions, unreadable lines,
     the last pass, the lag (bytes written to transcripts under the projects directories
-    but not archived yet, including files no pass has seen; seconds since the last pass)
-    and whether a `claude-sessions watch` sidecar is alive.  Opens the archive read-only.
+    but not archived yet, including files no pass has seen; seconds since the last pass),
+    whether a `claude-sessions watch` sidecar is alive and the running 5-hour block.  The
+    web app's status page counts the same figures the same way.  Opens the archive
+    read-only.
     """
     db = (db_path or default_db_path()).expanduser()
     roots = existing_roots(projects, quiet=True)
@@ -422,6 +351,19 @@ def status(db_path, projects, as_json):
             )
             + f", {kept['stored_bytes'] / 1e6:,.1f} MB stored; "
             + plural(kept["history_lines"], "history line")
+        )
+    block = info["usage"]["current_block"]
+    if block:
+        cost = "n/a" if block["cost_usd"] is None else f"${block['cost_usd']:,.2f}"
+        rate = (
+            f", ${block['cost_per_hour']:,.2f}/hour, ${block['projected_cost_usd']:,.2f} "
+            "projected at its end"
+            if block["cost_per_hour"] is not None
+            else ""
+        )
+        click.echo(
+            f"Block:     {cost} in the 5-hour block {block['start'][11:16]} to "
+            f"{block['end'][11:16]} UTC ({plural(block['calls'], 'API call')}{rate})"
         )
     run = info["last_pass"]
     if run:

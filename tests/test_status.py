@@ -777,3 +777,32 @@ def test_status_page_updates_live_in_a_browser(tmp_path, real_projects):
                 browser.close()
     finally:
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_status_command_and_page_count_the_same(archive, real_projects):
+    """`claude-sessions status --json` and status.json read ingest.figures: the same files,
+    lines, unreadable lines, sessions, bytes not archived yet, sidecar and 5-hour block."""
+    from click.testing import CliRunner
+
+    from ingest.cli import cli
+
+    path, session_id = session_file(real_projects)
+    written = append_prompts(path, session_id, ["not synced yet"])
+    status.forget_cached_figures()
+    ds = make_datasette(archive, real_projects)
+    page = (await ds.client.get("/-/claude-sessions/status.json")).json()
+    result = CliRunner().invoke(cli, ["status", "--db", str(archive), "--json"])
+    assert result.exit_code == 0, result.output
+    cli_info = json.loads(result.output)
+    assert cli_info["files"] == page["files"]["files"]
+    assert cli_info["deleted_files"] == page["files"]["files_deleted"]
+    assert cli_info["lines"] == page["files"]["lines"]
+    assert cli_info["errors"] == page["files"]["errors"]
+    assert cli_info["sessions"] == page["sessions"]
+    assert cli_info["lag_bytes"] == page["pending"]["bytes"] == written
+    assert cli_info["sidecar"] is None and page["sidecar"]["alive"] is False
+    assert cli_info["usage"] == page["usage"]
+    assert [u["path"] for u in cli_info["unreadable"]] == [
+        u["path"] for u in reversed(page["unreadable"])
+    ]

@@ -256,3 +256,23 @@ def test_the_5_hour_block_rule_is_written_once():
         if mark in path.read_text()
     }
     assert found == {("ingest.blocks", mark) for mark in marks}
+
+
+def test_status_figures_are_counted_in_ingest_figures():
+    """`claude-sessions status` and the status page count their figures in one module
+    (issue 11): neither the status page's modules nor the CLI commands read the
+    bookkeeping tables behind them (sidecar heartbeat, unreadable paths, kept contents)
+    themselves."""
+    tables = ("sync_heartbeat", "sync_unreadable", "kept_blobs")
+    found = []
+    for name, path in module_files().items():
+        status_pages = name in (
+            "datasette_claude_sessions.status",
+            "datasette_claude_sessions.live",
+        )
+        if status_pages or name.startswith("ingest.cli"):
+            text = path.read_text()
+            found += [(name, table) for table in tables if table in text]
+    assert found == []
+    callers = [n for n, p in module_files().items() if "heartbeat.judge(" in p.read_text()]
+    assert callers == ["ingest.figures"]
