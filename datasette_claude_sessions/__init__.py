@@ -186,7 +186,7 @@ def extra_js_urls(view_name, database, datasette):
     # Table pages: the column descriptions of metadata.yml fold into a closed <details>
     # (and become header tooltips) so the rows are not pushed below the fold.
     if view_name == "table" and scope.is_archive(datasette, database):
-        return [datasette.urls.static_plugins("datasette-claude-sessions", "columns.js")]
+        return [datasette.urls.static_plugins(scope.PLUGIN, "columns.js")]
     return []
 
 

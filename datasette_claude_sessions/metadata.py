@@ -1,49 +1,26 @@
-"""metadata.yml for whatever name the archive database is served under.
+"""metadata.yml for the archives served: what the get_metadata hook returns.
 
-metadata.yml describes the archive under ``databases: claude-sessions:`` (the stem of
-the default claude-sessions.db).  Datasette names a database after its file stem, so
-``serve --db other.db`` needs that section under ``other``, and the dashboards'
-``db:`` settings to say ``other`` too: ``load_metadata("other")`` does both.
-
-``claude-sessions serve`` loads this file as a plain module (importing the package would
-import datasette), so it imports nothing but yaml at module level.
+The renaming of metadata.yml's archive section for the name a database is served under
+is ingest.metadata's (``claude-sessions serve`` uses it too, without importing this
+package, which imports datasette).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-ARCHIVE_KEY = "claude-sessions"
+from ingest.metadata import ARCHIVE_KEY, for_database
+from ingest.settings import PLUGIN
 
 
 def load_metadata(database: str = ARCHIVE_KEY, path: Path | None = None) -> dict:
-    """metadata.yml as a dict, its archive section keyed by ``database``."""
+    """metadata.yml as a dict, its archive section keyed by ``database``
+    (ingest.metadata.for_database; by default the plugin's own metadata.yml)."""
     if path is None:
         from .utils import metadata_path
 
         path = metadata_path()
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    databases = data.get("databases") or {}
-    if database == ARCHIVE_KEY:
-        return data
-    if ARCHIVE_KEY in databases:
-        databases[database] = databases.pop(ARCHIVE_KEY)
-    _rename_db(((data.get("plugins") or {}).get("datasette-dashboards")), database)
-    return data
-
-
-def _rename_db(node, database: str) -> None:
-    """Point every ``db: claude-sessions`` inside node at ``database``."""
-    if isinstance(node, dict):
-        if node.get("db") == ARCHIVE_KEY:
-            node["db"] = database
-        for value in node.values():
-            _rename_db(value, database)
-    elif isinstance(node, list):
-        for value in node:
-            _rename_db(value, database)
+    return for_database(database, path)
 
 
 _full: dict[tuple[str, ...], dict] = {}
@@ -58,7 +35,7 @@ def _archive_full(names: tuple[str, ...]) -> dict:
         first = load_metadata(names[0])
         section = (first.get("databases") or {}).get(names[0])
         plugins = dict(first.get("plugins") or {})
-        plugins.pop("datasette-claude-sessions", None)  # settings are the user's to give
+        plugins.pop(PLUGIN, None)  # settings are the user's to give
         data = {k: v for k, v in first.items() if k not in ("databases", "plugins")}
         if section is not None:
             data["databases"] = {name: section for name in names}

@@ -18,7 +18,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-PLUGIN = "datasette-claude-sessions"
+from ingest.settings import PLUGIN
+
 RECHECK_SECONDS = 5.0
 
 # (database name, path) -> (is archive, when checked)

@@ -34,9 +34,10 @@ from .cli import (
 )
 from .cli_sync import database_errors, existing_roots, summary_line
 from .lock import LockBusy, WatchLock
+from .metadata import for_database
 from .paths import data_dir
+from .settings import PLUGIN
 
-PLUGIN = "datasette-claude-sessions"
 DEMO_MB = 20
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 5.0
@@ -413,17 +414,9 @@ def plugin_file(name: str) -> Path:
 
 
 def load_metadata(database: str) -> dict:
-    """metadata.yml with its archive sections renamed for ``database``.
-
-    The renaming lives in the plugin's metadata.py, loaded here as a plain file: importing
-    it through its package would import datasette.
-    """
-    spec = importlib.util.spec_from_file_location(
-        "claude_sessions_metadata", plugin_file("metadata.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.load_metadata(database, path=plugin_file("metadata.yml"))
+    """The plugin's metadata.yml with its archive sections renamed for ``database``
+    (ingest.metadata: no datasette imported)."""
+    return for_database(database, plugin_file("metadata.yml"))
 
 
 def given_settings(**values) -> dict:

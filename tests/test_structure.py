@@ -276,3 +276,14 @@ def test_status_figures_are_counted_in_ingest_figures():
     assert found == []
     callers = [n for n, p in module_files().items() if "heartbeat.judge(" in p.read_text()]
     assert callers == ["ingest.figures"]
+
+
+def test_serve_imports_what_it_needs_and_names_the_plugin_once():
+    """`cli_serve` reads metadata.yml through ingest.metadata, never by running one of the
+    plugin's files by path, and the plugin's name is written once (ingest.settings)."""
+    texts = {name: path.read_text() for name, path in module_files().items()}
+    assert [n for n, t in texts.items() if "spec_from_file_location" in t] == []
+    assert [n for n, t in texts.items() if 'PLUGIN = "' in t] == ["ingest.settings"]
+    assert [n for n, t in texts.items() if '"datasette-claude-sessions"' in t] == [
+        "ingest.settings"
+    ]
