@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .blocks import view_sql as blocks_view_sql
-from .usage import _ROLLUPS, _SUMS
+from .usage import _ROLLUPS, rollup_sql
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -455,11 +455,7 @@ def m100_api_calls(db) -> None:
     )
     for name, (select, group) in _ROLLUPS.items():
         db.execute(f"DROP VIEW IF EXISTS {name}")
-        db.execute(
-            f"CREATE VIEW {name} AS SELECT {select},{_SUMS},\n"
-            f"    min(timestamp) AS first_call, max(timestamp) AS last_call\n"
-            f"FROM api_calls GROUP BY {group}"
-        )
+        db.execute(f"CREATE VIEW {name} AS " + rollup_sql(select, group))
 
 
 @migrations(name="m101_api_calls_unpriced_index")

@@ -94,6 +94,27 @@ _ROLLUPS = {
         "session_id, agent_id",
     ),
 }
+# The same sums per local day, week and month: in the plugin setting timezone, through
+# the SQL function claude_sessions_day() the plugin registers (ingest/localdays.py).  The
+# views above stay in UTC dates, which any SQLite can read; these are canned queries of
+# the web app (datasette_claude_sessions.pages.default_queries).
+LOCAL_ROLLUPS = {
+    "usage_by_local_day": ("claude_sessions_day(timestamp) AS day", "day"),
+    "usage_by_local_week": (
+        "date(claude_sessions_day(timestamp), 'weekday 0', '-6 days') AS week",
+        "week",
+    ),
+    "usage_by_local_month": ("substr(claude_sessions_day(timestamp), 1, 7) AS month", "month"),
+}
+
+
+def rollup_sql(select: str, group: str) -> str:
+    """The SELECT of a usage_by_* view: ``select`` and the shared sums, per ``group``."""
+    return (
+        f"SELECT {select},{_SUMS},\n"
+        f"    min(timestamp) AS first_call, max(timestamp) AS last_call\n"
+        f"FROM api_calls GROUP BY {group}"
+    )
 
 
 # The figures every usage_by_* view (and `claude-sessions cost`) adds up, then the span of
