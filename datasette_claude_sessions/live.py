@@ -155,9 +155,10 @@ async def live_events(datasette, request, send, receive):
             return pages.transcript_fragment(conn, datasette, db, session_id, agent_id, ids)
 
     if runs_after is not None:
+        cleanup = status.cleanup_sources(datasette)
 
         def figures(conn):
-            return status.figures_html(conn, db.path)
+            return status.figures_html(conn, db.path, *cleanup)
 
     await send(
         {

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ingest.settings import PLUGIN
+from ingest.settings import OLD_DB_NAME, PLUGIN
 
 RECHECK_SECONDS = 5.0
 
@@ -41,13 +41,14 @@ def setting(datasette, name: str):
 
 
 def configured_database(datasette) -> str | None:
-    """The plugin's ``database`` setting, read without going through get_metadata (whose
-    hook asks this module: no recursion)."""
+    """The plugin's ``db`` setting (the archive: its file, or its database name) as the
+    name of the database served, read without going through get_metadata (whose hook
+    asks this module: no recursion).  ``database``, the older name of ``db``, is still
+    read when ``db`` is not given (the status page says to rename it)."""
     config = _config(datasette)
-    name = config.get("database")
-    if isinstance(name, str) and name:
-        return name
-    db = config.get("db")  # the archive file (what --db names), or its database name
+    db = config.get("db")
+    if not (isinstance(db, str) and db):
+        db = config.get(OLD_DB_NAME)
     if isinstance(db, str) and db:
         if db in datasette.databases:
             return db

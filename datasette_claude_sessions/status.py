@@ -13,8 +13,12 @@ Plugin configuration (``plugins: datasette-claude-sessions:`` in metadata):
 - ``allow_sync``: who may press Sync now (the ``claude-sessions-sync`` action), an allow
   block like ``{"id": "root"}``, or ``true`` for everybody.  Unset: nobody but the root
   actor.  ``claude-sessions serve`` on a loopback address sets it to ``true``.
-- ``projects``: the projects roots a pass reads (default: Claude Code's own).
-- ``database``: name of the archive database (default: the first one with ``sync_runs``).
+- ``projects``: the projects roots a pass reads (default: the ``projects/`` of each
+  ``claude_dir``, else Claude Code's own).
+- ``claude_dir``: Claude directories whose own files Sync now keeps too (history.jsonl,
+  plans, todos, file-history) and whose settings.json the retention warning reads.
+- ``db``: the archive, its file or its database name (default: the databases with the
+  archive's tables); ``database`` is its older name, still read.
 - ``machine``: the machine name Sync now's pass records (default: the host name).
 - the others of ingest/settings.py (``timezone``, ``debounce``, ...), shown on the status
   page with where each came from.
@@ -41,7 +45,7 @@ from markupsafe import Markup
 from ingest import figures, heartbeat
 from ingest.archive import connect_readonly
 from ingest.figures import iso_z  # noqa: F401 (the status module's name for it)
-from ingest.paths import default_projects_dirs, settings_path
+from ingest.paths import places, settings_path
 
 from . import guard
 from .utils import (
@@ -125,13 +129,32 @@ async def can_sync(datasette, request) -> bool:
 # --- the archive database ------------------------------------------------------------------
 
 
+def _paths(value) -> list | None:
+    if isinstance(value, str):
+        return [value]
+    return list(value) if isinstance(value, list | tuple) else None
+
+
+def configured_places(datasette) -> tuple[list[Path], list[Path]]:
+    """(projects roots, Claude directories) of the plugin settings ``projects`` and
+    ``claude_dir``, by the CLI's rule (ingest.paths.places): projects, else the
+    projects/ of each claude_dir, else Claude Code's own; Claude directories whose own
+    files (history, plans, todos, file-history) Sync now keeps too."""
+    config = plugin_config(datasette)
+    return places(_paths(config.get("projects")), _paths(config.get("claude_dir")))
+
+
 def projects_roots(datasette) -> list[Path]:
-    configured = plugin_config(datasette).get("projects")
-    if isinstance(configured, str):
-        configured = [configured]
-    if configured:
-        return [Path(p).expanduser() for p in configured]
-    return default_projects_dirs()
+    return configured_places(datasette)[0]
+
+
+def cleanup_sources(datasette) -> tuple[Path, list[Path] | None]:
+    """Claude Code's settings.json and the projects folders its cleanup deletes from:
+    those of the ``claude_dir`` setting when it names any, else Claude Code's defaults."""
+    dirs = configured_places(datasette)[1] if plugin_config(datasette).get("claude_dir") else []
+    if dirs:
+        return dirs[0] / "settings.json", [d / "projects" for d in dirs]
+    return settings_path(), None
 
 
 # --- status figures (plain sqlite3, no Datasette) ------------------------------------------
@@ -166,13 +189,18 @@ def sidecar_status(conn: sqlite3.Connection, now: dt.datetime | None = None) -> 
     return figures.sidecar(conn, now or utcnow()) or dict(NO_SIDECAR)
 
 
-def slow_figures(conn: sqlite3.Connection, now: dt.datetime, settings_file: Path) -> dict:
+def slow_figures(
+    conn: sqlite3.Connection,
+    now: dt.datetime,
+    settings_file: Path,
+    claude_roots: list[Path] | None = None,
+) -> dict:
     """The figures that cost a scan of sync_files or sessions, or a stat per file."""
     return {
         "files": figures.files(conn),
         "sessions": figures.sessions(conn),
         "pending": figures.pending(conn, limit=STAT_FILES_MAX),
-        "retention": figures.retention(conn, now, settings_file),
+        "retention": figures.retention(conn, now, settings_file, claude_roots),
     }
 
 
@@ -184,9 +212,10 @@ class Refresher:
     a 1 GB archive) but the very first one, which waits for them.
     """
 
-    def __init__(self, db_path: str, settings_file: Path):
+    def __init__(self, db_path: str, settings_file: Path, claude_roots=None):
         self.db_path = db_path
         self.settings_file = settings_file
+        self.claude_roots = None if claude_roots is None else list(claude_roots)
         self.lock = threading.Lock()
         self.value: dict | None = None
         self.error: Exception | None = None
@@ -210,7 +239,7 @@ class Refresher:
         try:
             conn = _read_only(self.db_path)
             try:
-                value = slow_figures(conn, utcnow(), self.settings_file)
+                value = slow_figures(conn, utcnow(), self.settings_file, self.claude_roots)
             finally:
                 conn.close()
         except Exception as e:  # handed to the waiting request
@@ -222,14 +251,16 @@ class Refresher:
             self.thread = None
 
 
-_refreshers: dict[tuple[str, Path], Refresher] = {}
+_refreshers: dict[tuple, Refresher] = {}
 
 
-def cached_slow_figures(db_path: str, settings_file: Path) -> dict:
-    key = (db_path, settings_file)
+def cached_slow_figures(
+    db_path: str, settings_file: Path, claude_roots: list[Path] | None = None
+) -> dict:
+    key = (db_path, settings_file, None if claude_roots is None else tuple(claude_roots))
     refresher = _refreshers.get(key)
     if refresher is None:
-        refresher = _refreshers.setdefault(key, Refresher(db_path, settings_file))
+        refresher = _refreshers.setdefault(key, Refresher(db_path, settings_file, claude_roots))
     return refresher.get()
 
 
@@ -244,9 +275,16 @@ _CHANGED = (
 
 
 def compute_status(
-    conn: sqlite3.Connection, db_path: str, *, settings_file: Path | None = None, now=None
+    conn: sqlite3.Connection,
+    db_path: str,
+    *,
+    settings_file: Path | None = None,
+    claude_roots: list[Path] | None = None,
+    now=None,
 ) -> dict:
-    """Everything the status page shows, from a plain sqlite3 connection to the archive."""
+    """Everything the status page shows, from a plain sqlite3 connection to the archive.
+    ``settings_file``, ``claude_roots``: Claude Code's settings.json and the projects
+    folders its cleanup deletes from (cleanup_sources; default: Claude Code's own)."""
     now = now or utcnow()
     settings_file = settings_file or settings_path()
     # The last pass, then the passes that changed something: a watch sidecar records a
@@ -280,7 +318,7 @@ def compute_status(
         "running": bool(runs and not runs[0]["ended_at"]),
         "sidecar": sidecar_status(conn, now),
         "database_bytes": figures.database_bytes(db_path),
-        **cached_slow_figures(db_path, settings_file),
+        **cached_slow_figures(db_path, settings_file, claude_roots),
         "recent_runs": runs,
         "quiet_runs": quiet_runs,
         "ingest_errors": errors,
@@ -289,34 +327,55 @@ def compute_status(
     }
 
 
-def figures_html(conn: sqlite3.Connection, db_path: str) -> str:
+def figures_html(
+    conn: sqlite3.Connection,
+    db_path: str,
+    settings_file: Path | None = None,
+    claude_roots: list[Path] | None = None,
+) -> str:
     """The status page's last pass and figures, freshly counted (not the cached slow
     figures), drawn by the page's own partial template."""
     from .pages import sync_env
 
     now = utcnow()
-    figures = compute_status(conn, db_path, now=now)
-    figures.update(slow_figures(conn, now, settings_path()))
+    settings_file = settings_file or settings_path()
+    found = compute_status(
+        conn, db_path, settings_file=settings_file, claude_roots=claude_roots, now=now
+    )
+    found.update(slow_figures(conn, now, settings_file, claude_roots))
     template = sync_env().get_template("claude_sessions/_status_figures.html")
-    return template.render(status=figures, when=when, human_bytes=human_bytes)
+    return template.render(status=found, when=when, human_bytes=human_bytes)
 
 
 async def current_status(datasette, db) -> dict:
-    status = await db.execute_fn(lambda conn: compute_status(conn, db.path))
+    settings_file, claude_roots = cleanup_sources(datasette)
+    status = await db.execute_fn(
+        lambda conn: compute_status(
+            conn, db.path, settings_file=settings_file, claude_roots=claude_roots
+        )
+    )
     status["settings"] = settings_in_effect(datasette, db)
     return status
 
 
 def settings_in_effect(datasette, db) -> list[dict]:
     """Every setting (ingest.settings) with its value and where it came from."""
-    from ingest.settings import effective
+    from ingest.settings import OLD_DB_NAME, effective
 
     config = plugin_config(datasette)
-    if "db" in config or "database" in config:
+    if "db" in config:
         found = (config.get("sources") or {}).get("db") or "plugin setting"
+    elif OLD_DB_NAME in config:
+        found = f"plugin setting {OLD_DB_NAME} (the older name of db: rename it db)"
     else:
         found = "the database Datasette serves that holds an archive"
-    return effective(config, given={"db": (db.path, found)})
+    if "db" in config and OLD_DB_NAME in config:
+        found += f"; the plugin setting {OLD_DB_NAME} is ignored (the older name of db)"
+    given = {"db": (db.path, found)}
+    if not config.get("projects") and _paths(config.get("claude_dir")):
+        roots = [str(r) for r in configured_places(datasette)[0]]
+        given["projects"] = (roots, "projects/ of the plugin setting claude_dir")
+    return effective(config, given=given)
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -411,7 +470,8 @@ async def sync_now(datasette, request):
         }
     else:
         try:
-            result = await request_sync(datasette, db.path, projects_roots(datasette))
+            roots, claude_dirs = configured_places(datasette)
+            result = await request_sync(datasette, db.path, roots, claude_dirs)
         except Exception as e:  # never a 500: one sentence, and the status page
             message = f"Sync now could not run a pass: {describe(e)}"
             if as_json:
@@ -446,20 +506,25 @@ def foreign_origin(request) -> str | None:
     return None
 
 
-async def request_sync(datasette, db_path: str, roots: list[Path]) -> dict:
+async def request_sync(
+    datasette, db_path: str, roots: list[Path], claude_dirs: list[Path] = ()
+) -> dict:
     """Start a pass, or join the one this instance is already running."""
     task = _running.get(datasette)
     joined = task is not None and not task.done()
     if not joined:
         machine = plugin_config(datasette).get("machine")
-        task = asyncio.ensure_future(run_sync(db_path, roots, machine))
+        task = asyncio.ensure_future(run_sync(db_path, roots, machine, claude_dirs))
         _running[datasette] = task
     result = await asyncio.shield(task)
     return {**result, "joined": joined}
 
 
-async def run_sync(db_path: str, roots: list[Path], machine: str | None = None) -> dict:
-    """Ask a live sidecar on this host for a pass, else run one in a thread here."""
+async def run_sync(
+    db_path: str, roots: list[Path], machine: str | None = None, claude_dirs: list[Path] = ()
+) -> dict:
+    """Ask a live sidecar on this host for a pass, else run one in a thread here (which
+    keeps the files of ``claude_dirs`` too, as `claude-sessions sync` does)."""
     sidecar, last_run_id = await asyncio.to_thread(_sidecar_and_last_run, db_path)
     if sidecar["alive"] and sidecar["same_host"]:
         try:
@@ -468,7 +533,7 @@ async def run_sync(db_path: str, roots: list[Path], machine: str | None = None) 
             pass
         else:
             return await _wait_for_manual_run(db_path, last_run_id, sidecar["pid"])
-    return await asyncio.to_thread(_run_pass_here, db_path, roots, machine)
+    return await asyncio.to_thread(_run_pass_here, db_path, roots, machine, claude_dirs)
 
 
 def _read_only(db_path: str) -> sqlite3.Connection:
@@ -513,12 +578,21 @@ async def _wait_for_manual_run(db_path: str, after_id: int, pid: int) -> dict:
     }
 
 
-def _run_pass_here(db_path: str, roots: list[Path], machine: str | None = None) -> dict:
+def _run_pass_here(
+    db_path: str, roots: list[Path], machine: str | None = None, claude_dirs: list[Path] = ()
+) -> dict:
     from ingest.lock import LockBusy
     from ingest.sync import run_pass
 
     try:
-        result = run_pass(db_path, roots, trigger="manual", wait=LOCK_WAIT_SECONDS, host=machine)
+        result = run_pass(
+            db_path,
+            roots,
+            trigger="manual",
+            wait=LOCK_WAIT_SECONDS,
+            host=machine,
+            claude_dirs=[d for d in claude_dirs if d.is_dir()],
+        )
     except LockBusy as e:
         return {"ok": False, "via": "server", "message": str(e)}
     return run_result(

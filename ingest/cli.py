@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .paths import default_claude_dirs, default_db_path
+from .paths import default_db_path, places
 
 
 def db_option(fn):
@@ -60,13 +60,10 @@ def given_claude_dir() -> Path | None:
 
 def resolve_claude_dirs(projects: tuple[Path, ...] = ()) -> list[Path]:
     """The Claude directories whose own files are archived: --claude-dir; else, when no
-    --projects was given either, $CLAUDE_CONFIG_DIR's (or ~/.claude); else none."""
+    --projects was given either, $CLAUDE_CONFIG_DIR's (or ~/.claude); else none
+    (ingest.paths.places, the plugin's rule too)."""
     given = given_claude_dir()
-    if given is not None:
-        return [given]
-    if projects:
-        return []
-    return [p.expanduser().absolute() for p in default_claude_dirs()]
+    return places(list(projects), None if given is None else [given])[1]
 
 
 def resolve_db(db_path: Path | None) -> Path:
@@ -86,15 +83,9 @@ def resolve_db(db_path: Path | None) -> Path:
 
 def resolve_projects(projects: tuple[Path, ...]) -> list[Path]:
     """The projects roots to read, made absolute: --projects, else the projects folder of
-    --claude-dir or of the default Claude directories."""
+    --claude-dir or of the default Claude directories (ingest.paths.places)."""
     given = given_claude_dir()
-    if projects:
-        roots = list(projects)
-    elif given is not None:
-        roots = [given / "projects"]
-    else:
-        roots = [d / "projects" for d in default_claude_dirs()]
-    return [p.expanduser().absolute() for p in roots]
+    return places(list(projects), None if given is None else [given])[0]
 
 
 # Each command and the module that defines it: a command's module is imported when the

@@ -206,7 +206,15 @@ def serve(
             if watcher:
                 children.append(watcher)
         metadata = write_metadata(
-            workdir / "metadata.json", db, roots, host, allow_hosts, settings, projects
+            workdir / "metadata.json",
+            db,
+            roots,
+            host,
+            allow_hosts,
+            settings,
+            projects,
+            claude_dirs,
+            given_claude_dir() is not None,
         )
         datasette = start_datasette(db, metadata, host, port, list(datasette_args))
         children.append(datasette)
@@ -440,6 +448,8 @@ def write_metadata(
     allow_hosts=(),
     settings: dict | None = None,
     projects_given=(),
+    claude_dirs: list[Path] | None = None,
+    claude_dir_given: bool = False,
 ) -> Path:
     """metadata.yml plus this run's plugin settings, as JSON for `datasette --metadata`,
     with where each came from under ``sources`` (ingest.settings).
@@ -454,9 +464,17 @@ def write_metadata(
     sources["projects"] = (
         "claude-sessions serve --projects" if projects_given else "claude-sessions serve (default)"
     )
-    config["database"] = db.stem
     config["db"] = str(db)
     sources["db"] = "claude-sessions serve --db"
+    if claude_dirs is not None:  # what watch keeps; Sync now keeps the same
+        config["claude_dir"] = [str(d) for d in claude_dirs]
+        sources["claude_dir"] = (
+            "claude-sessions serve --claude-dir"
+            if claude_dir_given
+            else "claude-sessions serve (default)"
+            if claude_dirs
+            else "claude-sessions serve (none: --projects or --demo given)"
+        )
     config["listen_host"] = host
     if allow_hosts:
         config["allow_hosts"] = sorted({*config.get("allow_hosts", []), *allow_hosts})

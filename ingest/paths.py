@@ -64,3 +64,30 @@ def default_db_path() -> Path:
 def settings_path() -> Path:
     """Claude Code's settings.json (read for cleanupPeriodDays)."""
     return claude_config_dir() / "settings.json"
+
+
+def places(
+    projects: list | None = None, claude_dir: list | None = None
+) -> tuple[list[Path], list[Path]]:
+    """(projects roots, Claude directories) to read, the one rule of the CLI and the
+    plugin: the projects given, else the ``projects/`` of each Claude directory given,
+    else of the default ones; the Claude directories given (an empty list: none), else
+    none when projects were given (another tree, not a Claude directory), else the
+    default ones.  Paths made absolute."""
+
+    def absolute(paths) -> list[Path]:
+        return [Path(p).expanduser().absolute() for p in paths]
+
+    if claude_dir is not None:
+        dirs = absolute(claude_dir)
+    elif projects:
+        dirs = []
+    else:
+        dirs = absolute(default_claude_dirs())
+    if projects:
+        roots = absolute(projects)
+    elif claude_dir is not None:
+        roots = [d / "projects" for d in dirs]
+    else:
+        roots = absolute(default_projects_dirs())
+    return roots, dirs

@@ -19,6 +19,9 @@ from pathlib import Path
 from .paths import claude_dirs, default_db_path
 
 PLUGIN = "datasette-claude-sessions"
+# The plugin setting ``db`` was called ``database`` before: still read when ``db`` is not
+# given, and the status page says to rename it.
+OLD_DB_NAME = "database"
 # The plugin setting where `serve` records where each value came from.
 SOURCES_KEY = "sources"
 

@@ -215,7 +215,8 @@ def test_metadata_grants_sync_on_loopback_only(tmp_path, host, allow_sync):
     config = metadata["plugins"][cli_serve.PLUGIN]
     assert config["allow_sync"] == allow_sync
     assert config["projects"] == [str(tmp_path / "p1"), str(tmp_path / "p2")]
-    assert config["database"] == "arch"
+    # One name for the archive setting: db (its file); `database` is not written.
+    assert config["db"] == str(tmp_path / "arch.db") and "database" not in config
 
 
 def test_plugin_files_are_found_without_importing_datasette():

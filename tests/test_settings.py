@@ -217,3 +217,59 @@ def test_local_usage_queries_sum_what_the_views_sum():
     queries = load_metadata()["databases"]["claude-sessions"]["queries"]
     for name, (select, group) in LOCAL_ROLLUPS.items():
         assert queries[name]["sql"] == rollup_sql(select, group) + f"\nORDER BY {group} DESC"
+
+
+@pytest.mark.asyncio
+async def test_the_plugin_acts_on_claude_dir(tmp_path, db_path):
+    """The plugin setting claude_dir: Sync now reads its projects/ and keeps its own files
+    (history.jsonl), the retention warning reads its settings.json, and the status page
+    shows both settings with where they came from."""
+    import sqlite3
+
+    claude = tmp_path / "claude"
+    write_jsonl(claude / "projects" / "-work-app" / f"{SID}.jsonl", [line("m1", "r1")])
+    history = {"display": "typed in claude_dir", "timestamp": 1750000000000, "project": "/w"}
+    (claude / "history.jsonl").write_text(json.dumps(history) + "\n")
+    (claude / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 12345}))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run_pass(db_path, [empty])  # an archive with nothing in it yet
+    config = {"claude_dir": [str(claude)], "allow_sync": True}
+    ds = Datasette([str(db_path)], metadata={"plugins": {settings.PLUGIN: config}})
+    result = (await ds.client.post("/-/claude-sessions/sync.json")).json()
+    assert result["ok"] is True and result["lines_added"] == 1, result
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT session_id FROM sessions").fetchall() == [(SID,)]
+    assert conn.execute("SELECT display FROM history").fetchall() == [("typed in claude_dir",)]
+    conn.close()
+    data = (await ds.client.get("/-/claude-sessions/status.json")).json()
+    assert data["retention"]["settings_path"] == str(claude / "settings.json")
+    assert data["retention"]["cleanup_period_days"] == 12345
+    assert data["retention"]["claude_projects"] == [str(claude / "projects") + "/"]
+    shown = {s["name"]: s for s in data["settings"]}
+    assert shown["claude_dir"]["value"] == [str(claude)]
+    assert shown["claude_dir"]["source"] == "plugin setting"
+    assert shown["projects"]["value"] == [str(claude / "projects")]
+
+
+@pytest.mark.asyncio
+async def test_database_is_the_older_name_of_db(real_projects, tmp_path):
+    """One name for the archive setting: db.  A metadata file that still says database
+    works (the plugin serves that database as the archive) and the status page says to
+    rename it; db wins when both are given."""
+    import shutil as sh
+
+    archive = tmp_path / "arch.db"
+    run_pass(archive, [real_projects])
+    other = tmp_path / "other.db"
+    sh.copy(archive, other)
+    for config, name, note in [
+        ({"database": "other"}, "other", "the older name of db: rename it db"),
+        ({"db": "arch", "database": "other"}, "arch", "the plugin setting database is ignored"),
+        ({"db": str(other)}, "other", None),
+    ]:
+        ds = Datasette([str(archive), str(other)], metadata={"plugins": {settings.PLUGIN: config}})
+        data = (await ds.client.get("/-/claude-sessions/status.json")).json()
+        assert data["database"] == name, config
+        source = {s["name"]: s for s in data["settings"]}["db"]["source"]
+        assert (note in source) if note else ("database" not in source), (config, source)
