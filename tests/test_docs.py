@@ -54,3 +54,24 @@ def test_generated_docs_are_current():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_project_urls_point_only_at_where_the_repository_is():
+    """pyproject's project URLs are shown on the package's page: each must be under an
+    address the repository is published at (a git remote), not a made-up one."""
+    import tomllib
+
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("urls", {})
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "remote", "-v"], capture_output=True, text=True
+    ).stdout.split()
+    remotes = [
+        re.sub(r"^git@([^:]+):", r"https://\1/", r).removesuffix(".git")
+        for r in found
+        if "://" in r or r.startswith("git@")
+    ]
+    published = [r for r in remotes if r.startswith("https://")]
+    for name, url in urls.items():
+        assert any(url.startswith(r) for r in published), (
+            f"project URL {name} = {url} is not under a published remote of the repository"
+        )
