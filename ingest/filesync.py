@@ -21,7 +21,6 @@ from .digest import sha1
 from .memory import release_memory
 from .parse import HUGE_BYTES, tail_is_complete
 from .sources import HEAD_BYTES, Source, db_name, head_hash, not_regular, text_name
-from .verify import compare_lines
 
 if TYPE_CHECKING:  # annotations only
     from .sync import Pass
@@ -153,6 +152,8 @@ class FileSync:
             elif position and st.st_mtime != row["mtime"] and st.st_size <= row["size"]:
                 # Changed but not grown: rewritten in place?  Its archived bytes are
                 # compared in full (a changed byte past the head is a new generation).
+                from .verify import compare_lines  # (lazy: rarely needed)
+
                 if compare_lines(self.conn, self.file_id, generation, position, tail_flag, f):
                     rewritten = True
             elif tail_flag and st.st_size > position:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -115,6 +114,8 @@ def read_price_file(path: str | Path) -> dict:
         raise PricingError(f"Cannot read price file {path}: {e.strerror}.") from None
     try:
         if path.suffix.lower() == ".toml":
+            import tomllib  # (lazy: its import costs the status line ~10 ms)
+
             data = tomllib.loads(text.decode("utf-8"))
         else:
             data = json.loads(text)
