@@ -81,6 +81,10 @@ def resolve_db(db_path: Path | None) -> Path:
     return path
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def resolve_projects(projects: tuple[Path, ...]) -> list[Path]:
     """The projects roots to read, made absolute: --projects, else the projects folder of
     --claude-dir or of the default Claude directories (ingest.paths.places)."""

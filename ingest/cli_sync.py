@@ -18,6 +18,7 @@ from .cli import (
     cli,
     db_option,
     given_claude_dir,
+    plural,
     projects_option,
     resolve_claude_dirs,
     resolve_db,
@@ -66,10 +67,6 @@ def existing_roots(projects: tuple[Path, ...], quiet: bool) -> list[Path]:
             "transcripts there once you use it."
         )
     return found
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def summary_line(result: PassResult, db: Path | None = None) -> str:
@@ -429,8 +426,14 @@ def status(db_path, projects, as_json):
     is_flag=True,
     help="With --format parquet: leave each line's raw JSON out of events/ (much smaller).",
 )
+@click.option(
+    "--redact",
+    is_flag=True,
+    help="With --format markdown or html: draw the transcripts from a redacted copy, as "
+    "`claude-sessions share` makes one (secrets become [REDACTED:<kind>], home folders ~).",
+)
 @db_option
-def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path):
+def export(session_id, export_all, output, force, replaced, fmt, no_raw, redact, db_path):
     """Write archived transcripts back as files, byte for byte.
 
     Recreates the projects tree under --output (project folder / session.jsonl, agent
@@ -455,7 +458,9 @@ def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path
     call that started them, no raw JSON.  --format html writes SESSION_ID.html, drawn like
     the web app's transcript, in one self-contained file (styles and script inline, no
     network request; open it from disk or mail it).  With --all: one file per session
-    and, for html, an index.html linking them (a static site).
+    and, for html, an index.html linking them (a static site).  --redact first makes a
+    share copy of the sessions in a temporary folder (the redaction of `claude-sessions
+    share`, see docs/sharing.md) and draws from it; the archive is only read.
 
     \b
     Examples:
@@ -464,12 +469,20 @@ def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path
       claude-sessions export --format parquet -o ~/claude-parquet
       claude-sessions export 0d3a8e6f --format html -o /tmp/read
       claude-sessions export --all --format html -o ~/claude-site
+      claude-sessions export 0d3a8e6f --format markdown --redact -o /tmp/to-share
     """
     if fmt in ("markdown", "html"):
         if no_raw or replaced:
             raise click.ClickException(f"--no-raw and --replaced do not go with --format {fmt}.")
-        export_readable(session_id, export_all, output, force, fmt, db_path)
+        from .cli_readable import export_readable
+
+        export_readable(session_id, export_all, output, force, fmt, db_path, redact)
         return
+    if redact:
+        raise click.ClickException(
+            "--redact goes with --format markdown or html (for a redacted archive, use "
+            "`claude-sessions share`)."
+        )
     if fmt == "parquet":
         from .parquet import export_parquet_command
 
@@ -496,63 +509,6 @@ def export(session_id, export_all, output, force, replaced, fmt, no_raw, db_path
     for note in notes:
         click.echo(note)
     click.echo(f"Wrote {plural(len(written), 'file')} to {output}.")
-
-
-def export_readable(session_id, export_all, output, force, fmt, db_path) -> None:
-    """`export --format markdown|html` (datasette_claude_sessions/readable.py)."""
-    from datasette_claude_sessions import readable
-
-    from .export import resolve_session
-
-    if bool(session_id) == export_all:
-        raise click.ClickException("Give either a SESSION_ID or --all.")
-    db = (db_path or default_db_path()).expanduser()
-    conn = archive.open_read(db)
-    try:
-        with database_errors(db):
-            if export_all:
-                sessions = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT session_id FROM sessions WHERE events > 0 "
-                        "ORDER BY last_timestamp DESC"
-                    )
-                ]
-            else:
-                try:
-                    sessions = [resolve_session(conn, session_id)]
-                except ExportError as e:
-                    raise click.ClickException(str(e)) from None
-                if readable.session_info(conn, sessions[0]) is None:
-                    raise click.ClickException(f"No session {session_id} in {db}.")
-            if output.exists() and any(output.iterdir()) and not force:
-                raise click.ClickException(f"{output} is not empty; pass --force to write into it.")
-            suffix = ".md" if fmt == "markdown" else ".html"
-            written: list[tuple[str, str]] = []
-            output.mkdir(parents=True, exist_ok=True)
-            with click.progressbar(
-                sessions, label="Exporting", file=sys.stderr, hidden=not sys.stderr.isatty()
-            ) as bar:
-                for sid in bar:
-                    name = readable.file_name(sid, None, suffix)
-                    if fmt == "markdown":
-                        text = readable.markdown_document(conn, sid)
-                    else:
-                        text = readable.html_page(
-                            conn, sid, index_href="index.html" if export_all else None
-                        )
-                    (output / name).write_text(text, encoding="utf-8")
-                    written.append((sid, name))
-            if export_all and fmt == "html":
-                (output / "index.html").write_text(
-                    readable.html_index(conn, written), encoding="utf-8"
-                )
-    except OSError as e:
-        raise click.ClickException(f"Cannot write to {output}: {e.strerror}.") from None
-    finally:
-        conn.close()
-    files = len(written) + (1 if export_all and fmt == "html" else 0)
-    click.echo(f"Wrote {plural(files, 'file')} to {output}.")
 
 
 @cli.command()
