@@ -161,6 +161,8 @@ def menu_links(datasette, actor, request):
 @hookimpl
 def startup(datasette):
     status.startup(datasette)
+    if scope.serves_archive(datasette):
+        pages.warm(datasette)
     if not hasattr(datasette, "add_query"):
         return None  # Datasette 0.65: the canned_queries hook above serves them
 

@@ -122,14 +122,19 @@ def plan_file(conn, session_id: str) -> int | None:
     """kept_files id of the session's plan (plans/<slug>.md), if kept."""
     if not has_kept(conn):
         return None
+    # The plans kept, newest first and present before deleted: without any, the session's
+    # lines need not be read for their slug.
+    plans: dict[str, int] = {}
+    for rel_path, file_id in conn.execute(
+        "select rel_path, id from kept_files where area = 'plans' "
+        "order by deleted_at is not null, id desc"
+    ):
+        plans.setdefault(rel_path, file_id)
+    if not plans:
+        return None
     for slug in session_slugs(conn, session_id):
-        row = conn.execute(
-            "select id from kept_files where area = 'plans' and rel_path = ? "
-            "order by deleted_at is not null, id desc limit 1",
-            (f"plans/{slug}.md",),
-        ).fetchone()
-        if row:
-            return row[0]
+        if f"plans/{slug}.md" in plans:
+            return plans[f"plans/{slug}.md"]
     return None
 
 

@@ -462,6 +462,34 @@ def sync_env() -> Environment:
     return _sync_env
 
 
+# Templates a transcript page draws with: compiled at startup (warm), not by the first
+# request.
+WARM_TEMPLATES = ("claude_sessions_session.html",)
+
+
+def warm(datasette) -> None:
+    """Compile the transcript templates and warm the renderer (render.warm), so the first
+    transcript page after startup does none of that work."""
+    from jinja2 import TemplateNotFound, meta
+
+    render.warm()
+    render_turns([])  # compiles _turns.html and the _transcript.html macros it imports
+    env = datasette.jinja_env
+    todo, seen = list(WARM_TEMPLATES), set()
+    while todo:
+        # Each template and those it extends, includes or imports (base.html...).
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            env.get_template(name)
+            source = env.loader.get_source(env, name)[0]
+        except TemplateNotFound:
+            continue
+        todo += [n for n in meta.find_referenced_templates(env.parse(source)) if n]
+
+
 def render_turns(turns: list[dict]) -> Markup:
     """The transcript body (the page's, and each live fragment's)."""
     return Markup(sync_env().get_template("claude_sessions/_turns.html").render(turns=turns))
