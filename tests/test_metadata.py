@@ -161,3 +161,79 @@ async def test_configured_queries_win_over_the_defaults(archive):
     assert rows == [{"answer": 42}]
     listed = (await ds.client.get("/claude-sessions.json")).json()["queries"]
     assert len(listed) == len(load_metadata()["databases"]["claude-sessions"]["queries"])
+
+
+# sessions_touching_file as it first was: every tool input parsed, then joined back.
+TOUCHING_REFERENCE = """
+select s.session_id, s.title, t.name as tool, f.path, count(*) as calls,
+  min(t.started_at) as first_call, max(t.started_at) as last_call
+from (
+  select tool_use_id, coalesce(
+    json_extract(input, '$.file_path'), json_extract(input, '$.path'),
+    json_extract(input, '$.notebook_path')) as path
+  from tool_calls where json_valid(input)
+) f
+  join tool_calls t on t.tool_use_id = f.tool_use_id
+  left join sessions s on s.session_id = t.session_id
+where f.path like '%' || :path || '%'
+group by t.session_id, t.name, f.path
+"""
+
+
+def test_sessions_touching_file_finds_what_parsing_every_input_finds(tmp_path, archive_meta):
+    """The saved query skips parsing inputs that cannot hold the text; on inputs built to
+    trip that (Windows paths, quotes, newlines, non-ASCII, \\u escapes, LIKE's _ over an
+    escaped character, invalid JSON, a path only in other fields) it returns the same
+    rows as parsing every input."""
+    import orjson
+
+    db = build_archive(tmp_path)
+    conn = sqlite3.connect(db)
+    session = conn.execute("select session_id from sessions limit 1").fetchone()[0]
+    inputs = [
+        orjson.dumps({"file_path": "C:\\Users\\ann\\src\\app.py"}),
+        orjson.dumps({"file_path": '/tmp/say "hi".txt', "content": "a\nb"}),
+        orjson.dumps({"file_path": "/tmp/new\nline.md"}),
+        orjson.dumps({"path": "/srv/café/menu.py"}),
+        b'{"file_path": "/srv/caf\\u00e9/escaped.py"}',
+        orjson.dumps({"notebook_path": "/nb/Analysis.ipynb"}),
+        orjson.dumps({"command": "cat /tmp/app.py", "description": "no path key"}),
+        orjson.dumps({"file_path": None, "path": "/second/key.rs"}),
+        orjson.dumps({"file_path": 12345}),
+        b'{"file_path": "/broken.py"',
+    ]
+    conn.executemany(
+        "insert into tool_calls (tool_use_id, session_id, name, input, started_at) "
+        "values (?, ?, 'Read', ?, ?)",
+        [
+            (f"toolu_trip{i}", session, text.decode(), f"2030-01-01T00:00:{i:02d}Z")
+            for i, text in enumerate(inputs)
+        ],
+    )
+    conn.commit()
+    sql = archive_meta["queries"]["sessions_touching_file"]["sql"]
+    for text in [
+        "src\\app",
+        "ann_src",
+        "users\\ANN",
+        '"hi"',
+        "say _hi",
+        "new\nline",
+        "new_line",
+        "café",
+        "caf_",
+        "escaped",
+        "ANALYSIS",
+        "/tmp/app.py",
+        "key.rs",
+        "234",
+        "broken",
+        ".py",
+        "",
+    ]:
+        got = conn.execute(sql, {"path": text}).fetchall()
+        expected = conn.execute(TOUCHING_REFERENCE, {"path": text}).fetchall()
+        assert sorted(got, key=repr) == sorted(expected, key=repr), text
+    some = conn.execute(sql, {"path": "src\\app"}).fetchall()
+    assert [r[3] for r in some] == ["C:\\Users\\ann\\src\\app.py"]
+    conn.close()
