@@ -762,6 +762,12 @@ def test_status_page_updates_live_in_a_browser(tmp_path, real_projects):
                 append_prompts(path, session_id, ["from the terminal"])
                 run_pass(db, [real_projects], trigger="cli")
                 page.wait_for_function(f"() => {rows} === 2", timeout=15000)
+                # The figures come in an SSE event of their own, after the run's row.
+                page.wait_for_function(
+                    "() => ((document.getElementById('cs-last-pass') || {}).textContent || '')"
+                    ".includes('1 new line from')",
+                    timeout=15000,
+                )
                 assert "1 new line from" in page.inner_text("#cs-last-pass")
 
                 page.click("form.cs-sync button")
