@@ -45,6 +45,12 @@ from ingest.sync import run_pass  # noqa: E402
 from tests.pages_helpers import synthetic_session, write_jsonl  # noqa: E402
 
 RUNS = 5
+SESSION = "/-/claude-sessions/session/"
+# The synthetic sessions added to the demo corpus, by their number of events.
+SYNTHETIC = {
+    10_000: "b1000000-0000-4000-8000-000000010000",
+    50_000: "b5000000-0000-4000-8000-000000050000",
+}
 TARGET_MS = {"datasette": 500.0, "plugin search": 100.0}
 
 
@@ -258,6 +264,19 @@ def run_on(db: Path, urls: list | None = None, project: str | None = None, cold:
     conn.close()
     if urls is None:
         urls = []
+        conn = sqlite3.connect(db)
+        for events, sid in SYNTHETIC.items():
+            # An archive this script built with --keep: its 10k/50k-event sessions too.
+            if conn.execute("select 1 from sessions where session_id = ?", (sid,)).fetchone():
+                urls += [
+                    ("transcript", f"transcript {events // 1000}k events, page 1", SESSION + sid),
+                    (
+                        "transcript",
+                        f"transcript {events // 1000}k events, page 10",
+                        SESSION + sid + "?page=10",
+                    ),
+                ]
+        conn.close()
         if biggest:
             urls.append(
                 (
@@ -320,10 +339,7 @@ def main() -> None:
         projects = work / "projects"
         started = time.perf_counter()
         generate(projects, mb=args.mb, seed=1, mix=args.mix)
-        sizes = {
-            10_000: "b1000000-0000-4000-8000-000000010000",
-            50_000: "b5000000-0000-4000-8000-000000050000",
-        }
+        sizes = SYNTHETIC
         for events, sid in sizes.items():
             write_jsonl(
                 projects / "-bench-big" / f"{sid}.jsonl",

@@ -474,8 +474,8 @@ def warm(datasette) -> None:
 
     render.warm()
     render_turns([])  # compiles _turns.html and the _transcript.html macros it imports
-    env = datasette.jinja_env
-    todo, seen = list(WARM_TEMPLATES), set()
+    env = getattr(datasette, "jinja_env", None)
+    todo, seen = list(WARM_TEMPLATES) if env is not None else [], set()
     while todo:
         # Each template and those it extends, includes or imports (base.html...).
         name = todo.pop()
