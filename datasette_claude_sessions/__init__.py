@@ -138,9 +138,11 @@ def render_cell(row, value, column, table, database, datasette):
 def prepare_connection(conn, database, datasette):
     # Local days for the dashboard and the canned queries (plugin setting timezone).
     if scope.is_archive(datasette, database):
+        from ingest import lines
         from ingest.localdays import register
 
         register(conn, scope.setting(datasette, "timezone"))
+        lines.register(conn)  # raw_bytes(raw), raw_json(raw), raw_length(raw)
 
 
 @hookimpl

@@ -110,9 +110,9 @@ def output_parts(
 def session_slugs(conn, session_id: str) -> list[str]:
     """The ``slug`` values of a session's last records (its plan file's name)."""
     rows = conn.execute(
-        "select distinct json_extract(raw, '$.slug') from (select raw from events "
-        "where session_id = ? and length(raw) < ? and type in ('user', 'assistant') "
-        "order by id desc limit ?) where json_valid(raw)",
+        "select distinct json_extract(line, '$.slug') from (select raw_json(raw) as line "
+        "from events where session_id = ? and raw_length(raw) < ? "
+        "and type in ('user', 'assistant') order by id desc limit ?) where json_valid(line)",
         (session_id, SLUG_RAW_LIMIT, SLUG_EVENTS),
     ).fetchall()
     return [r[0] for r in rows if isinstance(r[0], str) and r[0]]

@@ -49,8 +49,8 @@ order by e.id
 _PAGE_ROWS_SQL = f"""
 select id, type, subtype, kind, uuid, parent_uuid, timestamp, is_sidechain, is_meta,
     model, message_id, agent_id, line_number,
-    case when length(raw) <= {RAW_LIMIT} then raw end as raw,
-    length(raw) as raw_length,
+    case when raw_length(raw) <= {RAW_LIMIT} then raw_bytes(raw) end as raw,
+    raw_length(raw) as raw_length,
     substr(text, 1, {TEXT_LIMIT}) as text,
     length(text) as text_length
 from events where id in ({{}})
@@ -679,7 +679,9 @@ def _event_view(row: dict, record: Any, ctx: Context) -> dict:
         "message_id": row["message_id"],
         "sidechain": bool(row["is_sidechain"]),
         "raw_url": None if ctx.standalone else f"{ctx.events_url}/{row['id']}",
-        "raw_json_url": None if ctx.standalone else f"{ctx.events_url}/{row['id']}.json",
+        # the line's JSON: events.raw is compressed (ingest.lines), the events_json view
+        # shows it as text
+        "raw_json_url": None if ctx.standalone else f"{ctx.events_url}_json?id={row['id']}",
         "blocks": blocks,
         "usage": None,
         "record": record,

@@ -104,6 +104,10 @@ TABLE_NOTES = {
     "shows, a title on every row and a `day` to facet on.",
     "usage_settings": "Settings of the usage module: price overrides and the price table's "
     "fingerprint.",
+    "raw_dictionaries": "The zstd dictionaries `events.raw` is compressed with, trained on the "
+    "archive's own lines ([storage.md](storage.md)).",
+    "events_json": "Each line's JSON: `raw_json(raw)` of every `events` row, with its length "
+    "in bytes",
 }
 # Meanings for columns whose SQL carries no comment.
 COLUMN_NOTES = {
@@ -180,6 +184,8 @@ COLUMN_NOTES = {
     "ingest_errors.error": "why the line could not be parsed",
     "excerpt": "the line's first characters",
     "created_at": "when the error was recorded",
+    "raw_dictionaries.created_at": "when the dictionary was trained",
+    "events.leaf_uuid": "a summary's leafUuid: the record whose conversation it titles",
     "sync_heartbeat.host": "machine it runs on",
     "beat_at": "last heartbeat",
     "api_calls.message_id": "message.id",
@@ -220,7 +226,10 @@ def rows_label(count: int) -> str:
 
 
 def schema_markdown(db_path: Path) -> str:
+    from ingest.lines import register
+
     conn = sqlite3.connect(db_path)
+    register(conn)  # raw_json() and raw_length() of the events_json view
     objects = conn.execute(
         "select type, name, sql from sqlite_master where type in ('table', 'view') order by rowid"
     ).fetchall()

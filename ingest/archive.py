@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from .lines import register
 from .lock import real_file
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -92,6 +93,7 @@ def connect_readonly(db: str | os.PathLike) -> sqlite3.Connection:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         if not shm_existed:
             _owner_writable(shm)
+        register(conn)
         return conn
     except sqlite3.OperationalError:
         conn.close()
@@ -109,6 +111,7 @@ def connect_readonly(db: str | os.PathLike) -> sqlite3.Connection:
 def _immutable(db: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(sqlite_uri(db, "immutable=1"), uri=True, check_same_thread=False)
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    register(conn)
     return conn
 
 

@@ -1,15 +1,15 @@
 """Lines in, rows out: read a file's complete lines, parse them, and write them (events,
 their FTS entries, error rows) in the pass's open transaction.
 
-A huge line (HUGE_BYTES or more) is parsed from its skeleton and handed to SQLite by a
-function that lets go of it (see write_huge), so memory stays near twice its size.
+Each line is stored compressed (ingest.lines: ``raw`` is a zstd frame); a huge line
+(HUGE_BYTES or more) is parsed from its skeleton, compressed, and its bytes let go of
+before the batch is written, so memory stays near the line plus its frame.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -17,11 +17,9 @@ from .clock import now_iso
 from .parse import (
     ERROR_COLUMNS,
     EVENT_COLUMNS,
-    HUGE_BYTES,
     SESSION_ID_INDEX,
     LineError,
     NewEvent,
-    is_utf8,
     parse,
 )
 
@@ -33,26 +31,19 @@ EXCERPT_CHARS = 200
 AGENT_ID_INDEX = EVENT_COLUMNS.index("agent_id")
 EMPTY_COLUMNS = (None,) * len(EVENT_COLUMNS)
 
-# raw is bound as bytes and stored as TEXT when the last parameter says the bytes are
-# UTF-8 (SQLite's CAST keeps them as they are; no decoding to a Python str and back).
-_N = len(EVENT_COLUMNS) + 6
 
-
-def _insert_event(raw: str) -> str:
-    """INSERT INTO events with ?1 .. ?{_N - 1} for the columns before raw, and raw as given."""
+def _insert_event() -> str:
+    """INSERT INTO events: the id, file, generation, offset and line number, the
+    EVENT_COLUMNS, and raw (the line compressed by ingest.lines)."""
     columns = ", ".join(EVENT_COLUMNS)
-    params = ", ".join(f"?{i}" for i in range(1, _N))
+    params = ", ".join("?" for _ in range(len(EVENT_COLUMNS) + 6))
     return (
         f"INSERT INTO events (id, file_id, generation, byte_offset, line_number, {columns}, "
-        f"raw) VALUES ({params}, {raw})"
+        f"raw) VALUES ({params})"
     )
 
 
-INSERT_EVENT = _insert_event(f"CASE WHEN ?{_N + 1} THEN CAST(?{_N} AS TEXT) ELSE ?{_N} END")
-# A huge line's raw comes from a function that hands its bytes over (see write_huge).
-INSERT_HUGE_EVENT = _insert_event(
-    f"CASE WHEN ?{_N} THEN CAST(huge_line() AS TEXT) ELSE huge_line() END"
-)
+INSERT_EVENT = _insert_event()
 # events_fts indexes the text and the kind (so search filters by kind inside the index).
 INSERT_FTS = "INSERT INTO events_fts (rowid, text, kind) VALUES (?, ?, ?)"
 INSERT_FTS_PREFIX = (
@@ -145,7 +136,8 @@ def read_lines(f, position: int, end: int) -> Iterator[tuple[int, bytes]]:
 
 
 class Huge:
-    """A huge line's bytes, held by one reference (see HUGE_BYTES)."""
+    """A huge line's bytes, held by one reference (see HUGE_BYTES): the batch lets go of
+    them as soon as the line is parsed and compressed."""
 
     __slots__ = ("data",)
 
@@ -155,25 +147,6 @@ class Huge:
     def take(self) -> bytes | None:
         data, self.data = self.data, None
         return data
-
-
-_handing_over = threading.local()  # .huge: the Huge that huge_line() hands over next
-
-
-def huge_line() -> bytes | None:
-    """The SQL function huge_line(): the bytes of the line write_huge is inserting."""
-    huge, _handing_over.huge = _handing_over.huge, None
-    return huge.take()
-
-
-def write_huge(conn: sqlite3.Connection, row: tuple) -> None:
-    """Insert a huge line's events row (raw is row[-2], a Huge; row[-1]: valid UTF-8).
-
-    Bound as a parameter, the line would be held three times at once (the bytes, SQLite's
-    copy of the parameter, the record).  Returned by a function that lets go of it, it is
-    held twice: SQLite's copy (made TEXT in place by the CAST) and the record."""
-    _handing_over.huge = row[-2]
-    conn.execute(INSERT_HUGE_EVENT, (*row[:-2], row[-1]))
 
 
 class Batch:
@@ -210,7 +183,7 @@ class Batch:
             for generation in range(fs.generation - 1, -1, -1):
                 old = fs.conn.execute(
                     "SELECT id FROM events WHERE file_id = ? AND generation = ? "
-                    "AND byte_offset = ? AND CAST(raw AS BLOB) = ?",
+                    "AND byte_offset = ? AND raw_bytes(raw) = ?",
                     (fs.file_id, generation, offset, line),
                 ).fetchone()
                 if old is not None:
@@ -220,7 +193,6 @@ class Batch:
         event_id = self.next_id
         self.next_id += 1
         self.inserted += 1
-        utf8 = 1  # parsed lines are valid UTF-8 (orjson checks), blank ones are ASCII
         if not line or line.isspace():  # (line.strip() would copy the line)
             obj, cols = None, EMPTY_COLUMNS
         else:
@@ -228,7 +200,6 @@ class Batch:
                 obj, cols = parse(line)
             except LineError as e:
                 obj, cols = None, ERROR_COLUMNS
-                utf8 = is_utf8(line)
                 error = str(e).splitlines()[0] if str(e) else "unreadable line"
                 if not terminated:
                     error = f"unterminated last line: {error}"
@@ -252,21 +223,14 @@ class Batch:
             self.fts_long.append((FTS_CHARS, event_id))  # cut by SQLite, not copied here
         elif text:
             self.fts.append((event_id, text, cols[KIND_INDEX]))
+        stored = fs.sync.packer.pack(line)
         if huge is not None:
-            line = huge
-        self.rows.append(
-            (event_id, fs.row_id, fs.generation, offset, line_number, *cols, line, utf8)
-        )
+            huge.take()  # (the line's only other reference is the caller's, gone already)
+        line = None
+        self.rows.append((event_id, fs.row_id, fs.generation, offset, line_number, *cols, stored))
 
     def write(self, conn: sqlite3.Connection, file_id: int) -> None:
         rows = [r for r in self.rows if r is not None] if self.moves else self.rows
-        huge = (
-            [row for row in rows if isinstance(row[-2], Huge)] if self.longest >= HUGE_BYTES else []
-        )
-        if huge:
-            rows = [row for row in rows if not isinstance(row[-2], Huge)]
-            for row in huge:
-                write_huge(conn, row)
         if rows:
             conn.executemany(INSERT_EVENT, rows)
         if self.fts:

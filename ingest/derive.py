@@ -27,6 +27,7 @@ import orjson
 
 from . import sidechains, usage
 from .clock import now_iso
+from .lines import line_bytes
 from .parse import (
     EVENT_COLUMNS,
     LineError,
@@ -370,7 +371,7 @@ def _named_by_a_record(conn: sqlite3.Connection, sid: str) -> bool:
         _scalar(
             conn,
             "SELECT 1 FROM events WHERE session_id = ? AND CASE WHEN type IS NOT NULL "
-            "THEN json_extract(raw, '$.sessionId') END IS NOT NULL LIMIT 1",
+            "THEN json_extract(raw_json(raw), '$.sessionId') END IS NOT NULL LIMIT 1",
             sid,
         )
     )
@@ -410,7 +411,7 @@ def _title(conn: sqlite3.Connection, sid: str, first_prompt: str | None):
         """
         SELECT s.text FROM events leaf, events s
         WHERE leaf.session_id = ? AND leaf.uuid IS NOT NULL AND s.type = 'summary'
-            AND json_extract(s.raw, '$.leafUuid') = +leaf.uuid AND s.text IS NOT NULL
+            AND s.leaf_uuid = +leaf.uuid AND s.text IS NOT NULL
         ORDER BY s.id DESC LIMIT 1
         """,
         sid,
@@ -496,7 +497,7 @@ def replay(conn: sqlite3.Connection, after_id: int = 0, chunk: int = 2000) -> tu
                 agents.add(agent_id)
             try:
                 # same objects as sync (lone surrogates mended)
-                obj, _ = parse(raw.encode("utf-8") if isinstance(raw, str) else raw)
+                obj, _ = parse(line_bytes(raw, conn))
             except LineError:
                 continue
             batch.append(NewEvent(event_id, file_id, obj, tuple(values), host))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .archive import ExportError, connect_readonly, root_folder, safe_name
 from .keep_copy import export_kept
+from .lines import line_bytes
 from .sources import os_name
 
 MIN_PREFIX = 6
@@ -180,7 +181,7 @@ def write_lines(conn: sqlite3.Connection, file_id: int, generation: int, tail: i
         if previous is not None:
             f.write(previous)
             f.write(b"\n")
-        previous = as_bytes(raw)
+        previous = line_bytes(raw, conn) or b""
     if previous is not None:
         f.write(previous)
         if not tail:

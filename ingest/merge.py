@@ -21,13 +21,13 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import derive
+from . import derive, lines
 from .archive import SQLITE_HEADER, read_only_location
 from .batch import FTS_CHARS
 from .db import open_db
 from .keep_copy import merge_kept
 from .lock import WriterLock
-from .parse import EVENT_COLUMNS
+from .parse import EVENT_COLUMNS, leaf_uuid
 
 FILE_COLUMNS = (
     "path",
@@ -186,8 +186,9 @@ def _merge(conn: sqlite3.Connection) -> MergeResult:
         # a line this archive already moved to a newer generation stays there only
         "WHERE NOT EXISTS (SELECT 1 FROM events x WHERE x.file_id = m.id "
         "AND x.generation > e.generation AND x.byte_offset = e.byte_offset "
-        "AND CAST(x.raw AS BLOB) = CAST(e.raw AS BLOB)) ORDER BY e.id"
+        "AND raw_bytes(x.raw) = raw_bytes(e.raw)) ORDER BY e.id"
     )
+    _packed_lines(conn, last_id)
     result.events_added = conn.execute(
         "SELECT count(*) FROM events WHERE id > ?", (last_id,)
     ).fetchone()[0]
@@ -244,6 +245,30 @@ STATE_COLUMNS = (
 )
 
 
+def _packed_lines(conn, last_id: int) -> None:
+    """The lines just copied, as this archive stores them (ingest.lines): the other
+    archive's dictionaries come along; lines it stored as they were (an archive from
+    before m703) are compressed; summaries get their leaf_uuid when it had none."""
+    if "raw_dictionaries" in _tables(conn, "other"):
+        conn.execute(
+            "INSERT OR IGNORE INTO raw_dictionaries (id, data, created_at) "
+            "SELECT id, data, created_at FROM other.raw_dictionaries"
+        )
+    lines.repack(conn, lines.Packer(conn), last_id)
+    if "leaf_uuid" not in _columns(conn, "events", "other"):
+        rows = conn.execute(
+            "SELECT id, raw FROM events WHERE id > ? AND type = 'summary'", (last_id,)
+        ).fetchall()
+        conn.executemany(
+            "UPDATE events SET leaf_uuid = ? WHERE id = ?",
+            [(leaf_uuid(lines.line_bytes(raw, conn)), event_id) for event_id, raw in rows],
+        )
+
+
+def _tables(conn, schema: str) -> set[str]:
+    return {r[0] for r in conn.execute(f"SELECT name FROM {schema}.sqlite_master")}
+
+
 def _refresh_file_row(conn, file_id: int, row: dict) -> None:
     """Take the other archive's bookkeeping for a file when it got further: a newer
     generation, or more of the same one (a foreign file, or this machine's own file in
@@ -264,7 +289,7 @@ def _follow_moves(conn, other_id: int, file_id: int) -> None:
     moves = conn.execute(
         "SELECT o.generation, o.line_number, (SELECT x.id FROM events x WHERE x.file_id = ?1 "
         "AND x.byte_offset = o.byte_offset AND x.generation < o.generation "
-        "AND CAST(x.raw AS BLOB) = CAST(o.raw AS BLOB) ORDER BY x.generation DESC LIMIT 1) "
+        "AND raw_bytes(x.raw) = raw_bytes(o.raw) ORDER BY x.generation DESC LIMIT 1) "
         "AS moved FROM other.events o WHERE o.file_id = ?2 AND o.generation > 0 "
         "AND moved IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events y WHERE y.file_id = ?1 "
         "AND y.generation = o.generation AND y.byte_offset = o.byte_offset)",

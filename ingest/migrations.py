@@ -166,7 +166,7 @@ def m001_initial(db: Database) -> None:
             request_id TEXT,
             stop_reason TEXT,
             text TEXT,                       -- flattened text for full-text search (a line of 1 MiB or more: the first 256 KiB of each long string)
-            raw                              -- exact bytes of the line, without its newline
+            raw                              -- the line's exact bytes (without its newline), zstd-compressed: raw_bytes(raw), raw_json(raw)
         );
         CREATE UNIQUE INDEX IF NOT EXISTS idx_events_file_gen_offset
             ON events(file_id, generation, byte_offset);
@@ -574,6 +574,7 @@ def m501_context_is_not_a_prompt(db: Database) -> None:
     # the kinds 'context' and 'command' (ingest/prompts.py), in events and events_fts,
     # and the sessions they touch (or titled by tagged text) are recomputed.
     from .derive import refresh_sessions
+    from .lines import line_bytes
     from .parse import EVENT_COLUMNS, LineError, parse
 
     kind_index = EVENT_COLUMNS.index("kind")
@@ -587,7 +588,7 @@ def m501_context_is_not_a_prompt(db: Database) -> None:
         if raw is None:
             continue
         try:
-            _obj, cols = parse(raw.encode("utf-8") if isinstance(raw, str) else raw)
+            _obj, cols = parse(line_bytes(raw, conn))
         except LineError:
             continue
         kind = cols[kind_index]
@@ -699,6 +700,92 @@ def m504_inline_sidechains(db: Database) -> None:
     refresh_sessions(db.conn, sessions)
 
 
+@migrations(name="m703_compressed_lines")
+def m703_compressed_lines(db: Database) -> None:
+    # Issue 12: each line's raw is stored compressed (ingest/lines.py: a zstd frame made
+    # with a dictionary trained on the archive's own lines; 4-6x smaller), read through
+    # raw_bytes(raw) / raw_json(raw) and the events_json view.  A summary's leafUuid gets
+    # a column of its own (the session title's lookup indexed json_extract(raw, ...),
+    # which cannot read a frame).  Old archives: every line compressed, with a progress
+    # bar, then VACUUM (ensure_schema) gives the freed pages back to the disk.
+    from . import lines
+    from .parse import leaf_uuid
+
+    conn = db.conn
+    run_script(
+        db,
+        """
+        -- The zstd dictionaries events.raw is compressed with (ingest/lines.py); a frame
+        -- names its dictionary by id (zstd derives the id from the content).
+        CREATE TABLE IF NOT EXISTS raw_dictionaries (
+            id INTEGER PRIMARY KEY,          -- zstd dictionary id
+            data BLOB NOT NULL,              -- the dictionary
+            created_at TEXT NOT NULL
+        );
+        DROP INDEX IF EXISTS idx_events_summary_leaf;
+        """,
+    )
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "leaf_uuid" not in columns:
+        conn.execute("ALTER TABLE events ADD COLUMN leaf_uuid TEXT")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS idx_events_summary_leaf ON events(leaf_uuid) "
+        "WHERE type = 'summary'"
+    )
+    conn.execute(
+        "CREATE VIEW IF NOT EXISTS events_json AS SELECT id, file_id, generation, byte_offset, "
+        "line_number, type, kind, session_id, timestamp, raw_length(raw) AS bytes, "
+        "raw_json(raw) AS json FROM events"
+    )
+    last = conn.execute("SELECT max(id) FROM events").fetchone()[0]
+    if not last:
+        return
+    lines.register(conn)
+    total = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    step = max(1, total // 4000)
+    samples = lines.samples_of(
+        lines.line_bytes(raw) or b""
+        for (raw,) in conn.execute("SELECT raw FROM events WHERE id % ? = 0", (step,))
+    )
+    trained = lines.train(samples)
+    if trained is not None:
+        lines.store_dictionary(conn, trained)
+    packer = lines.Packer(conn)
+    chunk = 2000
+    with _progress(total, "Compressing the archived lines") as bar:
+        start = 0
+        while start < last:
+            rows = conn.execute(
+                "SELECT id, type, raw FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (start, chunk),
+            ).fetchall()
+            if not rows:
+                break
+            updates = []
+            for event_id, rtype, raw in rows:
+                data = lines.line_bytes(raw, conn) or b""
+                leaf = None
+                if rtype == "summary":
+                    leaf = leaf_uuid(data)
+                updates.append((packer.pack(data), leaf, event_id))
+            conn.executemany("UPDATE events SET raw = ?, leaf_uuid = ? WHERE id = ?", updates)
+            start = rows[-1][0]
+            bar.update(len(rows))
+    _after_migrations.add("vacuum")
+
+
+# What ensure_schema does once the pending migrations are applied (VACUUM cannot run in
+# a migration's transaction).
+_after_migrations: set[str] = set()
+
+
+def _progress(total: int, label: str):
+    """A progress bar on stderr for a migration that touches every row."""
+    import click
+
+    return click.progressbar(length=total, label=label, file=sys.stderr)
+
+
 def run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""
@@ -713,4 +800,9 @@ def run_script(db: Database, script: str) -> None:
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Apply pending migrations (idempotent)."""
     if migrations.pending(conn):
+        _after_migrations.clear()
         migrations.apply(_sqlite_utils().Database(conn))
+        if "vacuum" in _after_migrations:
+            _after_migrations.clear()
+            print("Compacting the archive (VACUUM)...", file=sys.stderr, flush=True)
+            conn.execute("VACUUM")

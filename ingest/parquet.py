@@ -180,7 +180,7 @@ def _select(columns: list[tuple[str, str, str]], host: str, day: str, rest: str)
 def _events_sql(raw: bool) -> tuple[list, str]:
     columns = list(_EVENTS)
     if raw:
-        columns.append(("raw", "e.raw", "raw"))
+        columns.append(("raw", "raw_json(e.raw)", "raw"))  # (ingest.lines)
     sql = _select(
         columns,
         "f.host",

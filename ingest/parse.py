@@ -38,6 +38,7 @@ EVENT_COLUMNS = (
     "message_id",
     "request_id",
     "stop_reason",
+    "leaf_uuid",
     "text",
 )
 # Index of session_id in EVENT_COLUMNS, for callers that fill it from the file name.
@@ -329,6 +330,7 @@ def extract(obj: dict[str, Any]) -> tuple:
         message_id,
         request,
         stop_reason,
+        _s(get("leafUuid")) if rtype == "summary" else None,
         text or None,
     )
 
@@ -474,6 +476,15 @@ def load_record(line: bytes) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise
         return without_surrogates(obj)
+
+
+def leaf_uuid(line: bytes | None) -> str | None:
+    """A summary line's leafUuid (the events.leaf_uuid column), or None."""
+    try:
+        obj = load_record(line or b"")
+    except (LineError, RecursionError):
+        return None
+    return _s(obj.get("leafUuid"))
 
 
 def tail_is_complete(tail: bytes) -> bool:

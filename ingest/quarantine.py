@@ -28,11 +28,10 @@ from .batch import (
     INSERT_FTS,
     INSERT_FTS_PREFIX,
     Batch,
-    Huge,
     excerpt,
-    write_huge,
 )
 from .clock import now_iso
+from .lines import line_bytes
 from .parse import ERROR_COLUMNS, NewEvent
 
 # Exceptions a line's content can cause while it is bound or derived.
@@ -81,7 +80,7 @@ def write_rows(conn: sqlite3.Connection, batch: Batch, file_id: int, careful: bo
         try:
             batch.write(conn, file_id)
         except Exception as e:
-            if is_line_fault(e) and not _has_taken_huge(batch):
+            if is_line_fault(e):
                 raise NeedsCare(str(e)) from e
             raise
         return
@@ -90,7 +89,7 @@ def write_rows(conn: sqlite3.Connection, batch: Batch, file_id: int, careful: bo
             batch.write(conn, file_id)
         return
     except Exception as e:
-        if not is_line_fault(e) or batch.longest and _has_taken_huge(batch):
+        if not is_line_fault(e):
             raise
     stamp = now_iso()
     rows = [r for r in batch.rows if r is not None]
@@ -112,11 +111,11 @@ def write_rows(conn: sqlite3.Connection, batch: Batch, file_id: int, careful: bo
             if not is_line_fault(e):
                 raise
             # the line's bytes as an error row: no columns that could not be stored
-            raw = row[-2]
-            stored = (*row[:5], *ERROR_COLUMNS, raw, row[-1])
+            raw = row[-1]
+            stored = (*row[:5], *ERROR_COLUMNS, raw)
             with _Savepoint(conn, "line_row"):
                 _write_row(conn, stored)
-                data = raw.data if isinstance(raw, Huge) else raw
+                data = line_bytes(raw, conn)
                 conn.execute(
                     INSERT_ERROR,
                     (
@@ -137,17 +136,8 @@ def write_rows(conn: sqlite3.Connection, batch: Batch, file_id: int, careful: bo
         )
 
 
-def _has_taken_huge(batch: Batch) -> bool:
-    """A huge line's bytes are handed to SQLite once (write_huge): when they are gone,
-    the batch cannot be written a second time, and the failure goes up."""
-    return any(isinstance(r[-2], Huge) and r[-2].data is None for r in batch.rows if r)
-
-
 def _write_row(conn: sqlite3.Connection, row: tuple) -> None:
-    if isinstance(row[-2], Huge):
-        write_huge(conn, row)
-    else:
-        conn.execute(INSERT_EVENT, row)
+    conn.execute(INSERT_EVENT, row)
 
 
 def derive_rows(
@@ -187,11 +177,11 @@ def derive_rows(
 
 def _error_row(conn: sqlite3.Connection, file_id: int, event_id: int, e: BaseException) -> None:
     found = conn.execute(
-        "SELECT byte_offset, line_number, CAST(substr(raw, 1, 800) AS BLOB) FROM events "
-        "WHERE id = ?",
+        "SELECT byte_offset, line_number, raw FROM events WHERE id = ?",
         (event_id,),
     ).fetchone()
-    offset, line_number, head = found if found else (None, None, b"")
+    offset, line_number, raw = found if found else (None, None, None)
+    head = (line_bytes(raw, conn) or b"")[:800]
     conn.execute(
         INSERT_ERROR,
         (

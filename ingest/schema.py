@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from . import lines
+
 PAGE_SIZE = 16384
 
 
@@ -24,4 +26,5 @@ def connect(path: str, *, timeout: float = 30.0) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    lines.register(conn)  # raw_bytes(raw), raw_json(raw), raw_length(raw)
     return conn

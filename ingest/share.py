@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .archive import connect_readonly
+from .lines import is_packed, line_bytes
+from .lines import register as register_lines
 from .redact import ZSTD_MAGIC, Redactor
 
 BATCH_ROWS = 5000
@@ -131,6 +133,7 @@ def _make_share(path: Path, out: Path, options: Options, progress) -> Result:
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("BEGIN")
+        unpack_lines(conn)
         chosen = choose(conn, options)
         drop(conn, options.drop)
         triggers = _drop_triggers(conn)
@@ -179,6 +182,34 @@ def tables(conn) -> list[str]:
             continue
         found.append(name)
     return found
+
+
+def unpack_lines(conn) -> None:
+    """events.raw as the lines themselves (TEXT when UTF-8, else a BLOB), and no zstd
+    dictionary: one trained on the archive's lines holds pieces of them, secrets too
+    (ingest.lines).  The copy's lines are then redacted like any other text."""
+    if not _has_table(conn, "events"):
+        return
+    register_lines(conn)
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, raw FROM events WHERE id > ? ORDER BY id LIMIT ?", (last, BATCH_ROWS)
+        ).fetchall()
+        if not rows:
+            break
+        last = rows[-1][0]
+        updates = []
+        for event_id, raw in rows:
+            if is_packed(raw):
+                data = line_bytes(raw, conn)
+                try:
+                    updates.append((data.decode("utf-8"), event_id))
+                except UnicodeDecodeError:
+                    updates.append((data, event_id))
+        conn.executemany("UPDATE events SET raw = ? WHERE id = ?", updates)
+    if _has_table(conn, "raw_dictionaries"):
+        conn.execute("DELETE FROM raw_dictionaries")
 
 
 def columns(conn, table: str) -> list[tuple[str, str, bool, int]]:

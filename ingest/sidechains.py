@@ -17,6 +17,7 @@ import sqlite3
 
 import orjson
 
+from .lines import line_bytes
 from .parse import LineError, load_record
 
 PREFIX = "sidechain-"
@@ -29,11 +30,9 @@ ORDER BY e.id
 """
 
 
-def _prompt_of(raw) -> str | None:
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogatepass")
+def _prompt_of(raw, conn) -> str | None:
     try:
-        record = load_record(raw)  # the engine's own parse
+        record = load_record(line_bytes(raw, conn))  # the engine's own parse
     except (LineError, RecursionError, TypeError):
         return None
     message = record.get("message") if isinstance(record, dict) else None
@@ -61,7 +60,7 @@ def chains(conn: sqlite3.Connection, session_id: str) -> dict[str, dict]:
         if agent is None and (parent is None or parent not in by_uuid):
             if rtype == "user" and parent is None and uuid:
                 agent = PREFIX + uuid
-                found[agent] = {"root": uuid, "prompt": _prompt_of(raw), "ids": []}
+                found[agent] = {"root": uuid, "prompt": _prompt_of(raw, conn), "ids": []}
             else:
                 agent = latest  # its parent was never written: the chain running then
         if agent is None or agent not in found:

@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import derive, quarantine
-from .batch import batch_bytes, huge_line
+from . import derive, lines, quarantine
+from .batch import batch_bytes
 from .clock import now_iso
 from .db import WAL_LIMIT, Checkpointer, open_db, retry_busy
 from .filesync import STALE_TAIL_SECONDS, FileSync
@@ -110,8 +110,6 @@ def run_pass(
             # transaction: wait for it what is left of ``wait``, not the 30 s default.
             left = 0.0 if wait is False else max(0.0, wait - (time.monotonic() - started))
             conn.execute(f"PRAGMA busy_timeout={int(left * 1000)}")
-        # write_huge hands a huge line to SQLite through this function (see batch.py)
-        conn.create_function("huge_line", 0, huge_line)
         try:
             # the host name (socket.gethostname() on Linux and macOS, without importing
             # socket: the status line's one-file pass starts faster)
@@ -288,6 +286,7 @@ class Pass:
         self.total_bytes = sum(max(0, s.size - (row["position"] if row else 0)) for s, row in todo)
         if todo or gone:
             self.record_run()
+        self.packer = self.prepare_packer(todo)
         self.next_id = (conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0) + 1
         self.next_file_id = (conn.execute("SELECT max(id) FROM sync_files").fetchone()[0] or 0) + 1
         for source, row in todo:
@@ -298,6 +297,28 @@ class Pass:
             self.mark_deleted(gone)
         self.keep_files(paths)
         self.store_unreadable(looked_at)
+
+    def prepare_packer(self, todo: list[tuple[Source, sqlite3.Row | None]]) -> lines.Packer:
+        """The compressor of this pass's lines (ingest.lines).  An archive without a
+        dictionary gets one first, trained on the lines this pass is about to read (and
+        any already archived), when there are enough of them; the rows already archived
+        are compressed again with it, in the same transaction."""
+        packer = lines.Packer(self.conn)
+        if packer.dict_id or not todo:
+            return packer
+        samples = lines.samples_of(_coming_lines(todo))
+        if sum(map(len, samples)) < lines.SAMPLE_BYTES:
+            samples += lines.archive_samples(self.conn, lines.SAMPLE_BYTES)
+        trained = lines.train(samples)
+        if trained is None:
+            return packer
+
+        def write():
+            lines.store_dictionary(self.conn, trained)
+            lines.repack(self.conn, lines.Packer(self.conn))  # (rows of earlier passes)
+
+        self.write(write)
+        return lines.Packer(self.conn)
 
     def store_unreadable(self, looked_at: Callable[[str | bytes], bool]) -> None:
         """Keep sync_unreadable in step: what this pass could not read (kept until a pass
@@ -544,6 +565,30 @@ class Pass:
     def advance(self, nbytes: int) -> None:
         self.result.bytes_read += nbytes
         self.done_bytes += nbytes
+
+
+def _coming_lines(todo: list[tuple[Source, sqlite3.Row | None]]):
+    """Complete lines from where each file's next read starts: from many files when
+    there are many (64 KiB of each), more of each when there are few; files that cannot
+    be read now are left to the pass."""
+    per_file = max(64 << 10, lines.SAMPLE_BYTES // max(1, len(todo)))
+    for source, row in todo:
+        if source.kind == "meta":
+            continue
+        try:
+            fd = os.open(source.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if not_regular(os.fstat(fd).st_mode) is not None:
+                continue
+            position = row["position"] if row else 0
+            chunk = os.pread(fd, per_file, position)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        yield from chunk.split(b"\n")[:-1]
 
 
 def is_busy(e: BaseException) -> bool:

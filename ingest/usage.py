@@ -25,6 +25,7 @@ import json
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from .lines import line_bytes
 from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, load_record
 
 if TYPE_CHECKING:
@@ -333,10 +334,10 @@ def events_as_new(conn, where: str = "1", params: tuple = ()):
         "ORDER BY e.id"
     )
     for event_id, file_id, raw, file_session, host in conn.execute(sql, params):
-        if isinstance(raw, str):
-            raw = raw.encode("utf-8", "surrogatepass")
         try:
-            obj = load_record(raw)  # the engine's own parse (lone surrogates included)
+            obj = load_record(
+                line_bytes(raw, conn)
+            )  # the engine's own parse (lone surrogates included)
         except (ValueError, RecursionError):
             continue
         cols = [None] * len(EVENT_COLUMNS)

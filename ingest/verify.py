@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lines import line_bytes
+
 READ_BYTES = 1 << 20
 
 
@@ -127,14 +129,14 @@ def compare_lines(
     if size < position:
         return f"is shorter than archived ({size:,} < {position:,} bytes): truncated"
     rows = conn.execute(
-        "SELECT byte_offset, CAST(raw AS BLOB) FROM events WHERE file_id = ? AND generation = ? "
+        "SELECT byte_offset, raw FROM events WHERE file_id = ? AND generation = ? "
         "ORDER BY byte_offset",
         (file_id, generation),
     )
     expected_offset = 0
     last_end = 0
     for offset, raw in rows:
-        raw = bytes(raw) if raw is not None else b""
+        raw = line_bytes(raw, conn) or b""
         if offset != expected_offset:
             return f"the archive has no line at byte {expected_offset:,}"
         terminated = offset + len(raw) < position or not tail

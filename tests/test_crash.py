@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 from .conftest import REAL
@@ -38,9 +39,10 @@ def append_lines(path: Path, n: int) -> None:
 
 def snapshot(db: Path) -> dict:
     conn = sqlite3.connect(db)
+    register_lines(conn)
     try:
         rows = conn.execute(
-            "SELECT f.rel_path, e.generation, e.byte_offset, e.line_number, CAST(e.raw AS BLOB) "
+            "SELECT f.rel_path, e.generation, e.byte_offset, e.line_number, raw_bytes(e.raw) "
             "FROM events e JOIN sync_files f ON f.id = e.file_id"
         ).fetchall()
 
@@ -74,6 +76,7 @@ def count_rows(db: Path) -> int:
     if not db.exists():
         return 0
     conn = sqlite3.connect(db)
+    register_lines(conn)
     try:
         return conn.execute("SELECT count(*) FROM events").fetchone()[0]
     except sqlite3.OperationalError:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.export import ExportError, export_files
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 from .conftest import FIXTURES
@@ -76,6 +77,7 @@ def test_workflow_files_classified(workflow_projects, db_path):
 
     run_pass(db_path, [workflow_projects])
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     kinds = dict(conn.execute("SELECT kind, count(*) FROM sync_files GROUP BY kind").fetchall())
     assert kinds == {"session": 1, "agent": 3, "meta": 3, "journal": 1, "other": 1}
     assert conn.execute(

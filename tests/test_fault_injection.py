@@ -34,6 +34,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ingest.lines import register as register_lines
 from ingest.parse import LineError, parse
 from ingest.sync import run_pass
 
@@ -141,9 +142,10 @@ def test_every_fuzzed_line_lands_byte_exact(fuzz_archive, lines):
     result = run_pass(db, [root], paths=[path])
     assert result.unreadable == []
     conn = sqlite3.connect(db)
+    register_lines(conn)
     try:
         stored = conn.execute(
-            "SELECT CAST(e.raw AS BLOB) FROM events e JOIN sync_files f ON f.id = e.file_id "
+            "SELECT raw_bytes(e.raw) FROM events e JOIN sync_files f ON f.id = e.file_id "
             "WHERE f.path = ? ORDER BY e.byte_offset",
             (str(path),),
         ).fetchall()
@@ -229,6 +231,7 @@ def test_hostile_trees_never_abort_a_pass(tree_archive, entries):
     again = run_pass(db, [root])
     assert again.lines_added == 0
     conn = sqlite3.connect(db)
+    register_lines(conn)
     try:
         archived = {
             os.fsencode(p) if isinstance(p, str) else bytes(p)
@@ -249,6 +252,7 @@ def consistent(db: Path) -> None:
     """The archive opens, passes quick_check, and every file's current generation ends
     exactly at its position (contiguous lines, nothing beyond)."""
     conn = sqlite3.connect(db)
+    register_lines(conn)
     try:
         assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sync_files'").fetchone():
@@ -261,7 +265,7 @@ def consistent(db: Path) -> None:
                 continue
             end = 0
             for offset, length in conn.execute(
-                "SELECT byte_offset, length(CAST(raw AS BLOB)) FROM events "
+                "SELECT byte_offset, raw_length(raw) FROM events "
                 "WHERE file_id = ? AND generation = ? ORDER BY byte_offset",
                 (file_id, generation),
             ):
@@ -317,6 +321,7 @@ def test_crash_snapshots_open_consistent_and_finish_clean(tmp_path, monkeypatch)
         taken += 1
         consistent(copy)
         check = sqlite3.connect(copy)
+        register_lines(check)
         try:
             if (
                 check.execute(

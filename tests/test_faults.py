@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from ingest.cli import cli
 from ingest.export import export_files
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 SESSION = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -72,6 +73,7 @@ def project(root: Path) -> Path:
 
 def query(db: Path, sql: str, *params):
     conn = sqlite3.connect(db)
+    register_lines(conn)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
@@ -79,7 +81,7 @@ def query(db: Path, sql: str, *params):
 
 
 def raws(db: Path, session: str | None = None) -> list[bytes]:
-    sql = "SELECT CAST(raw AS BLOB) FROM events"
+    sql = "SELECT raw_bytes(raw) FROM events"
     if session:
         return [r[0] for r in query(db, sql + " WHERE session_id = ? ORDER BY id", session)]
     return [r[0] for r in query(db, sql + " ORDER BY id")]
@@ -122,7 +124,7 @@ def test_a_line_that_cannot_be_stored_as_parsed_is_quarantined(root, db_path, ba
     assert len(raws(db_path)) == 6
     errors = query(
         db_path,
-        "SELECT x.line_number, CAST(e.raw AS BLOB) FROM ingest_errors x "
+        "SELECT x.line_number, raw_bytes(e.raw) FROM ingest_errors x "
         "JOIN events e ON e.id = x.event_id",
     )
     assert errors == [(2, bad)]
@@ -322,7 +324,7 @@ def test_merging_copies_of_this_archive_counts_no_line_twice(root, db_path, tmp_
     assert cli_sync(root, db_path).exit_code == 0
     if change == "rewritten":
         rows = (
-            "SELECT generation, byte_offset, CAST(raw AS BLOB) FROM events "
+            "SELECT generation, byte_offset, raw_bytes(raw) FROM events "
             "WHERE session_id = ? ORDER BY 1, 2"
         )
         got = query(db_path, rows, SESSION)
@@ -451,10 +453,12 @@ def test_keep_tries_once_under_wait_n(root, db_path):
     folder.mkdir(parents=True)
     (folder / "out.txt").write_bytes(b"a tool output kept beside the transcript\n")
     holder = sqlite3.connect(db_path, isolation_level=None)
+    register_lines(holder)
     holder.execute("BEGIN IMMEDIATE")
     try:
         for attempts, expected in ((1, 1), (3, 3)):
             conn = sqlite3.connect(db_path, isolation_level=None)
+            register_lines(conn)
             conn.execute("PRAGMA busy_timeout = 10")
             begins: list[str] = []
             conn.set_trace_callback(
@@ -468,6 +472,7 @@ def test_keep_tries_once_under_wait_n(root, db_path):
         holder.rollback()
         holder.close()
     conn = sqlite3.connect(db_path, isolation_level=None)
+    register_lines(conn)
     kept = keep_pass(conn, [str(root)], host="h", attempts=1)
     conn.close()
     assert kept.files_read == 1

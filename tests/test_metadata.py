@@ -11,6 +11,7 @@ from datasette.app import Datasette
 
 from datasette_claude_sessions import metadata_path
 from datasette_claude_sessions.metadata import load_metadata
+from ingest.lines import register as register_lines
 
 from .pages_helpers import build_archive, datasette_for, fixture
 
@@ -35,6 +36,7 @@ def archive_meta():
 
 def schema(db_path) -> dict[str, tuple[str, list[str]]]:
     conn = sqlite3.connect(db_path)
+    register_lines(conn)  # the events_json view's raw_json()
     objects = {}
     for name, kind in conn.execute(
         "select name, type from sqlite_master where type in ('table', 'view') "

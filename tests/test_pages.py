@@ -12,6 +12,7 @@ from datasette.app import Datasette
 
 from datasette_claude_sessions.order import conversation_order
 from datasette_claude_sessions.pages import session_url
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 from .pages_helpers import (
@@ -121,11 +122,17 @@ async def test_transcript_renders_and_links_raw_json(real_db):
     assert len(ids) > 100
     first = ids[0]
     assert f'href="/claude-sessions/events/{first}"' in html
-    assert f'href="/claude-sessions/events/{first}.json"' in html
+    assert f'href="/claude-sessions/events_json?id={first}"' in html
     assert 'class="cs-md"' in html  # Markdown answers
     assert "cs-tool" in html and "<details" in html  # collapsed tool calls
-    raw = await ds.client.get(f"/claude-sessions/events/{first}.json")
+    raw = await ds.client.get(f"/claude-sessions/events_json.json?id={first}&_shape=array")
     assert raw.status_code == 200
+    line = raw.json()[0]["json"]  # the line's exact JSON, as its source file holds it
+    conn = sqlite3.connect(real_db)
+    register_lines(conn)
+    exact = conn.execute("select raw_bytes(raw) from events where id = ?", (first,)).fetchone()
+    conn.close()
+    assert line.encode("utf-8") == exact[0] and line.startswith("{")
 
 
 @pytest.mark.asyncio
@@ -316,7 +323,7 @@ async def test_very_long_lines_are_cut_in_html_and_json(tmp_path):
     assert prompt["truncated"] is True and prompt["record_omitted"] is True
     assert prompt["record"] is None
     assert len(prompt["text"]) == 10_000 and prompt["text_length"] == 262_144
-    assert prompt["raw_json_url"].endswith(f"/events/{prompt['id']}.json")
+    assert prompt["raw_json_url"].endswith(f"/events_json?id={prompt['id']}")
     assert answer["truncated"] is True and answer["record_omitted"] is False
     assert events[1]["truncated"] is False
 

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from ingest.cli import cli
 from ingest.demo import generate
 from ingest.export import as_bytes
+from ingest.lines import register as register_lines
 from ingest.parquet import STATE_FILE
 from ingest.sync import run_pass
 
@@ -49,6 +50,7 @@ def reconcile(db: Path, out: Path, *, pending_tool_calls: int = 0) -> dict[str, 
     """Each table's rows in the folder match the archive's, each key once; the total
     cost matches.  Returns the row counts."""
     archive = sqlite3.connect(db)
+    register_lines(archive)
     con = duckdb.connect()
     counts = {}
     for table, key in TABLES.items():
@@ -95,8 +97,9 @@ def test_export_reconciles_with_the_archive(demo, tmp_path):
 
     con = duckdb.connect()
     archive = sqlite3.connect(db)
+    register_lines(archive)
     # raw is each line's text; partitions are host=…/day=… of the line's own time
-    raw = dict(archive.execute("SELECT id, raw FROM events WHERE id % 37 = 0"))
+    raw = dict(archive.execute("SELECT id, raw_bytes(raw) FROM events WHERE id % 37 = 0"))
     rows = con.execute(
         f"SELECT id, raw, host, day, timestamp FROM {scan(out, 'events')} WHERE id % 37 = 0"
     ).fetchall()

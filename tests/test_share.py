@@ -18,6 +18,7 @@ import zstandard
 from click.testing import CliRunner
 
 from ingest.cli import cli
+from ingest.lines import register as register_lines
 from ingest.redact import ZSTD_MAGIC as ZSTD
 from ingest.sync import run_pass
 
@@ -218,12 +219,13 @@ def test_planted_secrets_are_gone_and_sessions_stay(archive, tmp_path, monkeypat
     raw = db.read_bytes() + (Path(f"{db}-wal").read_bytes() if Path(f"{db}-wal").exists() else b"")
     # The archive holds every planted value (else this test proves nothing).
     conn = sqlite3.connect(db)
+    register_lines(conn)
     archived = "\n".join(
         str(v)
         for table in ("events", "tool_calls", "sessions", "subagents", "history", "file_contents")
         for row in conn.execute(f"SELECT * FROM {table}")
         for v in row
-    )
+    ) + "\n".join(r[0] for r in conn.execute("SELECT raw_json(raw) FROM events"))
     unpacked = b"".join(
         zstandard.ZstdDecompressor().decompress(blob) if blob[:4] == ZSTD else blob
         for (blob,) in conn.execute("SELECT data FROM kept_blobs")
@@ -241,6 +243,7 @@ def test_planted_secrets_are_gone_and_sessions_stay(archive, tmp_path, monkeypat
 
     data = dest.read_bytes()
     conn = sqlite3.connect(f"file:{dest}?mode=ro", uri=True)
+    register_lines(conn)
     left = [where for where, value in values.items() if value.encode() in data]
     assert left == [], left
     # Nothing compressed holds one either.
@@ -310,6 +313,7 @@ def test_choosing_and_dropping(archive, tmp_path):
     )
     assert result.exit_code == 0, result.output
     conn = sqlite3.connect(dest)
+    register_lines(conn)
     assert [r[0] for r in conn.execute("SELECT session_id FROM sessions")] == [SID]
     assert conn.execute("SELECT count(*) FROM events WHERE session_id = ?", (SID2,)).fetchone() == (
         0,
@@ -335,6 +339,7 @@ def test_choosing_and_dropping(archive, tmp_path):
     raw = tmp_path / "noraw.db"
     assert share(raw, "--db", db, "--drop", "raw").exit_code == 0
     conn = sqlite3.connect(raw)
+    register_lines(conn)
     assert conn.execute("SELECT count(*) FROM events WHERE raw != ''").fetchone() == (0,)
     conn.close()
 

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from ingest.export import export_files
+from ingest.lines import register as register_lines
 from ingest.lock import LockBusy, WriterLock
 from ingest.sync import run_pass
 
@@ -26,6 +27,7 @@ def count_lines(data: bytes) -> int:
 
 def query(db: Path, sql: str, *params):
     conn = sqlite3.connect(db)
+    register_lines(conn)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
@@ -35,7 +37,7 @@ def query(db: Path, sql: str, *params):
 def current_rows(db: Path) -> list[tuple[str, int, bytes]]:
     rows = query(
         db,
-        "SELECT f.rel_path, e.byte_offset, e.raw FROM events e JOIN sync_files f "
+        "SELECT f.rel_path, e.byte_offset, raw_bytes(e.raw) FROM events e JOIN sync_files f "
         "ON f.id = e.file_id AND e.generation = f.generation ORDER BY 1, 2",
     )
     return [(r, o, raw.encode() if isinstance(raw, str) else raw) for r, o, raw in rows]
@@ -267,9 +269,12 @@ def test_malformed_lines_archived_byte_exact(root, db_path, tmp_path):
     assert "invalid JSON" in errors[0][1] and "invalid UTF-8" in errors[3][1]
     assert errors[0][2] == "not json at all"
     kinds = query(db_path, "SELECT kind, typeof(raw) FROM events ORDER BY byte_offset")
-    assert kinds[1:5] == [("error", "text")] * 3 + [("error", "blob")]
-    assert kinds[5:7] == [(None, "text"), (None, "text")]  # empty lines are rows too
-    assert kinds[7] == ("tool_use", "text")  # a lone surrogate escape is valid JSON
+    # every line is stored as a zstd frame (ingest.lines), errors and blank lines too
+    assert kinds[1:5] == [("error", "blob")] * 4
+    assert kinds[5:7] == [(None, "blob"), (None, "blob")]  # empty lines are rows too
+    assert kinds[7] == ("tool_use", "blob")  # a lone surrogate escape is valid JSON
+    stored = query(db_path, "SELECT raw_bytes(raw) FROM events ORDER BY byte_offset")
+    assert [r[0] for r in stored] == path.read_bytes().split(b"\n")[:-1]  # byte-exact
     assert query(db_path, "SELECT name FROM tool_calls") == [("Bash",)]
     (files,) = query(db_path, "SELECT lines, errors FROM sync_files")
     assert files == (9, 4)
@@ -301,7 +306,7 @@ def test_50_mb_line(root, db_path, tmp_path):
     path.write_bytes(record(0) + b"\n" + big + b"\n" + record(2) + b"\n")
     result = run_pass(db_path, [root])
     assert result.lines_added == 3
-    (length,) = query(db_path, "SELECT length(CAST(raw AS BLOB)) FROM events WHERE line_number=2")
+    (length,) = query(db_path, "SELECT raw_length(raw) FROM events WHERE line_number=2")
     assert length == (len(big),)
     assert_export_matches(db_path, root, tmp_path)
 
@@ -323,7 +328,9 @@ def test_truncated_and_rewritten_file(root, db_path, tmp_path):
     assert result.lines_added == 1  # the two kept lines are moved, not inserted again
     assert query(db_path, "SELECT generation FROM sync_files")[0][0] == 1
     assert [raw for _, _, raw in current_rows(db_path)] == [lines[0], lines[1], record(9)]
-    all_rows = query(db_path, "SELECT generation, line_number, raw FROM events ORDER BY id")
+    all_rows = query(
+        db_path, "SELECT generation, line_number, raw_bytes(raw) FROM events ORDER BY id"
+    )
     assert len(all_rows) == 6  # the 3 dropped lines stay, in generation 0
     assert sorted(g for g, _, _ in all_rows) == [0, 0, 0, 1, 1, 1]
     assert_export_matches(db_path, root, tmp_path)
@@ -598,6 +605,7 @@ def test_files_archived_under_a_symlink_are_renamed_to_the_real_path(root, db_pa
     link.symlink_to(root, target_is_directory=True)
     run_pass(db_path, [link])
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     with conn:
         conn.execute(
             "UPDATE sync_files SET path = replace(path, ?, ?), root = ?",
@@ -649,12 +657,12 @@ def test_huge_line_archived_whole_and_its_text_cut(root, db_path, tmp_path):
     line = session_file(root).read_bytes().split(b"\n")[1]
     assert len(line) >= 2 * HUGE_BYTES
     run_pass(db_path, [root])
-    # raw: every byte, as TEXT like any other line; text and the result: the start
+    # raw: every byte, compressed like any other line; text and the result: the start
     assert query(
         db_path,
-        "SELECT typeof(raw), CAST(raw AS BLOB) = ?, kind FROM events WHERE line_number = 2",
+        "SELECT raw_length(raw), raw_bytes(raw) = ?, kind FROM events WHERE line_number = 2",
         line,
-    ) == [("text", 1, "tool_result")]
+    ) == [(len(line), 1, "tool_result")]
     ((text,),) = query(db_path, "SELECT text FROM events WHERE line_number = 2")
     assert content.startswith(text) and KEEP_BYTES - 8 < len(text.encode()) <= KEEP_BYTES
     assert query(db_path, "SELECT result FROM tool_calls_with_result") == [(text,)]
@@ -729,6 +737,7 @@ def test_tool_result_stored_once(root, db_path):
 
     # an archive from before m702: every result stored; the migration drops the copies
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     conn.execute(
         "UPDATE tool_calls SET result = (SELECT text FROM events WHERE id = result_event_id) "
         "WHERE result IS NULL"

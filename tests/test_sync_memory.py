@@ -22,6 +22,7 @@ from ingest import batch as batch_module
 from ingest import digest, schema
 from ingest import sync as sync_module
 from ingest.batch import read_lines
+from ingest.lines import register as register_lines
 from ingest.parse import HUGE_BYTES, KEEP_BYTES, skeleton
 from ingest.sync import run_pass
 
@@ -42,7 +43,7 @@ def events(db: Path) -> list[tuple[int, int, str | None, str, bytes]]:
     """(line_number, byte_offset, kind, typeof(raw), raw bytes) of every events row."""
     return query(
         db,
-        "SELECT line_number, byte_offset, kind, typeof(raw), CAST(raw AS BLOB) FROM events "
+        "SELECT line_number, byte_offset, kind, typeof(raw), raw_bytes(raw) FROM events "
         "ORDER BY file_id, byte_offset",
     )
 
@@ -346,7 +347,7 @@ def test_huge_line_with_a_lone_surrogate_in_its_skeleton(root, db_path, tmp_path
     assert (result.lines_added, result.errors) == (3, 0)
     rows = events(db_path)
     assert [(n, o, raw) for n, o, _, _, raw in rows] == expected_rows(lines)
-    assert rows[1][2:4] == ("tool_use", "text")
+    assert rows[1][2:4] == ("tool_use", "blob")
     assert query(db_path, "SELECT count(*) FROM ingest_errors") == [(0,)]
     assert query(db_path, "SELECT name, session_id FROM tool_calls") == [("Bash", SESSION)]
     assert_export_matches(db_path, root, tmp_path)
@@ -364,7 +365,7 @@ def test_huge_line_truncated_inside_a_long_string(root, db_path, tmp_path):
     assert (result.lines_added, result.errors) == (3, 1)
     rows = events(db_path)
     assert [(n, o, raw) for n, o, _, _, raw in rows] == expected_rows(lines)
-    assert [row[2:4] for row in rows] == [("prompt", "text"), ("error", "text"), ("prompt", "text")]
+    assert [row[2:4] for row in rows] == [("prompt", "blob"), ("error", "blob"), ("prompt", "blob")]
     (error,) = query(db_path, "SELECT line_number, byte_offset, error FROM ingest_errors")
     assert error[:2] == (2, len(lines[0]) + 1) and "invalid JSON" in error[2]
     assert query(db_path, "SELECT lines, errors FROM sync_files") == [(3, 1)]
@@ -398,7 +399,7 @@ def test_huge_line_invalid_json_past_the_skeleton_is_an_error(root, db_path, tmp
     session_file(root).write_bytes(line + b"\n")
     result = run_pass(db_path, [root])
     assert (result.lines_added, result.errors) == (1, 1)
-    assert [row[2:4] for row in events(db_path)] == [("error", "text")]
+    assert [row[2:4] for row in events(db_path)] == [("error", "blob")]
     assert_export_matches(db_path, root, tmp_path)
 
 
@@ -428,7 +429,7 @@ def test_two_huge_lines_in_a_row_then_small_ones(root, db_path, tmp_path):
     assert [(n, o, raw) for n, o, _, _, raw in rows] == expected_rows(lines)
     kinds = ["prompt", "tool_result", "tool_result", "prompt", None, "prompt"]
     assert [row[2] for row in rows] == kinds
-    assert {row[3] for row in rows} == {"text"}
+    assert {row[3] for row in rows} == {"blob"}  # zstd frames (ingest.lines)
     assert query(db_path, "SELECT lines, errors FROM sync_files") == [(len(lines), 0)]
     assert_export_matches(db_path, root, tmp_path)
 
@@ -474,7 +475,7 @@ def test_huge_complete_last_line_without_newline(root, db_path, tmp_path):
     assert (result.lines_added, result.errors) == (2, 0)
     rows = events(db_path)
     assert [(n, o, raw) for n, o, _, _, raw in rows] == expected_rows(lines)
-    assert rows[1][2:4] == ("tool_result", "text")
+    assert rows[1][2:4] == ("tool_result", "blob")
     assert query(db_path, "SELECT tail_unterminated FROM sync_files") == [(1,)]
     assert_export_matches(db_path, root, tmp_path)
 
@@ -502,6 +503,7 @@ def test_foreign_keys_hold_after_syncing_samples_and_fixtures(real_projects, db_
     result = run_pass(db_path, [real_projects])
     assert result.files_scanned >= 31 + copied - 5  # all but non-transcript files, if any
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     try:
         assert conn.execute("PRAGMA foreign_keys").fetchone() == (0,)  # a fresh connection
         for table in ("events", "sessions", "tool_calls", "subagents", "ingest_errors"):
@@ -535,6 +537,7 @@ def test_new_archive_has_16_kib_pages_and_wal(root, db_path):
 
 def test_existing_archive_with_4_kib_pages_keeps_them(root, db_path, tmp_path):
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     conn.execute("PRAGMA page_size=4096")
     assert conn.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
     conn.close()
@@ -608,7 +611,7 @@ def assert_checkpointed_pass(root: Path, db_path: Path, tmp_path: Path, spy) -> 
     for session, lines in files.items():
         rows = query(
             db_path,
-            "SELECT line_number, byte_offset, CAST(raw AS BLOB) FROM events "
+            "SELECT line_number, byte_offset, raw_bytes(raw) FROM events "
             "WHERE session_id = ? ORDER BY byte_offset",
             session,
         )

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
+from ingest.lines import register as register_lines
 from ingest.lock import LockBusy
 from ingest.sync import run_pass
 from ingest.watch import run_watch
@@ -40,6 +41,7 @@ def query(db: Path, sql: str, *params):
     if not db.exists():
         return []
     conn = sqlite3.connect(db, timeout=5)
+    register_lines(conn)
     try:
         return conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError:

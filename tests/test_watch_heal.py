@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
+from ingest.lines import register as register_lines
 from ingest.lock import WriterLock
 from ingest.sync import run_pass
 from ingest.watch import run_watch
@@ -131,7 +132,7 @@ def test_disk_full_then_space_returns(root, small_disk):
         print(f"archived again {took:.1f} s after space returned")
     assert any("Archiving again" in m for m in w.messages), w.messages
     # nothing lost, nothing twice
-    got = query(db, "SELECT CAST(raw AS BLOB) FROM events ORDER BY byte_offset")
+    got = query(db, "SELECT raw_bytes(raw) FROM events ORDER BY byte_offset")
     assert [r[0] for r in got] == path.read_bytes().splitlines()
 
 
@@ -153,7 +154,7 @@ def test_archive_deleted_or_replaced(root, db_path, tmp_path, how):
         print(f"{how}: archiving again after {took:.1f} s")
         wait_for(lambda: query(db_path, "SELECT state FROM sync_heartbeat") == [("idle",)])
     assert any(how in m and "archive" in m for m in w.messages), w.messages
-    assert [r[0] for r in query(db_path, "SELECT CAST(raw AS BLOB) FROM events")] == [
+    assert [r[0] for r in query(db_path, "SELECT raw_bytes(raw) FROM events")] == [
         line(0),
         line(1),
         line(2),
@@ -251,6 +252,7 @@ def test_sigterm_stops_within_5_s(root, db_path, state):
             time.sleep(1)
         if state == "database-busy":
             holder = sqlite3.connect(db_path, isolation_level=None)
+            register_lines(holder)
             holder.execute("BEGIN IMMEDIATE")
             append(transcript(root), 1)
             time.sleep(1)

@@ -1,0 +1,254 @@
+"""A line's bytes in the archive: the one way to write and to read ``events.raw``.
+
+Every line is stored compressed: ``raw`` is a zstd frame (a BLOB) of the line's exact
+bytes, made with a dictionary trained on the archive's own lines (``raw_dictionaries``)
+once the archive has enough of them, and without one before.  A frame names its
+dictionary (zstd's dictionary id, which zstd derives from the dictionary's content), and
+says the line's length, so each value is read on its own.  Transcript lines repeat the
+same keys, ids, paths and versions line after line: with a dictionary a line takes a
+quarter to a sixth of its bytes (bench/bench_size.py).
+
+Readers never look at ``raw`` themselves:
+
+- in Python, ``line_bytes(value, conn)`` gives the exact bytes of a ``raw`` value;
+- in SQL (``register`` adds these to every connection the CLI and the web app open):
+  ``raw_bytes(raw)`` the exact bytes (a BLOB), ``raw_json(raw)`` the line as text (its
+  JSON; bytes that are not UTF-8 replaced by U+FFFD), ``raw_length(raw)`` its length in
+  bytes, read from the frame's header without decompressing.  The ``events_json`` view
+  shows each line's JSON.
+
+Archives written before this (``raw`` the line itself: TEXT when UTF-8, else a BLOB)
+are read the same way, and converted by migration m703.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+
+import zstandard
+
+MAGIC = b"\x28\xb5\x2f\xfd"  # a zstd frame's first four bytes
+LEVEL = 3  # zstd level: level 1 is 10% faster but 10% bigger, 6 three times slower
+DICT_BYTES = 112 << 10  # zstd's own default size for a trained dictionary
+# Lines a dictionary is trained on: the first SAMPLE_LINE_BYTES of each (the keys, ids
+# and paths every line repeats), SAMPLE_BYTES in all; training then takes ~40 ms.
+SAMPLE_BYTES = 2 << 20
+SAMPLE_LINE_BYTES = 8 << 10
+# Fewer bytes of lines than this: no dictionary yet (it would be trained on too little);
+# lines are compressed without one and repacked when it is trained.
+MIN_SAMPLE_BYTES = 256 << 10
+MIN_SAMPLE_LINES = 64
+
+_dicts: dict[int, bytes] = {}  # dictionary id -> its bytes (ids are content hashes)
+_local = threading.local()  # .decompressors: {dictionary id: ZstdDecompressor} per thread
+
+
+class MissingDictionary(ValueError):
+    """A frame names a dictionary that no attached archive holds (a damaged archive)."""
+
+
+def is_packed(value) -> bool:
+    return isinstance(value, bytes) and value[:4] == MAGIC
+
+
+def _dictionary(dict_id: int, conn: sqlite3.Connection | None) -> bytes:
+    data = _dicts.get(dict_id)
+    if data is None and conn is not None:
+        for _, schema, _ in conn.execute("PRAGMA database_list").fetchall():
+            try:
+                row = conn.execute(
+                    f"SELECT data FROM [{schema}].raw_dictionaries WHERE id = ?", (dict_id,)
+                ).fetchone()
+            except sqlite3.OperationalError:
+                continue  # an archive from before raw_dictionaries
+            if row is not None:
+                data = _dicts[dict_id] = bytes(row[0])
+                break
+    if data is None:
+        raise MissingDictionary(f"the archive has no zstd dictionary {dict_id} for a line")
+    return data
+
+
+def _decompressor(dict_id: int, conn) -> zstandard.ZstdDecompressor:
+    # (zstandard's objects are not to be shared between threads: one set per thread)
+    found = getattr(_local, "decompressors", None)
+    if found is None:
+        found = _local.decompressors = {}
+    d = found.get(dict_id)
+    if d is None:
+        if dict_id:
+            data = zstandard.ZstdCompressionDict(_dictionary(dict_id, conn))
+            d = zstandard.ZstdDecompressor(dict_data=data)
+        else:
+            d = zstandard.ZstdDecompressor()
+        found[dict_id] = d
+    return d
+
+
+def line_bytes(value, conn: sqlite3.Connection | None = None) -> bytes | None:
+    """The exact bytes of a line from its ``raw`` value (None stays None).
+
+    ``conn``: the connection the value was read from, where a dictionary the process has
+    not met yet is looked up (in every attached archive)."""
+    if value is None:
+        return None
+    if isinstance(value, str):  # an archive from before m703: a UTF-8 line as TEXT
+        return value.encode("utf-8", "surrogatepass")
+    value = bytes(value)
+    if value[:4] != MAGIC:
+        return value  # before m703: a line that is not UTF-8, as it was
+    try:
+        params = zstandard.get_frame_parameters(value)
+    except zstandard.ZstdError:
+        return value  # (before m703, a line that merely starts like a frame)
+    try:
+        return _decompressor(params.dict_id, conn).decompress(value)
+    except zstandard.ZstdError:
+        if params.dict_id and params.dict_id not in _dicts:
+            raise
+        return value
+
+
+def line_text(value, conn: sqlite3.Connection | None = None) -> str | None:
+    """The line as text: its JSON (bytes that are not UTF-8 replaced by U+FFFD)."""
+    data = line_bytes(value, conn)
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def line_length(value) -> int | None:
+    """The line's length in bytes, from the frame's header (no decompressing)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if bytes(value[:4]) == MAGIC:
+        try:
+            size = zstandard.get_frame_parameters(bytes(value[:18])).content_size
+        except zstandard.ZstdError:
+            size = -1
+        if size >= 0:
+            return size
+    return len(value)
+
+
+def register(conn: sqlite3.Connection) -> None:
+    """Add raw_bytes(raw), raw_json(raw) and raw_length(raw) to a connection."""
+    conn.create_function("raw_bytes", 1, lambda v: line_bytes(v, conn), deterministic=True)
+    conn.create_function("raw_json", 1, lambda v: line_text(v, conn), deterministic=True)
+    conn.create_function("raw_length", 1, line_length, deterministic=True)
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+class Packer:
+    """Compresses lines for one writer, with the archive's newest dictionary."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        row = None
+        try:
+            row = conn.execute(
+                "SELECT id, data FROM raw_dictionaries ORDER BY rowid DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            pass  # (an archive being migrated)
+        if row is None:
+            self.dict_id = 0
+            self.compress = zstandard.ZstdCompressor(level=LEVEL).compress
+        else:
+            self.dict_id = row[0]
+            _dicts.setdefault(row[0], bytes(row[1]))
+            data = zstandard.ZstdCompressionDict(bytes(row[1]))
+            self.compress = zstandard.ZstdCompressor(level=LEVEL, dict_data=data).compress
+
+    def pack(self, line: bytes) -> bytes:
+        return self.compress(line)
+
+
+def train(samples: list[bytes]) -> zstandard.ZstdCompressionDict | None:
+    """A dictionary trained on these lines, or None when they are too few."""
+    total = sum(map(len, samples))
+    if total < MIN_SAMPLE_BYTES or len(samples) < MIN_SAMPLE_LINES:
+        return None
+    try:
+        # fastcover with fixed parameters: ~40 ms for 2 MiB (the optimising search
+        # zstd runs without them takes several times longer for a dictionary within 1%)
+        return zstandard.train_dictionary(
+            min(DICT_BYTES, total // 8), samples, k=1024, d=8, level=LEVEL
+        )
+    except zstandard.ZstdError:
+        return None
+
+
+def samples_of(lines: Iterable[bytes], budget: int = SAMPLE_BYTES) -> list[bytes]:
+    """The first SAMPLE_LINE_BYTES of each line, until ``budget`` bytes."""
+    out: list[bytes] = []
+    total = 0
+    for line in lines:
+        if not line or line.isspace():
+            continue
+        piece = line[:SAMPLE_LINE_BYTES]
+        out.append(piece)
+        total += len(piece)
+        if total >= budget:
+            break
+    return out
+
+
+def has_dictionary(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM raw_dictionaries LIMIT 1").fetchone() is not None
+
+
+def store_dictionary(conn: sqlite3.Connection, trained: zstandard.ZstdCompressionDict) -> int:
+    """Keep a trained dictionary (in the caller's transaction); returns its id."""
+    from .clock import now_iso
+
+    data = trained.as_bytes()
+    dict_id = trained.dict_id()
+    conn.execute(
+        "INSERT OR IGNORE INTO raw_dictionaries (id, data, created_at) VALUES (?, ?, ?)",
+        (dict_id, data, now_iso()),
+    )
+    _dicts[dict_id] = data
+    return dict_id
+
+
+def archive_samples(conn: sqlite3.Connection, budget: int = SAMPLE_BYTES) -> list[bytes]:
+    """Samples from the lines already archived, newest first."""
+
+    def lines():
+        for (value,) in conn.execute("SELECT raw FROM events ORDER BY id DESC"):
+            yield line_bytes(value, conn) or b""
+
+    return samples_of(lines(), budget)
+
+
+def repack(conn: sqlite3.Connection, packer: Packer, after_id: int = 0, chunk: int = 2000) -> int:
+    """Compress again, with the packer's dictionary, the rows after ``after_id`` stored
+    otherwise: as they are (before m703, or copied from such an archive by merge), or
+    without a dictionary (before the archive had one).  Rows compressed with another
+    dictionary the archive holds (merged from another archive) stay as they are."""
+    done = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, raw FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, chunk)
+        ).fetchall()
+        if not rows:
+            return done
+        after_id = rows[-1][0]
+        updates = []
+        for event_id, value in rows:
+            if is_packed(value) and (_frame_dict(value) != 0 or not packer.dict_id):
+                continue
+            updates.append((packer.pack(line_bytes(value, conn) or b""), event_id))
+        conn.executemany("UPDATE events SET raw = ? WHERE id = ?", updates)
+        done += len(updates)
+
+
+def _frame_dict(value: bytes) -> int | None:
+    try:
+        return zstandard.get_frame_parameters(value).dict_id
+    except zstandard.ZstdError:
+        return None
