@@ -18,6 +18,7 @@ import traceback
 import pytest
 
 from datasette_claude_sessions import readable
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 from .pages_helpers import datasette_for
@@ -124,6 +125,7 @@ async def test_fuzzed_sessions_render_and_export(tmp_path, seed):
     result = run_pass(db, [tmp_path / "projects"])
     assert result.lines_added > 0
     conn = sqlite3.connect(db)
+    register_lines(conn)  # as the CLI's and the plugin's connections (ingest.lines)
     sessions = [r[0] for r in conn.execute("select session_id from sessions")]
     assert len(sessions) >= 30
     failures = []
