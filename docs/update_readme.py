@@ -186,6 +186,9 @@ COLUMN_NOTES = {
     "created_at": "when the error was recorded",
     "raw_dictionaries.created_at": "when the dictionary was trained",
     "events.leaf_uuid": "a summary's leafUuid: the record whose conversation it titles",
+    "events.text": "flattened text for full-text search, worked out from raw when read "
+    "(`event_text(raw, kind)`, stored nowhere; a line of 1 MiB or more: the first 256 KiB "
+    "of each long string)",
     "sync_heartbeat.host": "machine it runs on",
     "beat_at": "last heartbeat",
     "api_calls.message_id": "message.id",
@@ -238,7 +241,12 @@ def schema_markdown(db_path: Path) -> str:
         if HIDDEN.match(name):
             continue
         count = conn.execute(f"select count(*) from [{name}]").fetchone()[0]
-        columns = [row[1:3] for row in conn.execute(f"pragma table_info([{name}])")]
+        # (table_xinfo: generated columns too, such as events.text)
+        columns = [
+            (row[1], f"{row[2]} (generated)" if row[6] in (2, 3) else row[2])
+            for row in conn.execute(f"pragma table_xinfo([{name}])")
+            if row[6] != 1
+        ]
         if kind == "view":
             views.append((name, count, [c for c, _ in columns]))
             continue

@@ -18,6 +18,7 @@ from .parse import (
     ERROR_COLUMNS,
     EVENT_COLUMNS,
     SESSION_ID_INDEX,
+    STORED_COLUMNS,
     LineError,
     NewEvent,
     parse,
@@ -34,9 +35,10 @@ EMPTY_COLUMNS = (None,) * len(EVENT_COLUMNS)
 
 def _insert_event() -> str:
     """INSERT INTO events: the id, file, generation, offset and line number, the
-    EVENT_COLUMNS, and raw (the line compressed by ingest.lines)."""
-    columns = ", ".join(EVENT_COLUMNS)
-    params = ", ".join("?" for _ in range(len(EVENT_COLUMNS) + 6))
+    EVENT_COLUMNS but text (worked out from raw when read: ingest.lines.event_text), and
+    raw (the line compressed by ingest.lines)."""
+    columns = ", ".join(STORED_COLUMNS)
+    params = ", ".join("?" for _ in range(len(STORED_COLUMNS) + 6))
     return (
         f"INSERT INTO events (id, file_id, generation, byte_offset, line_number, {columns}, "
         f"raw) VALUES ({params})"
@@ -227,7 +229,9 @@ class Batch:
         if huge is not None:
             huge.take()  # (the line's only other reference is the caller's, gone already)
         line = None
-        self.rows.append((event_id, fs.row_id, fs.generation, offset, line_number, *cols, stored))
+        self.rows.append(
+            (event_id, fs.row_id, fs.generation, offset, line_number, *cols[:-1], stored)
+        )
 
     def write(self, conn: sqlite3.Connection, file_id: int) -> None:
         rows = [r for r in self.rows if r is not None] if self.moves else self.rows

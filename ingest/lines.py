@@ -133,11 +133,34 @@ def line_length(value) -> int | None:
     return len(value)
 
 
+def event_text(value, kind, conn: sqlite3.Connection | None = None) -> str | None:
+    """events.text, the searchable text of a line, worked out from its raw: the text the
+    engine's parse gives (ingest.parse), None for an error row (kind 'error': a line that
+    is no JSON object, or one stored without its columns) and for a blank line.
+
+    events.text is a virtual column computed by this (SQL ``event_text(raw, kind)``):
+    the text is not stored twice.  Any change to what parse puts in ``text`` must
+    rebuild events_fts (its index was made from the text as it was)."""
+    if kind == "error" or value is None:
+        return None
+    data = line_bytes(value, conn)
+    if not data or data.isspace():
+        return None
+    from .parse import TEXT_INDEX, LineError, parse
+
+    try:
+        return parse(data)[1][TEXT_INDEX]
+    except LineError:
+        return None
+
+
 def register(conn: sqlite3.Connection) -> None:
-    """Add raw_bytes(raw), raw_json(raw) and raw_length(raw) to a connection."""
+    """Add raw_bytes(raw), raw_json(raw), raw_length(raw) and event_text(raw, kind) (the
+    events.text column's own expression) to a connection."""
     conn.create_function("raw_bytes", 1, lambda v: line_bytes(v, conn), deterministic=True)
     conn.create_function("raw_json", 1, lambda v: line_text(v, conn), deterministic=True)
     conn.create_function("raw_length", 1, line_length, deterministic=True)
+    conn.create_function("event_text", 2, lambda v, k: event_text(v, k, conn), deterministic=True)
 
 
 # -- writing -------------------------------------------------------------------------

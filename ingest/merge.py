@@ -27,7 +27,7 @@ from .batch import FTS_CHARS
 from .db import open_db
 from .keep_copy import merge_kept
 from .lock import WriterLock
-from .parse import EVENT_COLUMNS, leaf_uuid
+from .parse import STORED_COLUMNS, leaf_uuid
 
 FILE_COLUMNS = (
     "path",
@@ -51,7 +51,8 @@ FILE_COLUMNS = (
     "last_synced",
     "deleted_at",
 )
-EVENT_COPY = ("generation", "byte_offset", "line_number", *EVENT_COLUMNS, "raw")
+# (text is worked out from raw: ingest.lines.event_text)
+EVENT_COPY = ("generation", "byte_offset", "line_number", *STORED_COLUMNS, "raw")
 
 
 class MergeError(Exception):

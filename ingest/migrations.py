@@ -774,6 +774,61 @@ def m703_compressed_lines(db: Database) -> None:
     _after_migrations.add("vacuum")
 
 
+@migrations(name="m704_text_from_raw")
+def m704_text_from_raw(db: Database) -> None:
+    # Issue 12: events.text (the searchable text) repeated what raw holds: 36 MB of a
+    # 100 MB demo corpus.  It becomes a virtual column worked out from raw when read
+    # (event_text(raw, kind), ingest/lines.py: the engine's own parse), so it is stored
+    # nowhere; events_fts keeps indexing it (external content).  Old archives: the FTS
+    # index is built again from the text as it is worked out now (with a progress bar),
+    # then VACUUM.
+    from . import lines
+    from .batch import FTS_CHARS
+
+    conn = db.conn
+    lines.register(conn)
+    hidden = {row[1]: row[6] for row in conn.execute("PRAGMA table_xinfo(events)")}
+    if hidden.get("text"):
+        return  # already a generated column
+    conn.execute("DROP VIEW IF EXISTS tool_calls_with_result")  # (it names events.text)
+    conn.execute("ALTER TABLE events DROP COLUMN text")
+    conn.execute(
+        "ALTER TABLE events ADD COLUMN text TEXT GENERATED ALWAYS AS "
+        "(event_text(raw, kind)) VIRTUAL"
+    )
+    conn.execute(TOOL_CALLS_WITH_RESULT)
+    last = conn.execute("SELECT max(id) FROM events").fetchone()[0]
+    if not last:
+        return
+    total = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    conn.execute("INSERT INTO events_fts (events_fts) VALUES ('delete-all')")
+    with _progress(total, "Indexing the archived lines for search") as bar:
+        start = 0
+        while start < last:
+            end = start + 2000
+            conn.execute(
+                "INSERT INTO events_fts (rowid, text, kind) SELECT id, substr(text, 1, ?), "
+                "kind FROM events WHERE id > ? AND id <= ? AND text IS NOT NULL",
+                (FTS_CHARS, start, end),
+            )
+            bar.update(
+                conn.execute(
+                    "SELECT count(*) FROM events WHERE id > ? AND id <= ?", (start, end)
+                ).fetchone()[0]
+            )
+            start = end
+    _after_migrations.add("vacuum")
+
+
+TOOL_CALLS_WITH_RESULT = """
+CREATE VIEW IF NOT EXISTS tool_calls_with_result AS
+SELECT t.tool_use_id, t.session_id, t.agent_id, t.name, t.input, t.event_id,
+    t.result_event_id, coalesce(t.result, e.text) AS result, t.is_error,
+    t.started_at, t.finished_at, t.duration_ms
+FROM tool_calls t LEFT JOIN events e ON e.id = t.result_event_id
+"""
+
+
 # What ensure_schema does once the pending migrations are applied (VACUUM cannot run in
 # a migration's transaction).
 _after_migrations: set[str] = set()

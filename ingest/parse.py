@@ -43,6 +43,9 @@ EVENT_COLUMNS = (
 )
 # Index of session_id in EVENT_COLUMNS, for callers that fill it from the file name.
 SESSION_ID_INDEX = EVENT_COLUMNS.index("session_id")
+# text is the last: events.text is worked out from raw (ingest.lines.event_text), not stored
+TEXT_INDEX = EVENT_COLUMNS.index("text")
+STORED_COLUMNS = EVENT_COLUMNS[:TEXT_INDEX]
 
 TITLE_FIELDS = {"custom-title": "customTitle", "ai-title": "aiTitle", "agent-name": "agentName"}
 

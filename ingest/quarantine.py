@@ -112,7 +112,7 @@ def write_rows(conn: sqlite3.Connection, batch: Batch, file_id: int, careful: bo
                 raise
             # the line's bytes as an error row: no columns that could not be stored
             raw = row[-1]
-            stored = (*row[:5], *ERROR_COLUMNS, raw)
+            stored = (*row[:5], *ERROR_COLUMNS[:-1], raw)  # (text: worked out from raw)
             with _Savepoint(conn, "line_row"):
                 _write_row(conn, stored)
                 data = line_bytes(raw, conn)

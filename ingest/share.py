@@ -210,6 +210,26 @@ def unpack_lines(conn) -> None:
         conn.executemany("UPDATE events SET raw = ? WHERE id = ?", updates)
     if _has_table(conn, "raw_dictionaries"):
         conn.execute("DELETE FROM raw_dictionaries")
+    _store_text(conn)
+
+
+def _store_text(conn) -> None:
+    """events.text as a stored column again (the archive works it out from raw when read,
+    with a function plain SQLite lacks): the copy reads anywhere, its text is redacted
+    like any column, and --drop raw keeps it."""
+    hidden = {row[1]: row[6] for row in conn.execute("PRAGMA table_xinfo(events)")}
+    if not hidden.get("text"):
+        return
+    view = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = 'tool_calls_with_result'"
+    ).fetchone()
+    conn.execute("DROP VIEW IF EXISTS tool_calls_with_result")
+    conn.execute("ALTER TABLE events ADD COLUMN text_stored TEXT")
+    conn.execute("UPDATE events SET text_stored = text")
+    conn.execute("ALTER TABLE events DROP COLUMN text")
+    conn.execute("ALTER TABLE events RENAME COLUMN text_stored TO text")
+    if view:
+        conn.execute(view[0])
 
 
 def columns(conn, table: str) -> list[tuple[str, str, bool, int]]:
