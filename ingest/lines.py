@@ -133,6 +133,21 @@ def line_length(value) -> int | None:
     return len(value)
 
 
+# The text of lines being inserted, by their stored frame: SQLite works a virtual
+# column out on INSERT too, and the writer has just parsed each line (see remember_text).
+_known_text: dict[bytes, str | None] = {}
+
+
+def remember_text(stored: bytes, text: str | None) -> None:
+    """The writer's text of a line it is about to insert (forget_texts after the insert):
+    event_text then finds it instead of parsing the line a second time."""
+    _known_text[stored] = text
+
+
+def forget_texts() -> None:
+    _known_text.clear()
+
+
 def event_text(value, kind, conn: sqlite3.Connection | None = None) -> str | None:
     """events.text, the searchable text of a line, worked out from its raw: the text the
     engine's parse gives (ingest.parse), None for an error row (kind 'error': a line that
@@ -143,6 +158,10 @@ def event_text(value, kind, conn: sqlite3.Connection | None = None) -> str | Non
     rebuild events_fts (its index was made from the text as it was)."""
     if kind == "error" or value is None:
         return None
+    if _known_text:
+        known = _known_text.get(value, _known_text)
+        if known is not _known_text:
+            return known  # (the same bytes give the same text: parse is deterministic)
     data = line_bytes(value, conn)
     if not data or data.isspace():
         return None

@@ -18,6 +18,8 @@ from itsdangerous import URLSafeSerializer
 from datasette_claude_sessions.metadata import load_metadata
 from ingest.cli import cli
 from ingest.cli_serve import listen_host, write_metadata
+from ingest.lines import Packer
+from ingest.lines import register as register_lines
 
 from .pages_helpers import build_archive
 
@@ -36,11 +38,18 @@ def archive(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("guard")
     db = build_archive(tmp)
     conn = sqlite3.connect(db)
-    # A planted secret, as the DNS rebinding attack read it back.
-    conn.execute(
-        "update events set text = ? where id = (select min(id) from events where kind = 'prompt')",
-        (f"my key is {SECRET}",),
-    )
+    register_lines(conn)
+    # A planted secret, as the DNS rebinding attack read it back: in a prompt's line (its
+    # text, events.text, is worked out from the line: ingest.lines).
+    event_id, line = conn.execute(
+        "select id, raw_json(raw) from events where id = "
+        "(select min(id) from events where kind = 'prompt')"
+    ).fetchone()
+    record = json.loads(line)
+    record["message"]["content"] = f"my key is {SECRET}"
+    packed = Packer(conn).pack(json.dumps(record).encode())
+    conn.execute("update events set raw = ? where id = ?", (packed, event_id))
+    assert SECRET in conn.execute("select text from events where id = ?", (event_id,)).fetchone()[0]
     conn.commit()
     conn.close()
     return db
