@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.lines import register as register_lines
+
 from .browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -102,6 +104,7 @@ def shots(workdir):
 def query(workdir, sql: str, params=()) -> list[tuple]:
     """Read the served archive (read-only; the server keeps writing it)."""
     conn = sqlite3.connect(f"file:{workdir / 'a.db'}?mode=ro", uri=True)
+    register_lines(conn)
     try:
         return conn.execute(sql, params).fetchall()
     finally:

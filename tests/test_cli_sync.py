@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
+from ingest.lines import register as register_lines
 from ingest.lock import WriterLock
 
 
@@ -183,6 +184,7 @@ def test_backup_is_a_complete_copy(real_projects, db_path, tmp_path):
     result = run("backup", str(copy), "--db", str(db_path))
     assert result.output.startswith(f"Copied {db_path} to {copy} (")
     conn = sqlite3.connect(copy)
+    register_lines(conn)
     assert conn.execute("SELECT value FROM usage_settings WHERE key = 'backup-test'").fetchone()
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (1540,)
     conn.close()

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 from .conftest import SAMPLES
@@ -167,6 +168,7 @@ def test_every_grouping_filters_by_host(synced, by):
     everything = json.loads(run("cost", "--db", synced, "--by", by, "--json").output)
     host = json.loads(run("cost", "--db", synced, "--by", "model", "--json").output)
     conn = sqlite3.connect(synced)
+    register_lines(conn)
     (name,) = conn.execute("SELECT DISTINCT host FROM api_calls").fetchone()
     conn.close()
     mine = json.loads(run("cost", "--db", synced, "--by", by, "--host", name, "--json").output)
@@ -180,6 +182,7 @@ def test_every_grouping_filters_by_host(synced, by):
 def test_block_table_and_json_follow_the_view(synced):
     out = json.loads(run("cost", "--db", synced, "--by", "block", "--json").output)
     conn = sqlite3.connect(synced)
+    register_lines(conn)
     view = conn.execute("SELECT block_start, block_end, calls, cost_usd FROM usage_blocks")
     assert [(r["block_start"], r["block_end"], r["calls"]) for r in out["rows"]] == [
         row[:3] for row in view.fetchall()

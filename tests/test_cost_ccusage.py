@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 from .conftest import SAMPLES
@@ -116,6 +117,7 @@ def test_project_rows_are_named_like_the_web_app(synced):
 
     rows = cost_json(synced, "--by", "project", "--json")["rows"]
     conn = sqlite3.connect(synced)
+    register_lines(conn)
     names = dict(conn.execute("SELECT project_dir, name FROM projects"))
     assert {r["project_dir"] for r in rows} <= set(names)
     for r in rows:

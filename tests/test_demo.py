@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from ingest.cli import cli
 from ingest.demo import encode_project_dir, generate, iso
+from ingest.lines import register as register_lines
 from ingest.paths import default_db_path
 from ingest.sync import run_pass
 
@@ -289,6 +290,7 @@ def test_demo_tree_syncs_cleanly(corpus, tmp_path):
     assert result.errors == 0
     assert result.lines_added == summary["lines"]
     conn = sqlite3.connect(db)
+    register_lines(conn)
     count = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
     assert count("select count(*) from ingest_errors") == 0
     assert count("select count(*) from sessions") == summary["sessions"]
@@ -426,6 +428,7 @@ def test_mixes_differ_as_named(tmp_path):
         db = tmp_path / f"{mix}.db"
         run_pass(db, [tmp_path / mix], trigger="cli")
         conn = sqlite3.connect(db)
+        register_lines(conn)
         assert conn.execute("select count(*) from events").fetchone()[0] == profiles[mix]["lines"]
         conn.close()
     default = profiles["default"]

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from ingest import keep_blobs
 from ingest.cli import cli
 from ingest.export import export_files
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 SESSION = "0d3a8e6f-290f-4105-a327-a2496e5e2a83"
@@ -79,6 +80,7 @@ def sync(db: Path, claude: Path, **kw):
 
 def kept(db: Path) -> dict[str, tuple]:
     conn = sqlite3.connect(db)
+    register_lines(conn)
     try:
         return {
             r[0]: r[1:]
@@ -109,6 +111,7 @@ def test_kept_byte_exact_and_sources_untouched(claude, db_path, tmp_path):
     assert len(rows) == 9
     assert result.kept.files_read == 9 and result.kept.history_lines == 2
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     for rel_path, (_area, _session, digest, _deleted) in rows.items():
         if digest is None:
             continue
@@ -120,6 +123,7 @@ def test_kept_byte_exact_and_sources_untouched(claude, db_path, tmp_path):
 def test_identical_contents_stored_once_compressed_when_it_pays(claude, db_path):
     sync(db_path, claude)
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     # the two file-history backups hold the same bytes: one blob
     a, b = (
         conn.execute(
@@ -162,6 +166,7 @@ def test_incremental_only_new_or_changed_files_are_read(claude, db_path):
     assert third.kept.files_read == 2 and third.kept.bytes_read == plan.stat().st_size + 2
     assert third.kept.blobs_added == 1  # the touched todo has the content it had
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     versions = conn.execute(
         "SELECT v.hash FROM kept_versions v JOIN kept_files f ON f.id = v.file_id "
         "WHERE f.rel_path = 'plans/happy-dancing-fox.md' ORDER BY v.id"
@@ -188,6 +193,7 @@ def test_history_is_read_incrementally_and_searchable(claude, db_path):
     result = sync(db_path, claude)
     assert result.kept.history_lines == 1 and result.kept.bytes_read == len(extra)
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     hits = conn.execute(
         "SELECT h.display, h.project, h.timestamp FROM history_fts JOIN history h "
         "ON h.id = history_fts.rowid WHERE history_fts MATCH 'flaky' ORDER BY h.id"
@@ -296,6 +302,7 @@ def test_odd_entries_are_skipped_with_a_reason(claude, db_path):
     assert "broken.txt: broken symlink" in reasons
     assert result.kept.files_read == 10
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     (path,) = conn.execute("SELECT path FROM kept_files WHERE typeof(path) = 'blob'").fetchone()
     assert path == bad_name
     conn.close()
@@ -382,6 +389,7 @@ def test_cli_claude_dir_and_projects_defaults(claude, tmp_path, monkeypatch):
     result = invoke("sync", "--db", str(db2), "--claude-dir", str(other))
     assert result.exit_code == 0, result.output
     conn = sqlite3.connect(db2)
+    register_lines(conn)
     roots = {r[0] for r in conn.execute("SELECT root FROM sync_files")}
     kept_roots = {r[0] for r in conn.execute("SELECT root FROM kept_files")}
     conn.close()
@@ -465,6 +473,7 @@ def test_merge_copies_kept_files_and_a_later_pass_leaves_them(claude, tmp_path):
     assert result.kept_added == 9
     assert merge(desktop, laptop).kept_added == 0
     conn = sqlite3.connect(desktop)
+    register_lines(conn)
     hosts = dict(conn.execute("SELECT host, count(*) FROM kept_files GROUP BY host").fetchall())
     assert hosts == {"desktop": 9, "laptop": 9}
     blobs = conn.execute("SELECT count(*) FROM kept_blobs").fetchone()[0]
@@ -527,6 +536,7 @@ def test_watch_keeps_tool_outputs_with_their_line_and_the_rest_on_full_passes(cl
 
     def events() -> int:
         conn = sqlite3.connect(db_path)
+        register_lines(conn)
         try:
             return conn.execute("SELECT count(*) FROM events").fetchone()[0]
         finally:
@@ -567,6 +577,7 @@ def test_unreadable_names_that_are_not_utf8_are_reported_as_text(claude, db_path
     line = summary_line(result)
     line.encode("utf-8")  # no lone surrogates left
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     (error,) = conn.execute("SELECT error FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
     conn.close()
     assert error.startswith("could not read 2 files, e.g. ") and "\ufffd" in error

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ingest.lines import register as register_lines
+
 from .browser_helpers import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from .pages_helpers import build_archive, datasette_for
 
@@ -54,6 +56,7 @@ async def close(playwright, browser):
 
 def event_ids(db_path, kind: str) -> list[int]:
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     try:
         return [
             row[0]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 ROOT_POWERS = "-dac_override,-dac_read_search,-fowner"
@@ -85,6 +86,7 @@ def test_read_commands_work_on_a_read_only_archive(shelf):
 
 def test_read_only_archive_with_pending_wal_says_so(shelf):
     writer = sqlite3.connect(shelf)
+    register_lines(writer)
     writer.execute("PRAGMA wal_autocheckpoint=0")
     writer.execute("INSERT INTO usage_settings VALUES ('pending', 'in the wal')")
     writer.commit()

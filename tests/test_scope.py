@@ -14,6 +14,7 @@ from datasette.app import Datasette
 from datasette.plugins import pm
 
 import datasette_claude_sessions as plugin
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 
@@ -33,6 +34,7 @@ def other_db(tmp_path):
     """Someone else's database whose tables happen to be called events and sessions."""
     path = tmp_path / "other.db"
     conn = sqlite3.connect(path)
+    register_lines(conn)
     conn.executescript(
         """
         CREATE TABLE sessions (session_id TEXT PRIMARY KEY, title TEXT);

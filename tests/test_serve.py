@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from ingest import cli_serve
 from ingest.cli import cli
+from ingest.lines import register as register_lines
 
 from .browser_helpers import Server, child_pids, free_port
 from .test_status import append_prompts, session_file, wait_for
@@ -105,6 +106,7 @@ def test_serve_syncs_watches_serves_and_stops_on_ctrl_c(tmp_path, real_projects)
         assert result["ok"] is True
         assert result["via"] == "sidecar"
         conn = sqlite3.connect(db)
+        register_lines(conn)
         assert conn.execute("select count(*) from events where text = 'served'").fetchone() == (1,)
         conn.close()
 

@@ -13,6 +13,7 @@ from datasette.app import Datasette
 
 from ingest import settings
 from ingest.cli import cli
+from ingest.lines import register as register_lines
 from ingest.sync import run_pass
 
 from .test_usage import SID, line, write_jsonl
@@ -47,6 +48,8 @@ def test_config_claude_is_read_when_it_exists(tmp_path, isolated_home, monkeypat
     import sqlite3
 
     conn = sqlite3.connect(db_path)
+
+    register_lines(conn)
     sessions = {r[0] for r in conn.execute("SELECT session_id FROM sessions")}
     assert sessions == {SID, other}
     # Without ~/.config/claude only ~/.claude.

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
+from ingest.lines import register as register_lines
 
 from .browser_helpers import claude_sessions_command, isolated_env
 from .pages_helpers import datasette_for, synthetic_session, write_jsonl
@@ -49,6 +50,7 @@ async def test_copies_do_not_claim_the_live_sidecar(tmp_path):
         shutil.copy(backup, copied)
         for copy in (backup, copied):
             conn = sqlite3.connect(copy)
+            register_lines(conn)
             row = conn.execute("select pid, archive from sync_heartbeat").fetchone()
             conn.close()
             assert row[0] == watch.pid and row[1]  # the row came along, pid alive here
@@ -90,6 +92,7 @@ def test_block_burn_rate_needs_calls_spread_out(tmp_path):
     assert spread_row.count("$") == 2  # its cost and $/hour
     assert "less than 10 minutes apart" in out and "projected: for the active block" in out
     conn = sqlite3.connect(db)
+    register_lines(conn)
     rates = conn.execute("select cost_per_hour from usage_blocks order by block_start").fetchall()
     conn.close()
     assert rates[0][0] is None and rates[1][0] > 0

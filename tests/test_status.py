@@ -29,6 +29,7 @@ import pytest
 from datasette.app import Datasette
 
 from datasette_claude_sessions import live, status
+from ingest.lines import register as register_lines
 from ingest.lock import WriterLock
 from ingest.sync import run_pass
 
@@ -79,6 +80,7 @@ def append_prompts(path: Path, session_id: str, texts: list[str]) -> int:
 
 def scalar(db_path: Path, sql: str, params=()):
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     try:
         return conn.execute(sql, params).fetchone()[0]
     finally:
@@ -330,6 +332,7 @@ async def test_ingest_errors_are_listed_with_file_and_offset(archive, real_proje
 def write_heartbeat(db_path: Path, *, age: float, state: str, pid: int | None = None):
     beat = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     with conn:
         conn.execute(
             "insert or replace into sync_heartbeat (id, pid, host, started_at, beat_at, state) "
@@ -352,6 +355,7 @@ def write_heartbeat(db_path: Path, *, age: float, state: str, pid: int | None = 
 def test_sidecar_is_alive_only_with_a_fresh_heartbeat(archive, age, state, alive):
     write_heartbeat(archive, age=age, state=state)
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     try:
         sidecar = status.sidecar_status(conn)
     finally:
@@ -366,6 +370,7 @@ def test_sidecar_with_a_dead_pid_is_not_alive(archive):
     child.wait()
     write_heartbeat(archive, age=1, state="idle", pid=child.pid)
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     try:
         assert status.sidecar_status(conn)["alive"] is False
     finally:
@@ -552,6 +557,7 @@ async def test_sync_now_signals_a_live_watch_sidecar(archive, real_projects, tmp
 
         def alive():
             conn = sqlite3.connect(archive)
+            register_lines(conn)
             try:
                 return status.sidecar_status(conn)["alive"]
             finally:
@@ -580,6 +586,7 @@ async def test_sync_now_signals_a_live_watch_sidecar(archive, real_projects, tmp
         watch.wait(timeout=30)
         log.close()
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     try:
         sidecar = status.sidecar_status(conn)
     finally:
@@ -724,6 +731,7 @@ def test_live_session_events_filter_by_thread(archive, real_projects):
     append_prompts(path, session_id, ["main thread line"])
     run_pass(archive, [real_projects], trigger="cli")
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     try:
         every = live._session_events(conn, session_id, last, None)
         main = live._session_events(conn, session_id, last, "")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.lines import register as register_lines
 from ingest.lock import WriterLock
 from ingest.sync import run_pass
 
@@ -90,6 +91,7 @@ def session(tmp_path):
 
 def costs(db, where, params=()) -> float:
     conn = sqlite3.connect(db)
+    register_lines(conn)
     value = conn.execute(f"SELECT sum(cost_usd) FROM api_calls WHERE {where}", params).fetchone()
     conn.close()
     return value[0]
@@ -133,6 +135,7 @@ def test_archives_the_new_lines_first(session, db_path):
     assert after > before
     assert dollars(result.stdout.decode(), "session") == f"{after:,.2f}"
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     runs = conn.execute("SELECT trigger, files_changed FROM sync_runs ORDER BY id").fetchall()
     assert runs[-1] == ("statusline", 1)
     # Nothing new: no pass at all, and the sync engine is not even imported.
@@ -155,6 +158,7 @@ def test_first_run_creates_the_archive_from_that_one_file(session, tmp_path):
     result = statusline(payload(transcript), db, root)
     assert result.returncode == 0, result.stderr
     conn = sqlite3.connect(db)
+    register_lines(conn)
     assert conn.execute("SELECT count(*) FROM sync_files").fetchone()[0] == 1
     conn.close()
     assert (
@@ -216,6 +220,7 @@ def test_one_file_pass_reads_only_the_rows_it_needs(real_projects, db_path):
 
     run_pass(db_path, [real_projects])
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     everything = [r[0] for r in conn.execute("SELECT path FROM sync_files")]
     one = Path(everything[0])
     folder = one.parent
@@ -244,6 +249,7 @@ def test_one_block_everywhere(session, db_path):
     root, transcript = session
     run_pass(db_path, [root])
     conn = sqlite3.connect(db_path)
+    register_lines(conn)
     view = conn.execute(
         "SELECT block_start, block_end, calls, cost_usd FROM usage_blocks WHERE is_active"
     ).fetchall()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from datasette_claude_sessions.transcript import group_turns
+from ingest.lines import register as register_lines
 
 from .pages_helpers import build_archive, datasette_for, write_jsonl
 
@@ -169,6 +170,8 @@ async def test_a_line_with_a_lone_surrogate_renders_as_the_prompt_it_is(tmp_path
     import sqlite3
 
     conn = sqlite3.connect(db)
+
+    register_lines(conn)
     assert conn.execute("SELECT kind FROM events WHERE session_id = ?", (sid,)).fetchall() == [
         ("prompt",)
     ]

@@ -9,6 +9,8 @@ import sqlite3
 
 import pytest
 
+from ingest.lines import register as register_lines
+
 from .pages_helpers import build_archive, datasette_for, fixture, write_jsonl
 
 REVIEW = "4e71e4e4-0000-4000-8000-00000000c0de"
@@ -207,6 +209,7 @@ async def test_bash_read_todo_and_unknown_tools(review_db):
 async def test_real_edits_render_as_diffs(tmp_path):
     db = build_archive(tmp_path, extra={"-tmp-edit/e1.jsonl": fixture("edit_tool.jsonl")})
     conn = sqlite3.connect(db)
+    register_lines(conn)
     sid, calls = conn.execute(
         "select session_id, count(*) from tool_calls where name = 'Edit' group by session_id "
         "order by 2 desc limit 1"
@@ -228,6 +231,7 @@ async def test_each_message_shows_its_tokens_and_cost(review_db):
     for line in lines:
         assert re.fullmatch(r"in 10 · out 200 · cache read 5k · cache write 300 · \$0\.\d{4}", line)
     conn = sqlite3.connect(review_db)
+    register_lines(conn)
     cost = conn.execute("select sum(cost_usd), count(*) from api_calls").fetchone()
     conn.close()
     head = html[: html.index('class="cs-transcript"')]
@@ -333,6 +337,7 @@ def test_user_text_kinds():
 @pytest.mark.asyncio
 async def test_context_is_a_note_and_titles_come_from_typed_text(context_db):
     conn = sqlite3.connect(context_db)
+    register_lines(conn)
     title, prompts, first = conn.execute(
         "select title, prompts, first_prompt from sessions where session_id = ?", (REVIEW,)
     ).fetchone()
@@ -363,6 +368,7 @@ async def test_context_is_a_note_and_titles_come_from_typed_text(context_db):
 @pytest.mark.asyncio
 async def test_commands_are_not_prompts(context_db):
     conn = sqlite3.connect(context_db)
+    register_lines(conn)
     title, prompts = conn.execute(
         "select title, prompts from sessions where session_id = ?", (COMMANDS_ONLY,)
     ).fetchone()
@@ -479,6 +485,7 @@ async def test_saved_queries_and_tables_link_to_transcripts(real_db):
     # sessions: every row links, titled or not (13 of 28 did).
     sessions = (await ds.client.get("/claude-sessions/sessions?_size=max")).text
     conn = sqlite3.connect(real_db)
+    register_lines(conn)
     count = conn.execute("select count(*) from sessions").fetchone()[0]
     event_id, session_id = conn.execute(
         "select event_id, session_id from tool_calls where is_error = 1 limit 1"
@@ -613,6 +620,7 @@ async def test_inline_sidechains_are_nested_under_their_task_calls(tmp_path):
     write_jsonl(tmp_path / "projects" / "-work-old" / f"{INLINE}.jsonl", inline_sidechain_session())
     db = build_archive(tmp_path, real=False)
     conn = sqlite3.connect(db)
+    register_lines(conn)
     agents = conn.execute(
         "select agent_id, tool_use_id, events, description from subagents "
         "where session_id = ? order by tool_use_id",
