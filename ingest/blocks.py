@@ -135,6 +135,11 @@ def project(block: dict, now: datetime) -> dict:
     return block
 
 
+# Timestamps a running block can hold: a line's timestamp is whatever text it says, and
+# one that is not a time (hostile or damaged lines) must not stop the status line.
+WELL_FORMED = "timestamp GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]*'"
+
+
 def current_block(conn, now: datetime | None = None) -> dict | None:
     """The block running at ``now`` (default: the current time), or None: a blocks() row.
 
@@ -147,7 +152,9 @@ def current_block(conn, now: datetime | None = None) -> dict | None:
     gap = timedelta(hours=BLOCK_HOURS)
     while True:
         since = (now - timedelta(hours=window)).astimezone(UTC).strftime("%Y-%m-%dT%H")
-        found = blocks(conn, "timestamp >= ? AND timestamp <= ?", (since, until), now=now)
+        found = blocks(
+            conn, f"timestamp >= ? AND timestamp <= ? AND {WELL_FORMED}", (since, until), now=now
+        )
         if not found:
             return None
         # a block that starts 5 hours or more after the previous block's last call hour
@@ -159,7 +166,8 @@ def current_block(conn, now: datetime | None = None) -> dict | None:
         first = found[0]["block_start"][:13]
         before = (parse_ts(found[0]["block_start"]) - gap).strftime("%Y-%m-%dT%H")
         earlier = conn.execute(
-            "SELECT 1 FROM api_calls WHERE timestamp >= ? AND timestamp < ? LIMIT 1",
+            f"SELECT 1 FROM api_calls WHERE timestamp >= ? AND timestamp < ? AND {WELL_FORMED} "
+            "LIMIT 1",
             (before, first),
         ).fetchone()
         if earlier is None:

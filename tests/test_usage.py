@@ -461,3 +461,22 @@ def test_usage_blocks_view_marks_the_running_block(tmp_path, db_path):
     assert (rate is None and block["cost_per_hour"] is None) or rate == pytest.approx(
         block["cost_per_hour"]
     )
+
+
+def test_current_block_passes_over_timestamps_that_are_not_times(tmp_path, db_path):
+    """A line's timestamp is whatever text it holds: one that sorts among the last hours
+    but is not a time does not stop the running block (status page, statusline)."""
+    now = datetime(2025, 6, 2, 10, 30, tzinfo=UTC)
+    write_jsonl(
+        tmp_path / "projects" / "-p" / f"{SID}.jsonl",
+        [
+            line("m1", "r1", ts="2025-06-02T08:30:00.000Z", model=HAIKU),
+            line("m2", "r2", ts="2025-06-02T0Z", model=HAIKU),  # not a time
+            line("m3", "r3", ts="2025-06-02T09:30:00.000Z", model=HAIKU),
+        ],
+    )
+    run_pass(db_path, [tmp_path / "projects"])
+    conn = schema.connect(str(db_path))
+    block = blocks.current_block(conn, now=now)
+    assert block["block_start"] == "2025-06-02T08:00:00Z" and block["calls"] == 2
+    assert figures.usage(conn, now=now)["current_block"]["calls"] == 2
