@@ -19,6 +19,12 @@ BLOCK_HOURS = 5
 # A burn rate ($/hour, tokens/hour) needs calls spread over at least this many minutes:
 # four calls a few seconds apart would otherwise read as dollars per hour.
 MIN_RATE_MINUTES = 10
+# The calls blocks are made of: those whose timestamp is a time.  A line's timestamp is
+# whatever text it holds, and one that is not a time (hostile or damaged lines) belongs
+# to no block, as a call without a timestamp does (it still counts in every other total).
+WELL_FORMED = (
+    "strftime('%Y-%m-%dT%H', substr(timestamp, 1, 13) || ':00') = substr(timestamp, 1, 13)"
+)
 
 # The rule in SQL: per UTC hour sums,
 # then a recursive walk over the hours in order that starts a block at the first hour at
@@ -35,7 +41,7 @@ hours AS MATERIALIZED (
         sum(cache_read_tokens) AS cache_read_tokens, sum(total_tokens) AS total_tokens,
         sum({cost}) AS cost_usd, sum({cost} IS NULL) AS unpriced_calls,
         min(timestamp) AS first_call, max(timestamp) AS last_call
-    FROM api_calls WHERE timestamp IS NOT NULL AND ({where})
+    FROM api_calls WHERE {well_formed} AND ({where})
     GROUP BY hour
 ),
 starts (n, block_start) AS (
@@ -93,7 +99,11 @@ BLOCK_COLUMNS = (
 def view_sql() -> str:
     """The SELECT of the usage_blocks view (every call, stored costs, judged at 'now')."""
     return BLOCKS_SQL.format(
-        where="1", cost="cost_usd", min_rate_minutes=MIN_RATE_MINUTES, now="'now'"
+        where="1",
+        cost="cost_usd",
+        min_rate_minutes=MIN_RATE_MINUTES,
+        now="'now'",
+        well_formed=WELL_FORMED,
     )
 
 
@@ -113,7 +123,11 @@ def blocks(
     the current time)."""
     now = now or datetime.now(UTC)
     sql = BLOCKS_SQL.format(
-        where=where, cost=cost, min_rate_minutes=MIN_RATE_MINUTES, now=_stamp(now)
+        where=where,
+        cost=cost,
+        min_rate_minutes=MIN_RATE_MINUTES,
+        now=_stamp(now),
+        well_formed=WELL_FORMED,
     )
     rows = [dict(zip(BLOCK_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
     for row in rows:
@@ -135,11 +149,6 @@ def project(block: dict, now: datetime) -> dict:
     return block
 
 
-# Timestamps a running block can hold: a line's timestamp is whatever text it says, and
-# one that is not a time (hostile or damaged lines) must not stop the status line.
-WELL_FORMED = "timestamp GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]*'"
-
-
 def current_block(conn, now: datetime | None = None) -> dict | None:
     """The block running at ``now`` (default: the current time), or None: a blocks() row.
 
@@ -152,9 +161,7 @@ def current_block(conn, now: datetime | None = None) -> dict | None:
     gap = timedelta(hours=BLOCK_HOURS)
     while True:
         since = (now - timedelta(hours=window)).astimezone(UTC).strftime("%Y-%m-%dT%H")
-        found = blocks(
-            conn, f"timestamp >= ? AND timestamp <= ? AND {WELL_FORMED}", (since, until), now=now
-        )
+        found = blocks(conn, "timestamp >= ? AND timestamp <= ?", (since, until), now=now)
         if not found:
             return None
         # a block that starts 5 hours or more after the previous block's last call hour

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from .blocks import BLOCK_HOURS
-from .clock import parse_ts
+from .clock import parse_ts, parse_ts_or_none
 
 TOP_KEYS = {"day": "daily", "week": "weekly", "month": "monthly", "session": "sessions"}
 PERIOD_FIELD = {"day": "date", "week": "week", "month": "month"}
@@ -86,7 +86,9 @@ def _session_row(row: dict, clock) -> dict:
         **tokens,
         "totalTokens": sum(tokens.values()),
         "totalCost": _cost(row["cost_usd"]),
-        "lastActivity": clock.local(parse_ts(last)).date().isoformat() if last else None,
+        "lastActivity": clock.local(moment).date().isoformat()
+        if (moment := parse_ts_or_none(last))
+        else None,
         "modelsUsed": _models_used(row),
         "modelBreakdowns": _breakdowns(row),
         "projectPath": row.get("project_dir") or "Unknown Project",
@@ -172,8 +174,12 @@ def _gap(after: dict, before: dict) -> dict | None:
 
 def render(by: str, rows: list[dict], clock, order: str | None = None) -> object:
     """The JSON value ccusage prints for this report."""
+    # ccusage leaves out entries whose timestamp is not a time; so do these rows (the
+    # archive's own reports show them as a "(none)" period or their text as a block)
     if by == "block":
         now = datetime.now(UTC)
+        times = ("block_start", "block_end", "first_call", "last_call")
+        rows = [r for r in rows if all(parse_ts_or_none(r[k]) for k in times)]
         ordered = sorted(rows, key=lambda r: r["block_start"])
         out = []
         for i, row in enumerate(ordered):
@@ -185,6 +191,8 @@ def render(by: str, rows: list[dict], clock, order: str | None = None) -> object
         if order == "desc":
             out.reverse()
         return {"blocks": out}
+    if by in PERIOD_FIELD:
+        rows = [r for r in rows if r[by] is not None]
     if not rows:
         return []  # what ccusage prints when it finds no usage
     if by == "session":

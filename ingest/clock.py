@@ -14,3 +14,14 @@ def parse_ts(value: str) -> datetime:
     """An ISO-8601 timestamp as an aware UTC datetime."""
     ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def parse_ts_or_none(value) -> datetime | None:
+    """parse_ts, or None for what is not a timestamp: a line's timestamp is whatever text
+    it holds (hostile or damaged lines included)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_ts(value)
+    except ValueError:
+        return None

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import blocks as five_hour
-from .clock import parse_ts
+from .clock import parse_ts_or_none
 from .usage import METRICS
 
 GROUPINGS = ("day", "week", "month", "session", "project", "model", "agent", "block")
@@ -226,11 +226,16 @@ def _fold(conn, by, slot, sums, where, params, clock, model, whole_hours=True) -
     labels: dict[str, str] = {}
     for start, name, *values in conn.execute(sql, params):
         label = labels.get(start)
-        if label is None:
-            local = clock.local(parse_ts(start + ":00Z"))
-            if whole_hours and local.minute:
-                return None
-            label = labels[start] = bucket_label(by, local.date())
+        if start not in labels:
+            moment = parse_ts_or_none(start + ":00Z")
+            if moment is None:  # not a time: no period, as in the usage_by_* views
+                labels[start] = None
+            else:
+                local = clock.local(moment)
+                if whole_hours and local.minute:
+                    return None
+                labels[start] = bucket_label(by, local.date())
+            label = labels[start]
         rows.add(label, name, values)
     return rows
 

@@ -683,6 +683,15 @@ def m503_block_burn_rate(db: Database) -> None:
     db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
 
 
+@migrations(name="m601_blocks_of_times")
+def m601_blocks_of_times(db: Database) -> None:
+    # usage_blocks is made of the calls whose timestamp is a time (ingest.blocks
+    # WELL_FORMED): a line whose timestamp is other text joined a block by string order.
+    if db["api_calls"].exists():
+        db.execute("DROP VIEW IF EXISTS usage_blocks")
+        db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
+
+
 @migrations(name="m504_inline_sidechains")
 def m504_inline_sidechains(db: Database) -> None:
     # 1.0.x subagents written inline in the session file become subagents rows linked to

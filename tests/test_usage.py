@@ -480,3 +480,45 @@ def test_current_block_passes_over_timestamps_that_are_not_times(tmp_path, db_pa
     block = blocks.current_block(conn, now=now)
     assert block["block_start"] == "2025-06-02T08:00:00Z" and block["calls"] == 2
     assert figures.usage(conn, now=now)["current_block"]["calls"] == 2
+    # the view too: such a call belongs to no block, as a call without a timestamp
+    assert view_blocks(conn) == [
+        (
+            "2025-06-02T08:00:00Z",
+            "2025-06-02T13:00:00Z",
+            2,
+            block["total_tokens"],
+            0,
+            "2025-06-02T08:30:00.000Z",
+            "2025-06-02T09:30:00.000Z",
+        )
+    ]
+
+
+@pytest.mark.parametrize("by", ["day", "week", "month", "session", "block", "model"])
+def test_cost_reports_timestamps_that_are_not_times(tmp_path, db_path, by):
+    """Every `cost` grouping and output runs over calls whose timestamp is any text (the
+    table and --json put them under no period; ccusage's shape leaves them out, as
+    ccusage does), never a traceback."""
+    from click.testing import CliRunner
+
+    from ingest.cli import cli
+
+    write_jsonl(
+        tmp_path / "projects" / "-p" / f"{SID}.jsonl",
+        [
+            line("m1", "r1", ts="2025-06-02T08:30:00.000Z", model=HAIKU),
+            line("m2", "r2", ts="2025-06-02T0Z", model=HAIKU),
+            line("m3", "r3", ts="yesterday", model=HAIKU),
+            line("m4", "r4", ts="2025-13-45T99:00:00Z", model=HAIKU),
+        ],
+    )
+    run_pass(db_path, [tmp_path / "projects"])
+    base = ["cost", "--db", str(db_path), "--by", by, "--utc"]
+    for extra in ([], ["--json"], ["--json-format", "ccusage"]):
+        if extra == ["--json-format", "ccusage"] and by == "model":
+            continue  # not a report ccusage has
+        result = CliRunner().invoke(cli, base + extra)
+        assert result.exit_code == 0, (extra, result.output)
+        if extra == ["--json"]:
+            rows = json.loads(result.output)["rows"]
+            assert sum(r["calls"] for r in rows) == (1 if by == "block" else 4)
