@@ -137,12 +137,17 @@ def render_cell(row, value, column, table, database, datasette):
 @hookimpl
 def prepare_connection(conn, database, datasette):
     # Local days for the dashboard and the canned queries (plugin setting timezone).
+    # raw_bytes(raw), raw_json(raw), raw_length(raw) and event_text(raw, kind), which
+    # events.text is worked out with (ingest.lines): on every connection, since one made
+    # before an archive's first sync created its tables would otherwise lack them for
+    # good (they do nothing until called)
+    from ingest import lines
+
+    lines.register(conn)
     if scope.is_archive(datasette, database):
-        from ingest import lines
         from ingest.localdays import register
 
         register(conn, scope.setting(datasette, "timezone"))
-        lines.register(conn)  # raw_bytes(raw), raw_json(raw), raw_length(raw)
 
 
 @hookimpl
