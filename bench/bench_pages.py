@@ -204,7 +204,7 @@ def cold_runs(db: Path, urls: list[tuple[str, str, str]], runs: int) -> None:
             found.append(json.loads(out.stdout.strip().splitlines()[-1]))
         wall = statistics.median(f["wall_ms"] for f in found)
         cpu = statistics.median(f["cpu_ms"] for f in found)
-        target = "<= 300 ms" if "page 1" in label and "10k" in label else ""
+        target = "<= 300 ms" if label.endswith("page 1") and "10k" in label else ""
         print(f"{label:<56}  {wall:8.1f}  {cpu:7.1f}  {target}")
 
 
