@@ -274,6 +274,7 @@ async def session_page(datasette, request):
         ids = order[(page - 1) * size : page * size]
         agents = transcript.session_agents(conn, session_id)
         ctx = _transcript_context(datasette, db, session_id, agent_id)
+        ctx.with_text = as_json
         if not as_json:
             for agent in agents:
                 if agent["tool_use_id"]:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest import prompts, sidechains
+from ingest import lines, prompts, sidechains
 from ingest.parse import HUGE_BYTES, KEEP_BYTES, LineError, load_record
 
 from . import facts, kept, render, tools
@@ -51,10 +51,13 @@ select id, type, subtype, kind, uuid, parent_uuid, timestamp, is_sidechain, is_m
     model, message_id, agent_id, line_number,
     case when raw_length(raw) <= {RAW_LIMIT} then raw_bytes(raw) end as raw,
     raw_length(raw) as raw_length,
-    substr(text, 1, {TEXT_LIMIT}) as text,
-    length(text) as text_length
+    case when raw_length(raw) > {RAW_LIMIT} then substr(text, 1, {TEXT_LIMIT}) end as text,
+    case when raw_length(raw) > {RAW_LIMIT} then length(text) end as text_length
 from events where id in ({{}})
 """
+# events.text is worked out from raw when read (ingest.lines.event_text: the engine's
+# parse of the line), twice for substr and length: the page reads it only for lines too
+# long to fetch; the JSON form works it out once from the bytes it has (_add_text).
 
 
 _ORDER_CACHE: OrderedDict[tuple, tuple[tuple, list[int]]] = OrderedDict()
@@ -397,6 +400,7 @@ class Context:
     usage_shown: set[str] = field(default_factory=set)  # message ids with their numbers drawn
     agent_events: int = INLINE_AGENT_EVENTS  # a nested subagent's events drawn inline
     standalone: bool = False  # an exported file: no links into the web app
+    with_text: bool = False  # each event's flattened text too (the JSON form)
 
 
 def _tool_summary(name: str | None, data: Any) -> str:
@@ -780,9 +784,21 @@ def session_agents(conn, session_id: str) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
+def _add_text(row: dict) -> None:
+    """events.text of a fetched line (the engine's flattened text), cut to TEXT_LIMIT."""
+    if row["raw"] is None:
+        return  # a line too long to fetch: the query read its text
+    text = lines.event_text(row["raw"], row["kind"])
+    row["text_length"] = None if text is None else len(text)
+    row["text"] = None if text is None else text[:TEXT_LIMIT]
+
+
 def build_events(conn, ids: list[int], ctx: Context, session_id: str, depth: int = 0) -> list:
     """View dicts for the given ordered ids, with subagents nested under their calls."""
     rows = _fetch_rows(conn, ids)
+    if ctx.with_text:
+        for row in rows.values():
+            _add_text(row)
     ordered = [rows[i] for i in ids if i in rows]
     records = [_record(r["raw"]) for r in ordered]
     ctx.on_page.update(ids)

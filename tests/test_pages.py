@@ -326,6 +326,16 @@ async def test_very_long_lines_are_cut_in_html_and_json(tmp_path):
     assert prompt["raw_json_url"].endswith(f"/events_json?id={prompt['id']}")
     assert answer["truncated"] is True and answer["record_omitted"] is False
     assert events[1]["truncated"] is False
+    # Each event's text is the events.text column's (worked out in Python from the bytes
+    # the page fetched, or by the query for a line too long to fetch).
+    conn = sqlite3.connect(db_path)
+    register_lines(conn)
+    for event in events:
+        assert (event["text"], event["text_length"]) == conn.execute(
+            "select substr(text, 1, 10000), length(text) from events where id = ?",
+            (event["id"],),
+        ).fetchone()
+    conn.close()
 
 
 @pytest.mark.asyncio
