@@ -869,4 +869,11 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         if "vacuum" in _after_migrations:
             _after_migrations.clear()
             print("Compacting the archive (VACUUM)...", file=sys.stderr, flush=True)
-            conn.execute("VACUUM")
+            # VACUUM copies the database into a temporary one: on disk, not in memory
+            # (the writer's temp_store=MEMORY would hold the whole new archive in RAM)
+            store = conn.execute("PRAGMA temp_store").fetchone()[0]
+            conn.execute("PRAGMA temp_store=FILE")
+            try:
+                conn.execute("VACUUM")
+            finally:
+                conn.execute(f"PRAGMA temp_store={int(store)}")
