@@ -213,6 +213,13 @@ else:
         names = scope.archive_names(datasette)
         if not names:
             return None
-        from .metadata import archive_metadata
+        from .metadata import archive_metadata, given_locally
 
-        return archive_metadata(tuple(names), key)
+        local = getattr(datasette, "_metadata_local", None)
+        if given_locally(local, tuple(names)):
+            # `claude-sessions serve` passes all of it with --metadata: Datasette merges
+            # every hook's answer with its own metadata on each metadata() call (per
+            # cell: datasette-render-markdown asks for its settings), and merging the
+            # same dashboards twice made the events page 3-4 times slower.
+            return None
+        return archive_metadata(tuple(names), key, local)

@@ -7,6 +7,7 @@ package, which imports datasette).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from ingest.metadata import ARCHIVE_KEY, for_database
@@ -24,6 +25,7 @@ def load_metadata(database: str = ARCHIVE_KEY, path: Path | None = None) -> dict
 
 
 _full: dict[tuple[str, ...], dict] = {}
+_pristine: dict[tuple[str, ...], dict] = {}  # copies of _full never handed out
 _subsets: dict[tuple[tuple[str, ...], str | None], dict] = {}
 
 
@@ -42,6 +44,7 @@ def _archive_full(names: tuple[str, ...]) -> dict:
         if plugins:
             data["plugins"] = plugins
         _full[names] = data
+        _pristine[names] = copy.deepcopy(data)
     return data
 
 
@@ -69,18 +72,49 @@ def _subset(full: dict, key: str | None) -> dict:
     return out
 
 
-def _fresh(node, depth: int):
-    """New dicts for the first ``depth`` levels (Datasette merges other metadata into
-    what the hook returns, in place), the deeper values shared."""
-    if depth == 0 or not isinstance(node, dict):
+def _fresh(node, other, depth: int):
+    """node with new dicts for its first ``depth`` levels and, deeper, wherever
+    ``other`` has a dict at the same place; the rest shared.  Datasette changes what
+    the hook returns: it merges its own metadata (``other``) into it in place, going
+    down wherever both sides hold a dict, and adds keys (each query's name).  Shared
+    dicts there would change the cached answer (a --metadata query's SQL became every
+    later answer's)."""
+    if not isinstance(node, dict) or (depth <= 0 and not isinstance(other, dict)):
         return node
-    return {k: _fresh(v, depth - 1) for k, v in node.items()}
+    other = other if isinstance(other, dict) else {}
+    return {key: _fresh(value, other.get(key), depth - 1) for key, value in node.items()}
 
 
-def archive_metadata(names: tuple[str, ...], key: str | None = None) -> dict:
-    """What the get_metadata hook returns for the archives ``names`` and ``key``; cheap,
-    since Datasette asks for it hundreds of times a page."""
+def archive_metadata(names: tuple[str, ...], key: str | None = None, local=None) -> dict:
+    """What the get_metadata hook returns for the archives ``names`` and ``key``, given
+    Datasette's own metadata ``local``; cheap, since Datasette asks for it hundreds of
+    times a page."""
     subset = _subsets.get((names, key))
     if subset is None:
         subset = _subsets[(names, key)] = _subset(_archive_full(names), key)
-    return _fresh(subset, 4)
+    return _fresh(subset, local, 4)
+
+
+_given: dict[tuple[str, ...], tuple[object, bool]] = {}
+
+
+def _contains(outer, inner) -> bool:
+    if isinstance(inner, dict):
+        return isinstance(outer, dict) and all(
+            key in outer and _contains(outer[key], value) for key, value in inner.items()
+        )
+    return outer == inner
+
+
+def given_locally(local, names: tuple[str, ...]) -> bool:
+    """Whether Datasette's own metadata (``--metadata``) already holds everything the
+    get_metadata hook would add for ``names``.  Checked once per metadata object."""
+    if not isinstance(local, dict) or not local:
+        return False
+    _archive_full(names)
+    cached = _given.get(names)
+    if cached is not None and cached[0] is local:
+        return cached[1]
+    answer = _contains(local, _pristine[names])
+    _given[names] = (local, answer)
+    return answer

@@ -240,3 +240,69 @@ def test_sessions_touching_file_finds_what_parsing_every_input_finds(tmp_path, a
     some = conn.execute(sql, {"path": "src\\app"}).fetchall()
     assert [r[3] for r in some] == ["C:\\Users\\ann\\src\\app.py"]
     conn.close()
+
+
+@pytest.mark.asyncio
+async def test_metadata_given_whole_is_not_merged_again_per_cell(archive):
+    """`claude-sessions serve` passes all of metadata.yml with --metadata: the hook then
+    adds nothing, so Datasette's metadata() (asked once per cell by
+    datasette-render-markdown) no longer merges the dashboards' settings twice; the page
+    keeps every description, query and the dashboard."""
+    ds = datasette_for(archive)
+    merges = 0
+    original = ds._metadata_recursive_update
+
+    def counting(orig, updated):
+        nonlocal merges
+        merges += 1
+        return original(orig, updated)
+
+    ds._metadata_recursive_update = counting
+    calls = 0
+    metadata = ds.metadata
+
+    def counting_metadata(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return metadata(*args, **kwargs)
+
+    ds.metadata = counting_metadata
+    page = await ds.client.get("/claude-sessions/events")
+    assert page.status_code == 200 and "One row per line ever read" in page.text
+    assert calls > 100  # asked per cell
+    assert merges <= 2 * calls  # one flat merge of the local metadata per call (was ~35)
+    charts = ds.plugin_config("datasette-dashboards")["claude-usage"]["charts"]
+    assert "total-cost" in charts
+    assert (await ds.client.get("/-/dashboards/claude-usage")).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_metadata_given_in_part_still_gets_the_rest(archive):
+    """A --metadata that changes one chart is not the whole of metadata.yml: the hook
+    still adds what it lacks (the column descriptions, the other charts)."""
+    meta = load_metadata()
+    charts = meta["plugins"]["datasette-dashboards"]["claude-usage"]["charts"]
+    charts["total-cost"]["title"] = "My cost"
+    del meta["databases"]["claude-sessions"]["tables"]["events"]["columns"]
+    ds = Datasette([str(archive)], metadata=meta)
+    data = (await ds.client.get("/-/metadata.json")).json()
+    assert data["databases"]["claude-sessions"]["tables"]["events"]["columns"]["raw"]
+    charts = data["plugins"]["datasette-dashboards"]["claude-usage"]["charts"]
+    assert charts["total-cost"]["title"] == "My cost"
+
+
+@pytest.mark.asyncio
+async def test_metadata_of_one_datasette_does_not_leak_into_the_next(archive):
+    """Datasette merges its --metadata into the hook's answer in place; that once changed
+    the plugin's cached metadata, so a later Datasette without --metadata showed the
+    first one's query SQL."""
+    custom = {"recent_sessions": {"sql": "select 42 as answer", "title": "Mine"}}
+    first = Datasette(
+        [str(archive)], metadata={"databases": {"claude-sessions": {"queries": custom}}}
+    )
+    data = (await first.client.get("/-/metadata.json")).json()
+    assert data["databases"]["claude-sessions"]["queries"]["recent_sessions"]["title"] == "Mine"
+    plain = Datasette([str(archive)])
+    data = (await plain.client.get("/-/metadata.json")).json()
+    query = data["databases"]["claude-sessions"]["queries"]["recent_sessions"]
+    assert query["title"] == "Recent sessions" and "42" not in query["sql"]
