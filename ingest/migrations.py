@@ -850,6 +850,22 @@ def _progress(total: int, label: str):
     return click.progressbar(length=total, label=label, file=sys.stderr)
 
 
+@migrations(name="m801_api_calls_session_agent")
+def m801_api_calls_session_agent(db: Database) -> None:
+    # usage_by_agent groups api_calls by (session_id, agent_id): with an index in that
+    # order its first page streams from the index (1 GB small-mix archive, 210,000 calls:
+    # 190 ms -> 1 ms of CPU).  It replaces the index on session_id alone (every lookup by
+    # session uses its first column), so the archive holds one index on it, not two.
+    run_script(
+        db,
+        """
+        CREATE INDEX IF NOT EXISTS idx_api_calls_session_agent
+            ON api_calls(session_id, agent_id);
+        DROP INDEX IF EXISTS idx_api_calls_session;
+        """,
+    )
+
+
 def run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""

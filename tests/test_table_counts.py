@@ -88,3 +88,22 @@ async def test_custom_sql_and_other_databases_keep_datasettes_limit(archive, tmp
     # ... nor a database that is not an archive.
     data = (await ds.client.get("/other/t.json", params={"_where": light})).json()
     assert data["filtered_table_rows_count"] == 40
+
+
+@pytest.mark.asyncio
+async def test_a_views_count_gets_its_own_shorter_limit(archive, monkeypatch):
+    """A view's count computes the view again: it stops after VIEW_COUNT_MS, a table's
+    after TABLE_COUNT_MS."""
+    monkeypatch.setattr(datasette_claude_sessions, "VIEW_COUNT_MS", 1)
+    monkeypatch.setattr(datasette_claude_sessions, "TABLE_COUNT_MS", 100_000)
+    ds = serve_like(archive)
+    where = {"_where": "length(randomblob(200000)) > 0", "_size": "2"}
+    view = (await ds.client.get("/claude-sessions/usage_by_agent.json", params=where)).json()
+    assert len(view["rows"]) == 2 and view["filtered_table_rows_count"] is None
+    table = (await ds.client.get("/claude-sessions/events.json", params=where)).json()
+    conn = sqlite3.connect(archive)
+    assert (
+        table["filtered_table_rows_count"]
+        == conn.execute("select count(*) from events").fetchone()[0]
+    )
+    conn.close()
