@@ -168,6 +168,7 @@ async def measure(
                     cold,
                     cold,
                     len(response.content),
+                    None,
                 )
             )
             continue
@@ -176,12 +177,16 @@ async def measure(
             if isinstance(data, dict) and data.get("facets_timed_out"):
                 label += f" (facets timed out: {', '.join(data['facets_timed_out'])})"
                 group = "datasette, facet timed out"
-        warm = []
+        warm, cpu = [], []
         for _ in range(RUNS):
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.process_time()
             await ds.client.get(url)
             warm.append((time.perf_counter() - started) * 1000)
-        results.append((group, label, cold, statistics.median(warm), len(response.content)))
+            cpu.append((time.process_time() - used) * 1000)
+        results.append(
+            (group, label, cold, statistics.median(warm), len(response.content))
+            + (statistics.median(cpu),)
+        )
     return results
 
 
@@ -222,18 +227,28 @@ def cold_runs(db: Path, urls: list[tuple[str, str, str]], runs: int) -> None:
 
 def print_results(results) -> None:
     width = max(len(r[1]) for r in results)
-    print(f"{'page':<{width}}  {'cold ms':>8}  {'median ms':>9}  {'KB':>6}  target")
-    for group, label, cold, warm, size in results:
+    # CPU ms: the process's CPU time for the request (every thread: SQLite, Jinja), the
+    # figure to compare on a loaded machine, where the wall time waits for a core.
+    print(f"{'page':<{width}}  {'cold ms':>8}  {'median ms':>9}  {'CPU ms':>7}  {'KB':>6}  target")
+    cpu_ok = 0
+    for group, label, cold, warm, size, cpu in results:
         target = TARGET_MS.get(group)
         verdict = "" if target is None else ("ok" if warm <= target else f"MISSED ({target:.0f})")
+        if target is not None and cpu is not None and cpu <= target:
+            cpu_ok += 1
+            if warm > target:
+                verdict += ", CPU within"
         if "timed out" in group:
             verdict = "MISSED (a facet timed out)"
         if group.endswith(", failed"):
             verdict = "FAILED"
-        print(f"{label:<{width}}  {cold:8.1f}  {warm:9.1f}  {size / 1000:6.0f}  {verdict}")
+        shown = "" if cpu is None else f"{cpu:7.1f}"
+        print(
+            f"{label:<{width}}  {cold:8.1f}  {warm:9.1f}  {shown:>7}  {size / 1000:6.0f}  {verdict}"
+        )
     slowest = sorted(results, key=lambda r: -r[3])[:10]
     print("\nSlowest (median ms):")
-    for group, label, _cold, warm, _size in slowest:
+    for group, label, _cold, warm, _size, _cpu in slowest:
         print(f"  {warm:9.1f}  {label}  [{group}]")
     missed = [
         r
@@ -246,7 +261,8 @@ def print_results(results) -> None:
         1 for r in results if r[0] in TARGET_MS or "timed out" in r[0] or r[0].endswith(", failed")
     )
     print(
-        f"\n{checked - len(missed)} of {checked} pages within their target; {len(missed)} missed."
+        f"\n{checked - len(missed)} of {checked} pages within their target; {len(missed)} missed "
+        f"({cpu_ok} within it by CPU time)."
     )
 
 
