@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from ingest.db import open_db
+from ingest.lines import register as register_lines
 
 from .pages_helpers import build_archive
 
@@ -23,6 +24,7 @@ def plan(conn, sql: str) -> str:
 
 def test_usage_by_agent_pages_from_the_index(archive):
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     assert conn.execute("select count(*) from api_calls").fetchone()[0] > 0
     first_page = plan(conn, "select * from usage_by_agent limit 101")
     assert "idx_api_calls_session_agent" in first_page and "TEMP B-TREE" not in first_page
@@ -38,9 +40,11 @@ def test_usage_by_agent_pages_from_the_index(archive):
 def test_an_old_archive_gets_the_index(archive, tmp_path):
     old = tmp_path / "old.db"
     source = sqlite3.connect(archive)
+    register_lines(source)
     source.execute(f"VACUUM INTO '{old}'")
     source.close()
     conn = sqlite3.connect(old)
+    register_lines(conn)
     conn.executescript(
         """
         DROP INDEX idx_api_calls_session_agent;

@@ -11,6 +11,7 @@ from datasette.app import Datasette
 
 import datasette_claude_sessions
 from datasette_claude_sessions.metadata import load_metadata
+from ingest.lines import register as register_lines
 
 from .pages_helpers import build_archive
 
@@ -44,6 +45,7 @@ async def test_a_long_count_stops_and_the_rows_still_come(archive):
     assert data["filtered_table_rows_count"] is None  # stopped after TABLE_COUNT_MS
     # (the same count, left to run, finishes: it is the cap that stopped it)
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     assert conn.execute(f"select count(*) from events where {HEAVY}").fetchone()[0] > 3
     conn.close()
     page = await ds.client.get("/claude-sessions/events", params={"_where": HEAVY, "_size": "3"})
@@ -54,6 +56,7 @@ async def test_a_long_count_stops_and_the_rows_still_come(archive):
 async def test_short_counts_are_exact(archive):
     ds = serve_like(archive)
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     total = conn.execute("select count(*) from events").fetchone()[0]
     prompts = conn.execute("select count(*) from events where kind = 'prompt'").fetchone()[0]
     conn.close()
@@ -69,6 +72,7 @@ async def test_custom_sql_and_other_databases_keep_datasettes_limit(archive, tmp
     monkeypatch.setattr(datasette_claude_sessions, "TABLE_COUNT_MS", 1)
     other = tmp_path / "other.db"
     conn = sqlite3.connect(other)
+    register_lines(conn)
     conn.execute("create table t (id integer primary key, v text)")
     conn.executemany("insert into t (v) values (?)", [(str(i),) for i in range(40)])
     conn.commit()
@@ -83,6 +87,7 @@ async def test_custom_sql_and_other_databases_keep_datasettes_limit(archive, tmp
         await ds.client.get("/claude-sessions.json", params={"sql": sql, "_shape": "array"})
     ).json()
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     assert rows == [{"n": conn.execute("select count(*) from events").fetchone()[0]}]
     conn.close()
     # ... nor a database that is not an archive.
@@ -102,6 +107,7 @@ async def test_a_views_count_gets_its_own_shorter_limit(archive, monkeypatch):
     assert len(view["rows"]) == 2 and view["filtered_table_rows_count"] is None
     table = (await ds.client.get("/claude-sessions/events.json", params=where)).json()
     conn = sqlite3.connect(archive)
+    register_lines(conn)
     assert (
         table["filtered_table_rows_count"]
         == conn.execute("select count(*) from events").fetchone()[0]
