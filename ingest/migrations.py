@@ -879,17 +879,20 @@ def run_script(db: Database, script: str) -> None:
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Apply pending migrations (idempotent)."""
-    if migrations.pending(conn):
+    if not migrations.pending(conn):
+        return
+    # Migrations that touch every row (m703, m704) sort and rebuild in temporary
+    # b-trees, and VACUUM copies the whole database into a temporary one: on disk, not
+    # in memory (the writer's temp_store=MEMORY would hold them in RAM, growing with
+    # the archive).
+    store = conn.execute("PRAGMA temp_store").fetchone()[0]
+    conn.execute("PRAGMA temp_store=FILE")
+    try:
         _after_migrations.clear()
         migrations.apply(_sqlite_utils().Database(conn))
         if "vacuum" in _after_migrations:
             _after_migrations.clear()
             print("Compacting the archive (VACUUM)...", file=sys.stderr, flush=True)
-            # VACUUM copies the database into a temporary one: on disk, not in memory
-            # (the writer's temp_store=MEMORY would hold the whole new archive in RAM)
-            store = conn.execute("PRAGMA temp_store").fetchone()[0]
-            conn.execute("PRAGMA temp_store=FILE")
-            try:
-                conn.execute("VACUUM")
-            finally:
-                conn.execute(f"PRAGMA temp_store={int(store)}")
+            conn.execute("VACUUM")
+    finally:
+        conn.execute(f"PRAGMA temp_store={int(store)}")
