@@ -41,23 +41,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import orjson  # noqa: E402
+from isolation import isolate  # noqa: E402  (bench/isolation.py)
 
 from ingest.lines import register as register_lines  # noqa: E402
 from ingest.lock import WriterLock  # noqa: E402
 from ingest.sync import run_pass  # noqa: E402
 
 SESSION = "cccccccc-0000-4000-8000-000000000003"
-
-
-def isolate(work: Path) -> None:
-    home = work / "home"
-    home.mkdir(exist_ok=True)
-    os.environ.update(
-        HOME=str(home),
-        CLAUDE_CONFIG_DIR=str(home / ".claude"),
-        CLAUDE_SESSIONS_DB=str(home / "archive.db"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-    )
 
 
 def line(i: int, session: str = SESSION, pad: int = 0) -> bytes:

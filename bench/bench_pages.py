@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import sqlite3
 import statistics
@@ -38,6 +37,8 @@ from urllib.parse import quote
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from isolation import isolate  # noqa: E402  (bench/isolation.py)
 
 from ingest.cli_serve import DATASETTE_SETTINGS  # noqa: E402
 from ingest.demo import MIXES, generate  # noqa: E402
@@ -52,17 +53,6 @@ SYNTHETIC = {
     50_000: "b5000000-0000-4000-8000-000000050000",
 }
 TARGET_MS = {"datasette": 500.0, "plugin search": 100.0}
-
-
-def isolate(work: Path) -> None:
-    home = work / "home"
-    home.mkdir(exist_ok=True)
-    os.environ.update(
-        HOME=str(home),
-        CLAUDE_CONFIG_DIR=str(home / ".claude"),
-        CLAUDE_SESSIONS_DB=str(home / "archive.db"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-    )
 
 
 def search_terms(db: Path) -> dict[str, str]:

@@ -43,19 +43,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from isolation import isolate  # noqa: E402  (bench/isolation.py)
+
 from ingest.demo import generate  # noqa: E402
 from ingest.sync import run_pass  # noqa: E402
-
-
-def isolate(work: Path) -> None:
-    home = work / "home"
-    home.mkdir(exist_ok=True)
-    os.environ.update(
-        HOME=str(home),
-        CLAUDE_CONFIG_DIR=str(home / ".claude"),
-        CLAUDE_SESSIONS_DB=str(home / "archive.db"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-    )
 
 
 def summary(values: list[float]) -> str:

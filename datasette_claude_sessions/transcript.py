@@ -179,8 +179,8 @@ _TEXT_FIELDS = ("text", "thinking")
 
 
 def _sound(block: dict) -> dict:
-    bad = [k for k in _ID_FIELDS if k in block and not isinstance(block[k], str | None)]
-    bad += [k for k in _TEXT_FIELDS if k in block and not isinstance(block[k], str | None)]
+    fields = _ID_FIELDS + _TEXT_FIELDS
+    bad = [k for k in fields if k in block and not isinstance(block[k], str | None)]
     if not bad:
         return block
     block = dict(block)

@@ -6,6 +6,7 @@ needed.  Without chromium the browser tests skip, unless $CI is set: then they f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -152,3 +153,22 @@ def screenshot_dir(tmp_dir: Path) -> Path:
         DOCS.mkdir(exist_ok=True)
         return DOCS
     return tmp_dir
+
+
+@contextlib.contextmanager
+def chromium(home: Path):
+    """Debian's headless chromium, launched with its own HOME (a module-scoped fixture
+    starts before conftest's per-test HOME: chromium must write no profile, crash report
+    or cache into the real home)."""
+    from playwright.sync_api import sync_playwright
+
+    require_chromium()
+    home.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=isolated_env(home)
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

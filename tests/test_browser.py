@@ -20,12 +20,10 @@ import pytest
 from ingest.lines import register as register_lines
 
 from .browser_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Server,
+    chromium,
     free_port,
     isolated_env,
-    require_chromium,
     screenshot_dir,
 )
 from .conftest import FIXTURES, REAL
@@ -74,17 +72,8 @@ def server(workdir, projects):
 
 @pytest.fixture(scope="module")
 def browser(workdir):
-    require_chromium()
-    # Module scope starts before conftest's per-test HOME: give chromium its own, so it
-    # writes no profile, crash-report or cache folder into the real home.
-    home = workdir / "browser-home"
-    home.mkdir()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=isolated_env(home)
-        )
+    with chromium(workdir / "browser-home") as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -15,12 +15,10 @@ import pytest
 from datasette.utils import tilde_encode
 
 from .browser_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Server,
+    chromium,
     free_port,
     isolated_env,
-    require_chromium,
 )
 from .pages_helpers import write_jsonl
 
@@ -243,15 +241,8 @@ def every_page(server) -> list[str]:
 
 @pytest.fixture(scope="module")
 def browser(workdir):
-    require_chromium()
-    home = workdir / "browser-home"
-    home.mkdir()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=isolated_env(home)
-        )
+    with chromium(workdir / "browser-home") as browser:
         yield browser
-        browser.close()
 
 
 def test_no_script_and_no_foreign_request_on_any_page(server, browser):

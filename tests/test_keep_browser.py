@@ -12,12 +12,10 @@ import shutil
 import pytest
 
 from .browser_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Server,
+    chromium,
     free_port,
     isolated_env,
-    require_chromium,
 )
 from .pages_helpers import write_jsonl
 from .test_keep_pages import OUTPUT, PROJECT, SESSION, SLUG, marker, records
@@ -64,15 +62,8 @@ def server(claude):
 
 @pytest.fixture(scope="module")
 def browser(claude):
-    require_chromium()
-    home = claude.parent / "browser-home"
-    home.mkdir()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=isolated_env(home)
-        )
+    with chromium(claude.parent / "browser-home") as browser:
         yield browser
-        browser.close()
 
 
 def test_kept_output_plan_and_history_in_the_browser(server, browser, claude):
