@@ -59,3 +59,85 @@ def test_an_old_archive_gets_the_index(archive, tmp_path):
     rows = conn.execute("select * from usage_by_agent").fetchall()
     assert rows
     conn.close()
+
+
+def _indexes(conn) -> set[str]:
+    return {r[0] for r in conn.execute("select name from sqlite_master where type = 'index'")}
+
+
+def test_prompts_per_day_reads_the_partial_prompt_index(archive):
+    from datasette_claude_sessions.metadata import load_metadata
+    from ingest.localdays import register as register_days
+
+    meta = load_metadata(archive.stem)["databases"][archive.stem]
+    sql = meta["queries"]["prompts_per_day"]["sql"]
+    conn = sqlite3.connect(archive)
+    register_lines(conn)
+    register_days(conn, None)
+    assert "idx_events_prompts" in plan(conn, sql)
+    assert "SCAN events" not in plan(conn, sql)
+    # The partial index answers it as the whole table would.
+    full = conn.execute(sql.replace("from events", "from events not indexed")).fetchall()
+    assert full and conn.execute(sql).fetchall() == full
+    conn.close()
+
+
+def test_session_lines_are_walked_through_one_narrow_index(archive):
+    conn = sqlite3.connect(archive)
+    register_lines(conn)
+    names = _indexes(conn)
+    assert {"idx_events_session_walk", "idx_events_prompts"} <= names
+    assert not names & {"idx_events_session_facts", "idx_events_kind_facts", "idx_events_timestamp"}
+    sid = conn.execute("select session_id from sessions order by events desc").fetchone()[0]
+    facts = (
+        "select count(*), min(timestamp), max(timestamp), count(distinct case when "
+        f"type = 'assistant' then message_id end) from events where session_id = '{sid}'"
+    )
+    assert "COVERING INDEX idx_events_session_walk" in plan(conn, facts)
+    conn.close()
+
+
+def test_an_old_archive_gets_the_narrower_event_indexes(archive, tmp_path):
+    old = tmp_path / "old.db"
+    source = sqlite3.connect(archive)
+    register_lines(source)
+    source.execute(f"VACUUM INTO '{old}'")
+    source.close()
+    conn = sqlite3.connect(old)
+    register_lines(conn)
+    before = conn.execute("select * from sessions order by session_id").fetchall()
+    conn.executescript(
+        """
+        DROP INDEX idx_events_session_walk;
+        DROP INDEX idx_events_prompts;
+        CREATE INDEX idx_events_session_facts ON events(session_id, timestamp,
+            kind, type, is_meta, is_sidechain, message_id, model, git_branch, version, cwd,
+            uuid);
+        CREATE INDEX idx_events_kind_facts ON events(kind, timestamp, is_sidechain, session_id);
+        CREATE INDEX idx_events_timestamp ON events(timestamp);
+        DELETE FROM _sqlite_migrations WHERE name = 'm705_narrower_event_indexes';
+        """
+    )
+    conn.close()
+    size = old.stat().st_size
+    conn = open_db(old)
+    names = _indexes(conn)
+    assert {"idx_events_session_walk", "idx_events_prompts"} <= names
+    assert not names & {"idx_events_session_facts", "idx_events_kind_facts", "idx_events_timestamp"}
+    # Every session row is worked out again to the same values through the new index.
+    from ingest.derive import refresh_sessions
+
+    sids = [r[0] for r in conn.execute("select session_id from sessions")]
+    with conn:
+        refresh_sessions(conn, sids)
+    after = conn.execute("select * from sessions order by session_id").fetchall()
+    updated = [
+        r[0]
+        for r in conn.execute(
+            "select cid from pragma_table_info('sessions') where name = 'updated_at'"
+        )
+    ][0]
+    strip = lambda rows: [r[:updated] + r[updated + 1 :] for r in rows]  # noqa: E731
+    assert strip(after) == strip(before)
+    conn.close()
+    assert old.stat().st_size < size  # VACUUM gave the dropped indexes' pages back
