@@ -567,14 +567,27 @@ class Pass:
         self.done_bytes += nbytes
 
 
+# A dictionary is trained on lines from files spread evenly over the pass's list, up to
+# SAMPLE_CHUNK from where each file's next read starts (a session's lines repeat its own
+# ids, cwd and words: the first files' lines alone trained a dictionary for those
+# sessions; on the 100 MB small mix, 2,128 files, spreading the same 2 MiB over every
+# 47th file stores the lines in 10% fewer bytes).
+SAMPLE_CHUNK = 64 << 10
+
+
 def _coming_lines(todo: list[tuple[Source, sqlite3.Row | None]]):
-    """Complete lines from where each file's next read starts: from many files when
-    there are many (64 KiB of each), more of each when there are few; files that cannot
-    be read now are left to the pass."""
-    per_file = max(64 << 10, lines.SAMPLE_BYTES // max(1, len(todo)))
-    for source, row in todo:
-        if source.kind == "meta":
-            continue
+    """Complete lines from where each file's next read starts, for training: every n-th
+    file, n such that their first SAMPLE_CHUNK (or less, a small file) come to about
+    SAMPLE_BYTES, more of each when there are few; files that cannot be read now are
+    left to the pass."""
+    files = [item for item in todo if item[0].kind != "meta"]
+    coming = sum(
+        min(SAMPLE_CHUNK, max(0, source.size - (row["position"] if row else 0)))
+        for source, row in files
+    )
+    files = files[:: max(1, -(-coming // lines.SAMPLE_BYTES))]  # (rounded up)
+    per_file = max(SAMPLE_CHUNK, lines.SAMPLE_BYTES // max(1, len(files)))
+    for source, row in files:
         try:
             fd = os.open(source.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:

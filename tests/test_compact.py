@@ -215,3 +215,39 @@ def test_hostile_lines_round_trip(root, db_path, tmp_path):
     assert got == odd
     assert leaf == ('{"not":"a string"}',)
     assert_export_matches(db_path, root, tmp_path)
+
+
+def test_the_dictionary_learns_from_files_across_the_whole_pass(
+    root, db_path, tmp_path, monkeypatch
+):
+    """A first pass over many files in many projects: the dictionary is trained on lines
+    of files spread over all of them, not on the first files' lines only (the first
+    files a pass lists are the first project folders').  Each project's lines name it
+    (its cwd); the lines training reads name every project."""
+    projects = 20
+    for p in range(projects):
+        marker = f"qx{p:02d}marker"
+        folder = root / f"-work-{marker}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(10):
+            session = f"{p:04x}{n:04x}-0000-4000-8000-000000000000"
+            with open(folder / f"{session}.jsonl", "wb") as f:
+                for i in range(60):  # 18 KB a file, 3.6 MB in all: training reads 2 MiB
+                    f.write(record(i, session, cwd=f"/work/{marker}", slug=marker * 8) + b"\n")
+    trained_on = []
+    train = lines.train
+
+    def watched(samples):  # the real training, with the lines it is given noted
+        trained_on.extend(samples)
+        return train(samples)
+
+    monkeypatch.setattr(lines, "train", watched)
+    run_pass(db_path, [root])
+    assert sum(map(len, trained_on)) > lines.SAMPLE_BYTES * 3 // 4
+    named = {p for p in range(projects) for line in trained_on if f"qx{p:02d}m".encode() in line}
+    assert named == set(range(projects))
+    conn = connect(db_path)
+    (data,) = conn.execute("SELECT data FROM raw_dictionaries").fetchone()
+    conn.close()
+    assert sum(f"qx{p:02d}marker".encode() in data for p in range(projects)) >= projects // 2
+    assert_export_matches(db_path, root, tmp_path)
