@@ -329,7 +329,7 @@ def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
         else 0
     )
     first_prompt = _first_prompt(conn, sid)
-    title, title_source = _title(conn, sid, first_prompt)
+    title, title_source = _title(conn, sid, first_prompt, events)
     conn.execute(
         """
         INSERT INTO sessions (session_id, project_path, project_dir, host, title, title_source,
@@ -404,18 +404,55 @@ def _first_prompt(conn: sqlite3.Connection, sid: str) -> str | None:
     return None
 
 
-def _title(conn: sqlite3.Connection, sid: str, first_prompt: str | None):
+def _title(conn: sqlite3.Connection, sid: str, first_prompt: str | None, events: int = 0):
+    # The newest custom title, else the newest AI title (a blank newest one gives way to
+    # the next kind): title lines are few, read through their own partial index.
+    newest: dict[str, str] = {}
+    for rtype, text in conn.execute(
+        "SELECT type, text FROM events WHERE session_id = ? "
+        "AND type IN ('custom-title', 'ai-title') ORDER BY id DESC",
+        (sid,),
+    ):
+        if text is not None:
+            newest.setdefault(rtype, text)
     for rtype in ("custom-title", "ai-title"):
-        text = _scalar(
-            conn,
-            "SELECT text FROM events WHERE session_id = ? AND type = ? AND text IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1",
-            sid,
-            rtype,
-        )
+        text = newest.get(rtype)
         if text and text.strip():
             return one_line(text, TITLE_CHARS), rtype
-    summary = _scalar(
+    summary = _summary_title(conn, sid, events)
+    if summary and summary.strip():
+        return one_line(summary, TITLE_CHARS), "summary"
+    if first_prompt:
+        # "[image: image/png]" placeholders of pasted images say nothing as a title.
+        text = _IMAGE_PLACEHOLDER.sub(" ", first_prompt).strip() or first_prompt
+        return one_line(text, TITLE_CHARS), "first-prompt"
+    return None, None
+
+
+def _summary_title(conn: sqlite3.Connection, sid: str, events: int) -> str | None:
+    """The text of the newest summary whose leaf is a line of this session.  Whichever
+    costs less is walked: the session's lines (each looked up among the summaries'
+    leaves) or the archive's summaries (each leaf looked up by uuid, then its row)."""
+    summaries = _scalar(
+        conn,
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE type = 'summary' "
+        "AND leaf_uuid IS NOT NULL LIMIT ?)",
+        events // 8 + 1,
+    )
+    if not summaries:
+        return None
+    if summaries <= events // 8:  # (a summary costs several lines: two lookups, its row)
+        for (summary_id,) in conn.execute(
+            "SELECT s.id FROM events s WHERE s.type = 'summary' AND s.leaf_uuid IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM events leaf WHERE leaf.uuid = s.leaf_uuid "
+            "AND +leaf.session_id = ?) ORDER BY +s.id DESC",  # (+: the summaries index)
+            (sid,),
+        ):
+            text = _scalar(conn, "SELECT text FROM events WHERE id = ?", summary_id)
+            if text is not None:
+                return text
+        return None
+    return _scalar(
         conn,
         """
         SELECT s.text FROM events leaf, events s
@@ -425,13 +462,6 @@ def _title(conn: sqlite3.Connection, sid: str, first_prompt: str | None):
         """,
         sid,
     )
-    if summary and summary.strip():
-        return one_line(summary, TITLE_CHARS), "summary"
-    if first_prompt:
-        # "[image: image/png]" placeholders of pasted images say nothing as a title.
-        text = _IMAGE_PLACEHOLDER.sub(" ", first_prompt).strip() or first_prompt
-        return one_line(text, TITLE_CHARS), "first-prompt"
-    return None, None
 
 
 def sessions_of_summaries(conn: sqlite3.Connection, batch: list[NewEvent]) -> set[str]:

@@ -82,18 +82,32 @@ def test_prompts_per_day_reads_the_partial_prompt_index(archive):
     conn.close()
 
 
-def test_session_lines_are_walked_through_one_narrow_index(archive):
+NEW_EVENT_INDEXES = {"idx_events_session", "idx_events_prompts", "idx_events_titles"}
+OLD_EVENT_INDEXES = {
+    "idx_events_session_facts",
+    "idx_events_session_walk",
+    "idx_events_kind_facts",
+    "idx_events_timestamp",
+}
+
+
+def test_session_lines_are_read_through_one_narrow_index(archive):
     conn = sqlite3.connect(archive)
     register_lines(conn)
     names = _indexes(conn)
-    assert {"idx_events_session_walk", "idx_events_prompts"} <= names
-    assert not names & {"idx_events_session_facts", "idx_events_kind_facts", "idx_events_timestamp"}
+    assert NEW_EVENT_INDEXES <= names and not names & OLD_EVENT_INDEXES
     sid = conn.execute("select session_id from sessions order by events desc").fetchone()[0]
-    facts = (
-        "select count(*), min(timestamp), max(timestamp), count(distinct case when "
-        f"type = 'assistant' then message_id end) from events where session_id = '{sid}'"
+    for sql in (
+        f"select count(*), min(timestamp), max(timestamp) from events where session_id = '{sid}'",
+        f"select id, uuid, parent_uuid from events where session_id = '{sid}' order by timestamp",
+    ):
+        assert "idx_events_session " in plan(conn, sql) + " ", sql
+        assert "TEMP B-TREE" not in plan(conn, sql)
+    titles = (
+        f"select type, text from events where session_id = '{sid}' "
+        "and type in ('custom-title', 'ai-title') order by id desc"
     )
-    assert "COVERING INDEX idx_events_session_walk" in plan(conn, facts)
+    assert "idx_events_titles" in plan(conn, titles)
     conn.close()
 
 
@@ -108,23 +122,24 @@ def test_an_old_archive_gets_the_narrower_event_indexes(archive, tmp_path):
     before = conn.execute("select * from sessions order by session_id").fetchall()
     conn.executescript(
         """
-        DROP INDEX idx_events_session_walk;
+        DROP INDEX idx_events_session;
         DROP INDEX idx_events_prompts;
+        DROP INDEX idx_events_titles;
         CREATE INDEX idx_events_session_facts ON events(session_id, timestamp,
             kind, type, is_meta, is_sidechain, message_id, model, git_branch, version, cwd,
             uuid);
         CREATE INDEX idx_events_kind_facts ON events(kind, timestamp, is_sidechain, session_id);
         CREATE INDEX idx_events_timestamp ON events(timestamp);
-        DELETE FROM _sqlite_migrations WHERE name = 'm705_narrower_event_indexes';
+        DELETE FROM _sqlite_migrations
+        WHERE name IN ('m705_narrower_event_indexes', 'm706_session_index');
         """
     )
     conn.close()
     size = old.stat().st_size
     conn = open_db(old)
     names = _indexes(conn)
-    assert {"idx_events_session_walk", "idx_events_prompts"} <= names
-    assert not names & {"idx_events_session_facts", "idx_events_kind_facts", "idx_events_timestamp"}
-    # Every session row is worked out again to the same values through the new index.
+    assert NEW_EVENT_INDEXES <= names and not names & OLD_EVENT_INDEXES
+    # Every session row is worked out again to the same values through the new indexes.
     from ingest.derive import refresh_sessions
 
     sids = [r[0] for r in conn.execute("select session_id from sessions")]

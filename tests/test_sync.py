@@ -422,6 +422,45 @@ def test_summary_title_in_either_order(root, db_path, summary_first):
     assert titles == [(SESSION, "A fine title", "summary")]  # the summary-only file is no session
 
 
+@pytest.mark.parametrize("lines, others", [(200, 3), (10, 40)])
+def test_summary_title_whichever_is_walked(root, db_path, lines, others):
+    """The newest summary with a text whose leaf is a line of the session titles it,
+    whether the refresh walks the session's lines (few lines, many summaries) or the
+    archive's summaries (many lines, few summaries)."""
+    target = session_file(root)
+    target.write_bytes(b"".join(record(i) + b"\n" for i in range(lines)))
+    summaries = [
+        orjson.dumps({"type": "summary", "summary": f"Other {n}", "leafUuid": f"other-u{n}"})
+        for n in range(others)
+    ]
+    summaries[1:1] = [
+        orjson.dumps({"type": "summary", "summary": "Older", "leafUuid": f"{SESSION[:8]}-u2"}),
+        orjson.dumps({"type": "summary", "summary": "Newest", "leafUuid": f"{SESSION[:8]}-u5"}),
+        orjson.dumps({"type": "summary", "leafUuid": f"{SESSION[:8]}-u7"}),  # no text
+    ]
+    session_file(root, OTHER).write_bytes(b"".join(line + b"\n" for line in summaries))
+    run_pass(db_path, [root])
+    titles = query(db_path, "SELECT session_id, title, title_source FROM sessions")
+    assert titles == [(SESSION, "Newest", "summary")]
+
+
+def test_a_blank_newest_custom_title_gives_way_to_the_ai_title(root, db_path):
+    title = {"type": "custom-title", "sessionId": SESSION}
+    session_file(root).write_bytes(
+        b"\n".join(
+            [
+                record(0),
+                orjson.dumps({**title, "customTitle": "Mine"}),
+                orjson.dumps({"type": "ai-title", "aiTitle": "Generated", "sessionId": SESSION}),
+                orjson.dumps({**title, "customTitle": "  "}),
+            ]
+        )
+        + b"\n"
+    )
+    run_pass(db_path, [root])
+    assert query(db_path, "SELECT title, title_source FROM sessions") == [("Generated", "ai-title")]
+
+
 def test_custom_title_beats_ai_title(root, db_path):
     path = session_file(root)
     path.write_bytes(
