@@ -273,7 +273,7 @@ def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
     ) or _scalar(conn, "SELECT 1 FROM subagents WHERE session_id = ? LIMIT 1", sid)
     if not referenced and not _named_by_a_record(conn, sid):
         return None
-    # The queries below walk this session's lines through idx_events_session_walk.
+    # The queries below walk this session's lines through idx_events_session.
     events, first_ts, last_ts, prompts, messages = conn.execute(
         """
         SELECT count(*), min(timestamp), max(timestamp),
@@ -298,7 +298,7 @@ def _refresh_session(conn: sqlite3.Connection, sid: str) -> str | None:
     )
     git_branch = _scalar(conn, last_of.format(col="git_branch"), sid)
     version = _scalar(conn, last_of.format(col="version"), sid)
-    # The first cwd of the main thread: walked in idx_events_session_walk's order (timestamp,
+    # The first cwd of the main thread: walked in idx_events_session's order (timestamp,
     # id), which stops at the first line that has one; the full order only when no
     # timed main-thread line has a cwd.
     cwd = _scalar(
