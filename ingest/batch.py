@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .clock import now_iso
-from .lines import forget_texts, remember_text
+from .lines import writing_rows
 from .parse import (
     ERROR_COLUMNS,
     EVENT_COLUMNS,
@@ -227,7 +227,6 @@ class Batch:
         elif text:
             self.fts.append((event_id, text, cols[KIND_INDEX]))
         stored = fs.sync.packer.pack(line)
-        remember_text(stored, cols[-1])
         if huge is not None:
             huge.take()  # (the line's only other reference is the caller's, gone already)
         line = None
@@ -238,10 +237,8 @@ class Batch:
     def write(self, conn: sqlite3.Connection, file_id: int) -> None:
         rows = [r for r in self.rows if r is not None] if self.moves else self.rows
         if rows:
-            try:
+            with writing_rows(conn):
                 conn.executemany(INSERT_EVENT, rows)
-            finally:
-                forget_texts()
         if self.fts:
             conn.executemany(INSERT_FTS, self.fts)
         if self.fts_long:

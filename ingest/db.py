@@ -17,6 +17,7 @@ T = TypeVar("T")
 # While a pass checkpoints on a thread of its own (see Checkpointer), the WAL may grow to
 # about this size plus one transaction before the writer waits for the checkpoint.
 WAL_LIMIT = 256 << 20
+CACHE_KB = 8000  # the writer's page cache (see _prepare)
 
 
 _schema_ready: set[tuple[str, int, int, int]] = set()
@@ -40,7 +41,13 @@ def _prepare(conn: sqlite3.Connection, db_path: str | os.PathLike) -> sqlite3.Co
     # checking each row cost an initial sync 15% of its time.  The tests check the
     # archive with PRAGMA foreign_key_check instead.
     conn.execute("PRAGMA foreign_keys=OFF")
-    conn.execute("PRAGMA cache_size=-4000")
+    # 8 MB of page cache.  An initial sync's transactions dirty far more pages than the
+    # cache holds, so SQLite spills them to the WAL and reads them back, and the indexes
+    # keyed by random ids (events.uuid, tool_calls' and api_calls' keys) are touched all
+    # over: with 4 MB an initial sync of the 100 MB small mix made 139,621 writes and
+    # 148,500 reads of pages, with 8 MB 82,021 and 79,966 (1.2 s less system time), for
+    # 3-4 MB more peak memory (docs/benchmarks.md).
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KB}")
     conn.execute("PRAGMA temp_store=MEMORY")
     # A big transaction grows the WAL; give the disk space back once it is checkpointed.
     conn.execute(f"PRAGMA journal_size_limit={64 << 20}")

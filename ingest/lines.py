@@ -133,19 +133,30 @@ def line_length(value) -> int | None:
     return len(value)
 
 
-# The text of lines being inserted, by their stored frame: SQLite works a virtual
-# column out on INSERT too, and the writer has just parsed each line (see remember_text).
-_known_text: dict[bytes, str | None] = {}
+# Connections (by id) inserting events rows whose text the writer has just worked out
+# itself (see writing_rows): SQLite works a virtual column out on INSERT too (and throws
+# it away: no index or constraint reads events.text), so event_text skips it for them.
+_writing: set[int] = set()
 
 
-def remember_text(stored: bytes, text: str | None) -> None:
-    """The writer's text of a line it is about to insert (forget_texts after the insert):
-    event_text then finds it instead of parsing the line a second time."""
-    _known_text[stored] = text
+class writing_rows:
+    """``with writing_rows(conn): conn.executemany(INSERT_EVENT, rows)``: while it lasts,
+    ``event_text`` on this connection answers None at once instead of parsing the line
+    (SQLite calls it for each inserted row and discards the value; the writer indexes
+    the text it parsed itself).  Other connections, and this one afterwards, are not
+    affected.  tests/test_text_from_raw.py checks that nothing reads the column's value
+    on INSERT (no index, trigger or constraint on it)."""
 
+    __slots__ = ("key",)
 
-def forget_texts() -> None:
-    _known_text.clear()
+    def __init__(self, conn: sqlite3.Connection):
+        self.key = id(conn)
+
+    def __enter__(self) -> None:
+        _writing.add(self.key)
+
+    def __exit__(self, *exc) -> None:
+        _writing.discard(self.key)
 
 
 def event_text(value, kind, conn: sqlite3.Connection | None = None) -> str | None:
@@ -158,10 +169,6 @@ def event_text(value, kind, conn: sqlite3.Connection | None = None) -> str | Non
     rebuild events_fts (its index was made from the text as it was)."""
     if kind == "error" or value is None:
         return None
-    if _known_text:
-        known = _known_text.get(value, _known_text)
-        if known is not _known_text:
-            return known  # (the same bytes give the same text: parse is deterministic)
     data = line_bytes(value, conn)
     if not data or data.isspace():
         return None
@@ -179,7 +186,14 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("raw_bytes", 1, lambda v: line_bytes(v, conn), deterministic=True)
     conn.create_function("raw_json", 1, lambda v: line_text(v, conn), deterministic=True)
     conn.create_function("raw_length", 1, line_length, deterministic=True)
-    conn.create_function("event_text", 2, lambda v, k: event_text(v, k, conn), deterministic=True)
+    key = id(conn)
+
+    def text(value, kind):
+        if _writing and key in _writing:
+            return None  # (an INSERT of the writer's own: see writing_rows)
+        return event_text(value, kind, conn)
+
+    conn.create_function("event_text", 2, text, deterministic=True)
 
 
 # -- writing -------------------------------------------------------------------------
