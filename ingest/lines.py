@@ -23,6 +23,7 @@ are read the same way, and converted by migration m703.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -200,7 +201,11 @@ def register(conn: sqlite3.Connection) -> None:
 
 
 class Packer:
-    """Compresses lines for one writer, with the archive's newest dictionary."""
+    """Compresses lines for one writer, with the archive's newest dictionary.
+
+    ``pack`` compresses one line here and now; ``start`` hands a list of lines to the
+    packing thread (see Packing), so that they are compressed while this thread writes
+    the batch's search entries: zstd works without Python's lock."""
 
     def __init__(self, conn: sqlite3.Connection):
         row = None
@@ -210,17 +215,99 @@ class Packer:
             ).fetchone()
         except sqlite3.OperationalError:
             pass  # (an archive being migrated)
+        self.data: bytes | None = None
         if row is None:
             self.dict_id = 0
             self.compress = zstandard.ZstdCompressor(level=LEVEL).compress
         else:
             self.dict_id = row[0]
-            _dicts.setdefault(row[0], bytes(row[1]))
-            data = zstandard.ZstdCompressionDict(bytes(row[1]))
+            self.data = _dicts.setdefault(row[0], bytes(row[1]))
+            data = zstandard.ZstdCompressionDict(self.data)
             self.compress = zstandard.ZstdCompressor(level=LEVEL, dict_data=data).compress
+        self.background: zstandard.ZstdCompressor | None = None  # (made on first use)
 
     def pack(self, line: bytes) -> bytes:
         return self.compress(line)
+
+    def start(self, lines: list[bytes]) -> Packing:
+        """Start compressing these lines on the packing thread; ``.frames()`` waits for
+        them: the same frames ``pack`` makes, in the same order."""
+        if self.background is None:
+            # A compressor of its own (zstd's objects are not shared between threads),
+            # with the dictionary digested once: multi_compress_to_buffer would load it
+            # again for every list.
+            if self.data is None:
+                self.background = zstandard.ZstdCompressor(level=LEVEL)
+            else:
+                data = zstandard.ZstdCompressionDict(self.data)
+                data.precompute_compress(level=LEVEL)
+                self.background = zstandard.ZstdCompressor(level=LEVEL, dict_data=data)
+        return Packing(self.background, lines)
+
+
+class Packing:
+    """Lines being compressed on the packing thread (one per process, started on first
+    use).  It compresses the whole list in one call of zstd's
+    ``multi_compress_to_buffer``, which runs on a thread of zstd's own without Python's
+    lock: the lock changes hands once per list, not once per line (line by line, the
+    two threads spent more time handing it over than they saved)."""
+
+    __slots__ = ("compressor", "lines", "done", "result", "error")
+
+    def __init__(self, compressor: zstandard.ZstdCompressor, lines: list[bytes]):
+        self.compressor = compressor
+        self.lines: list[bytes] | None = lines
+        self.done = threading.Event()
+        self.result: list[bytes] | None = None
+        self.error: BaseException | None = None
+        _packing_queue().put(self)
+
+    def run(self) -> None:
+        try:
+            found = self.compressor.multi_compress_to_buffer(self.lines, threads=1)
+            self.result = [segment.tobytes() for segment in found]
+        except BaseException as e:  # (MemoryError...): raised by frames(), in the writer
+            self.error = e
+        finally:
+            self.lines = None
+            self.done.set()
+
+    def frames(self) -> list[bytes]:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+_queue = None  # the packing thread's queue.SimpleQueue of Packing (None: not started)
+_queue_lock = threading.Lock()
+
+
+def _packing_queue():
+    global _queue
+    with _queue_lock:
+        if _queue is None:
+            import queue
+
+            _queue = queue.SimpleQueue()
+            thread = threading.Thread(target=_pack_forever, args=(_queue,), daemon=True)
+            thread.start()
+        return _queue
+
+
+def _pack_forever(jobs) -> None:
+    while True:
+        jobs.get().run()
+
+
+def _forget_packing_thread() -> None:
+    global _queue, _queue_lock
+    _queue, _queue_lock = None, threading.Lock()  # a forked child has no packing thread
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_packing_thread)
 
 
 def train(samples: list[bytes]) -> zstandard.ZstdCompressionDict | None:

@@ -92,7 +92,7 @@ def write_rows(conn: sqlite3.Connection, batch: Batch, file_id: int, careful: bo
         if not is_line_fault(e):
             raise
     stamp = now_iso()
-    rows = [r for r in batch.rows if r is not None]
+    rows = batch.packed_rows()
     errors = {e[0]: e for e in batch.errors}
     fts = {f[0]: f for f in batch.fts}
     fts_long = {f[1]: f for f in batch.fts_long}

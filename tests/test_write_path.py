@@ -1,6 +1,8 @@
 """The writer's own shortcuts (issue 12 point 2, the initial sync's CPU): each must leave
 the archive exactly as the plain way would.
 
+- lines are compressed on a thread of their own (``lines.Packing``) while the writer
+  writes the search entries: the frames are the ones ``Packer.pack`` makes;
 - events.text is a virtual column (``event_text(raw, kind)``): SQLite works it out on
   every INSERT and throws the value away, so the writer's INSERT answers None at once
   (``lines.writing_rows``) instead of parsing each line a second time.
@@ -107,3 +109,75 @@ def test_nothing_reads_events_text_on_insert(real_projects, db_path):
             column = re.search(r"\btext\b[^,]*", sql).group(0)
             assert "GENERATED ALWAYS" in column and "STORED" not in column.upper()
     conn.close()
+
+
+# -- the packing thread (lines.Packing): lines compressed while the writer writes --------
+
+
+def test_archived_frames_are_what_pack_makes(real_projects, db_path):
+    """Each line is compressed on the packing thread (multi_compress_to_buffer with a
+    precomputed dictionary) or, for huge lines and tiny batches, in the writer: every
+    frame is the one Packer.pack makes of the line, byte for byte."""
+    run_pass(db_path, [real_projects])
+    conn = connect(db_path)
+    packer = lines.Packer(conn)
+    assert packer.dict_id
+    rows = conn.execute("SELECT raw FROM events").fetchall()
+    assert len(rows) > 1000
+    for (raw,) in rows:
+        assert raw == packer.pack(lines.line_bytes(raw, conn))
+    conn.close()
+
+
+def test_packing_gives_packs_frames_in_order(real_projects, db_path):
+    run_pass(db_path, [real_projects])
+    conn = connect(db_path)
+    data = [lines.line_bytes(r, conn) for (r,) in conn.execute("SELECT raw FROM events")]
+    data += [b"", b" ", b"x" * 300_000]
+    for packer in (lines.Packer(conn), lines.Packer(sqlite3.connect(":memory:"))):
+        jobs = [packer.start(data[i : i + 97]) for i in range(0, len(data), 97)]
+        frames = [f for job in jobs for f in job.frames()]
+        assert frames == [packer.pack(line) for line in data]
+        assert [lines.line_bytes(f, conn) for f in frames] == data
+    conn.close()
+
+
+def test_packing_error_reaches_the_writer():
+    packer = lines.Packer(sqlite3.connect(":memory:"))
+    job = packer.start([b"a line", "not bytes"])
+    try:
+        job.frames()
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("frames() should raise the packing thread's error")
+    assert packer.start([b"next"]).frames() == [packer.pack(b"next")]  # thread still there
+
+
+def test_forked_child_packs_with_a_thread_of_its_own():
+    import os
+    import select
+
+    packer = lines.Packer(sqlite3.connect(":memory:"))
+    assert packer.start([b"parent"]).frames()  # the parent's packing thread is running
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a queue inherited without its thread would wait forever
+        try:
+            ok = packer.start([b"child", b"line"]).frames() == [
+                packer.pack(b"child"),
+                packer.pack(b"line"),
+            ]
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 30)
+        answer = os.read(read, 1) if ready else b""
+    finally:
+        if not ready:
+            os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(read)
+    assert answer == b"1"
