@@ -246,13 +246,14 @@ class Batch:
     def start_packing(self) -> None:
         """Compress the lines not compressed yet: on the packing thread
         (ingest.lines.Packing) while this one writes the search entries, or here and
-        now when they are few (a pass that archives a line or two)."""
+        now when they are few (a pass that archives a line or two) or when no core is
+        free for that thread (Pass.pack_on_thread)."""
         lines, rows = self.unpacked, self.unpacked_rows
         if not lines:
             return
         self.unpacked, self.unpacked_rows = [], []
         packer = self.fs.sync.packer
-        if len(lines) < PACK_ALONE_LINES:
+        if len(lines) < PACK_ALONE_LINES or not self.fs.sync.pack_on_thread:
             for line, row in zip(lines, rows, strict=True):
                 row[-1] = packer.pack(line)
         else:

@@ -168,6 +168,9 @@ class Pass:
         self.claude_dirs: list[Path] = []
         self.wait: bool | float = True  # run_pass's wait (see retry)
         self.careful = False  # write batches in savepoints (see ingest.quarantine)
+        # Compress lines on the packing thread (ingest.lines.Packing) only when a core
+        # is free for it: on a busy machine the two threads cost more CPU than they save.
+        self.pack_on_thread = lines.spare_core()
         self.committed_counts = (0, 0, 0, 0)  # the result's counts at the last commit
 
     # -- the pass -------------------------------------------------------------------

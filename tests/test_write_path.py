@@ -14,6 +14,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from ingest import lines
 from ingest.parse import TEXT_INDEX, LineError, parse
 from ingest.sync import run_pass
@@ -114,11 +116,20 @@ def test_nothing_reads_events_text_on_insert(real_projects, db_path):
 # -- the packing thread (lines.Packing): lines compressed while the writer writes --------
 
 
-def test_archived_frames_are_what_pack_makes(real_projects, db_path):
+@pytest.mark.parametrize("spare_core", [True, False])
+def test_archived_frames_are_what_pack_makes(real_projects, db_path, monkeypatch, spare_core):
     """Each line is compressed on the packing thread (multi_compress_to_buffer with a
-    precomputed dictionary) or, for huge lines and tiny batches, in the writer: every
-    frame is the one Packer.pack makes of the line, byte for byte."""
+    precomputed dictionary) when a core is free for it, else, and for huge lines and
+    tiny batches, in the writer: every frame is the one Packer.pack makes of the line,
+    byte for byte."""
+    monkeypatch.setattr(lines, "spare_core", lambda: spare_core)
+    started = []
+    real_start = lines.Packer.start
+    monkeypatch.setattr(
+        lines.Packer, "start", lambda self, x: started.append(1) or real_start(self, x)
+    )
     run_pass(db_path, [real_projects])
+    assert bool(started) == spare_core
     conn = connect(db_path)
     packer = lines.Packer(conn)
     assert packer.dict_id
