@@ -294,6 +294,21 @@ def test_export_refuses_a_share_copy(archive, tmp_path):
     assert again.exit_code == 1 and "already a share copy" in again.output
 
 
+def test_a_share_copy_reads_in_plain_sqlite(archive, tmp_path):
+    """The archive works events.text out from raw with a function of its own; a share
+    copy stores it, so plain SQLite reads every column."""
+    db, _, _ = archive
+    dest = tmp_path / "plain.db"
+    assert share(dest, "--db", db, "--keep-paths").exit_code == 0
+    conn = sqlite3.connect(dest)  # no functions registered
+    rows = conn.execute("SELECT * FROM events").fetchall()
+    hidden = {row[1]: row[6] for row in conn.execute("PRAGMA table_xinfo(events)")}
+    texts = conn.execute("SELECT count(*) FROM events WHERE text IS NOT NULL").fetchone()[0]
+    conn.close()
+    assert rows and not [name for name, kind in hidden.items() if kind in (2, 3)]
+    assert texts > len(rows) / 3
+
+
 def test_choosing_and_dropping(archive, tmp_path):
     db, values, home = archive
     dest = tmp_path / "one.db"
