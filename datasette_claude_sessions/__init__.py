@@ -189,9 +189,14 @@ def prepare_connection(conn, database, datasette):
 
     lines.register(conn)
     if scope.is_archive(datasette, database):
-        from ingest.localdays import register
+        from ingest.localdays import register, zone
+        from ingest.usage import local_views
 
-        register(conn, scope.setting(datasette, "timezone"))
+        name = scope.setting(datasette, "timezone")
+        register(conn, name)
+        if zone(name) is not None:
+            # usage_by_day/week/month in local days (the archive's own are UTC days)
+            local_views(conn)
 
 
 @hookimpl

@@ -102,6 +102,9 @@ TABLE_NOTES = {
     "(rules: [usage-rules.md](usage-rules.md)).",
     "sessions_list": "One row per session with the columns the web app's sessions list "
     "shows, a title on every row and a `day` to facet on.",
+    "usage_sums": "`api_calls` summed per UTC quarter hour (`slot`), session, subagent, model, "
+    "project and host, kept by the engine in the same transaction as `api_calls`; the "
+    "`usage_*` views, the dashboard and `cost` read it ([usage-rules.md](usage-rules.md)).",
     "usage_settings": "Settings of the usage module: price overrides and the price table's "
     "fingerprint.",
     "raw_dictionaries": "The zstd dictionaries `events.raw` is compressed with, trained on the "
@@ -274,7 +277,8 @@ def schema_markdown(db_path: Path) -> str:
     if views:
         out.append("## Views\n")
         out.append(
-            "The `usage_by_*` views sum `api_calls` per their own columns, and share the "
+            "The `usage_by_*` views add up `usage_sums` (the sums of `api_calls` the engine "
+            "keeps) per their own columns, and share the "
             "usage columns: "
             + ", ".join(f"`{c}`" for c in ROLLUP_COLUMNS)
             + " (cache_creation_tokens covers both cache TTLs; unpriced_calls counts calls "

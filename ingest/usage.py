@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from . import usage_sums
 from .lines import line_bytes
 from .parse import EVENT_COLUMNS, SESSION_ID_INDEX, NewEvent, load_record
 
@@ -66,11 +68,14 @@ _COST_ARGS = (
     "cache_read_tokens",
     "speed",
 )
+# A row's values as usage_sums sums them (usage_sums.SOURCE).
+_SOURCE = itemgetter(*(_COL[c] for c in usage_sums.SOURCE))
 _INSERT = (
     f"INSERT OR IGNORE INTO api_calls ({', '.join(API_CALL_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in API_CALL_COLUMNS)})"
 )
-# Sums shared by every rollup view.
+# The rollup views as migration m100 made them: sums over every api_calls row on each
+# read.  Kept for m100 (migrations replay on new archives); m901 replaces them by VIEWS.
 _SUMS = """
     count(*) AS calls,
     sum(input_tokens) AS input_tokens,
@@ -95,27 +100,88 @@ _ROLLUPS = {
         "session_id, agent_id",
     ),
 }
-# The same sums per local day, week and month: in the plugin setting timezone, through
-# the SQL function claude_sessions_day() the plugin registers (ingest/localdays.py).  The
-# views above stay in UTC dates, which any SQLite can read; these are canned queries of
-# the web app (datasette_claude_sessions.pages.default_queries).
-LOCAL_ROLLUPS = {
-    "usage_by_local_day": ("claude_sessions_day(timestamp) AS day", "day"),
-    "usage_by_local_week": (
-        "date(claude_sessions_day(timestamp), 'weekday 0', '-6 days') AS week",
-        "week",
-    ),
-    "usage_by_local_month": ("substr(claude_sessions_day(timestamp), 1, 7) AS month", "month"),
-}
 
 
 def rollup_sql(select: str, group: str) -> str:
-    """The SELECT of a usage_by_* view: ``select`` and the shared sums, per ``group``."""
+    """The SELECT of a usage_by_* view as m100 made it (over api_calls)."""
     return (
         f"SELECT {select},{_SUMS},\n"
         f"    min(timestamp) AS first_call, max(timestamp) AS last_call\n"
         f"FROM api_calls GROUP BY {group}"
     )
+
+
+# The rollup views since m901: the sums the engine keeps (usage_sums, one row per UTC
+# quarter hour, session, agent, model, project and host) added up per view.
+_SUMS_OF_SUMS = """
+    sum(calls) AS calls,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(cache_creation_5m_tokens + cache_creation_1h_tokens) AS cache_creation_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sum(total_tokens) AS total_tokens,
+    round(sum(cost_usd), 6) AS cost_usd,
+    sum(unpriced_calls) AS unpriced_calls"""
+# view: (its own columns, GROUP BY); {day} is the day of a quarter hour.  The session
+# and agent views group as the key index of usage_sums is ordered (NULL as an empty
+# BLOB, which no text equals), so their pages stream from it without sorting.
+VIEWS = {
+    "usage_by_session": (
+        "session_id, min(project) AS project, min(host) AS host",
+        "ifnull(session_id, x'')",
+    ),
+    "usage_by_project": ("project", "project"),
+    "usage_by_day": ("{day} AS day", "day"),
+    "usage_by_week": ("date({day}, 'weekday 0', '-6 days') AS week", "week"),
+    "usage_by_month": ("substr({day}, 1, 7) AS month", "month"),
+    "usage_by_model": ("model", "model"),
+    "usage_by_agent": (
+        "session_id, agent_id, max(is_sidechain) AS is_sidechain",
+        "ifnull(session_id, x''), ifnull(agent_id, x'')",
+    ),
+}
+PERIODS = ("usage_by_day", "usage_by_week", "usage_by_month")
+# The day of a quarter hour (a validated UTC YYYY-MM-DDTHH:MM, ingest/localdays.py).  The
+# archive's views count UTC days, in plain SQL that any SQLite reads; the web app, in
+# its setting timezone, reads the same views made with LOCAL_DAY (local_views).
+UTC_DAY = "substr(slot, 1, 10)"
+LOCAL_DAY = "claude_sessions_day(slot)"
+# The periods add up per quarter hour first, so the local day of each quarter hour is
+# worked out once, not once per usage_sums row.  Calls whose timestamp is not a time
+# (slot NULL) count under no day (day NULL), as they count in every other total.
+_PER_SLOT = (
+    "(SELECT slot, "
+    + ", ".join(f"sum({c}) AS {c}" for c in usage_sums.SUMS[:-2])
+    + ",\n    min(first_call) AS first_call, max(last_call) AS last_call"
+    + "\n    FROM usage_sums GROUP BY slot)"
+)
+
+
+def view_sql(name: str, day: str = UTC_DAY) -> str:
+    """The SELECT of a usage_by_* view (m901 and later); ``day``: the day of ``slot``."""
+    select, group = VIEWS[name]
+    source = _PER_SLOT if name in PERIODS else "usage_sums"
+    return (
+        f"SELECT {select.format(day=day)},{_SUMS_OF_SUMS},\n"
+        f"    min(first_call) AS first_call, max(last_call) AS last_call\n"
+        f"FROM {source} GROUP BY {group}"
+    )
+
+
+def local_views(conn) -> bool:
+    """Shadow the archive's usage_by_day/week/month views on this connection with the
+    same views in local days (TEMP views, which a query's unqualified names find
+    first): claude_sessions_day() must be registered, in the zone wanted.  Nothing
+    happens on an archive without usage_sums (not migrated yet); returns whether the
+    views were made."""
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_sums'"
+    ).fetchone():
+        return False
+    for name in PERIODS:
+        conn.execute(f"DROP VIEW IF EXISTS temp.{name}")
+        conn.execute(f"CREATE TEMP VIEW {name} AS " + view_sql(name, LOCAL_DAY))
+    return True
 
 
 # The figures every usage_by_* view (and `claude-sessions cost`) adds up, then the span of
@@ -243,10 +309,31 @@ def on_batch(conn, batch) -> None:
             without_id.append(row)
         else:
             by_message[row[_COL["message_id"]]].append(row)
-    if without_id:
-        conn.executemany(_INSERT, [_priced(row, table) for row in without_id])
-    if not by_message:
-        return
+    added = [_priced(row, table) for row in without_id]
+    removed: list[tuple] = []
+    if by_message:
+        removed = _merge(conn, by_message, table, added)
+    _write(conn, added, removed)
+
+
+def _write(conn, added: list[tuple], removed: list[tuple]) -> None:
+    """Insert ``added`` (priced rows) and bring usage_sums up to date with both lists."""
+    if added:
+        before = conn.total_changes
+        conn.executemany(_INSERT, added)
+        if conn.total_changes - before != len(added):
+            # Some rows were there already (a replay of archived lines): count their
+            # sums again from api_calls rather than add them twice.
+            removed = removed + added
+            added = []
+    if added or removed:
+        usage_sums.changed(conn, [_SOURCE(r) for r in added], [_SOURCE(r) for r in removed])
+
+
+def _merge(conn, by_message: dict, table: PriceTable, added: list[tuple]) -> list[tuple]:
+    """Merge the new rows of each message id with the stored ones: delete the stored
+    rows that no longer count, append the new winners (priced) to ``added``; returns
+    the deleted rows."""
     stored: dict[str, list[tuple]] = defaultdict(list)
     ids = list(by_message)
     cols = ", ".join(API_CALL_COLUMNS)
@@ -257,17 +344,19 @@ def on_batch(conn, batch) -> None:
         )
         for rowid, *row in conn.execute(sql, chunk):
             stored[row[_COL["message_id"]]].append((rowid, tuple(row)))
-    deletes, inserts = [], []
+    deletes, removed = [], []
     for message_id, new_rows in by_message.items():
         old = stored.get(message_id, [])
         old_rows = {row: rowid for rowid, row in old}
         winners = set(_winners([*old_rows, *new_rows]))
-        deletes.extend((rowid,) for row, rowid in old_rows.items() if row not in winners)
-        inserts.extend(row for row in winners if row not in old_rows)
+        for row, rowid in old_rows.items():
+            if row not in winners:
+                deletes.append((rowid,))
+                removed.append(row)
+        added.extend(_priced(row, table) for row in winners if row not in old_rows)
     if deletes:
         conn.executemany("DELETE FROM api_calls WHERE id = ?", deletes)
-    if inserts:
-        conn.executemany(_INSERT, [_priced(row, table) for row in inserts])
+    return removed
 
 
 # ---------------------------------------------------------------------------
@@ -319,6 +408,7 @@ def reprice(conn, table: PriceTable) -> int:
         "cache_creation_5m_tokens, cache_creation_1h_tokens, cache_read_tokens, speed)"
     )
     conn.execute("UPDATE api_calls SET priced = cost_usd IS NOT NULL")
+    usage_sums.rebuild(conn)
     return cur.rowcount
 
 
@@ -349,6 +439,7 @@ def events_as_new(conn, where: str = "1", params: tuple = ()):
 def rebuild(conn, *, batch_size: int = 5000) -> int:
     """Empty api_calls and fill it again from the archived lines; returns the row count."""
     conn.execute("DELETE FROM api_calls")
+    conn.execute("DELETE FROM usage_sums")
     batch: list[NewEvent] = []
     for ev in events_as_new(conn):
         batch.append(ev)

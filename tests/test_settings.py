@@ -140,7 +140,7 @@ async def test_dashboard_days_follow_the_timezone_setting(real_projects, db_path
             params={"sql": "SELECT claude_sessions_midnight('2025-07-15') AS m", "_shape": "array"},
         )
     ).json()[0]["m"]
-    assert midnight == ("2025-07-14T15:00:00" if zone else "2025-07-15T00:00:00")
+    assert midnight == ("2025-07-14T15:00" if zone else "2025-07-15T00:00")
 
 
 @pytest.mark.asyncio
@@ -171,24 +171,28 @@ async def test_functions_only_on_the_archive(tmp_path, db_path, real_projects):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("zone,cli_zone", [(None, "UTC"), ("Asia/Tokyo", "Asia/Tokyo")])
-async def test_local_usage_queries_follow_the_timezone_setting(
-    real_projects, db_path, zone, cli_zone
-):
-    """usage_by_local_day/week/month count days from local midnight in the plugin setting
-    timezone: the same periods and costs as `claude-sessions cost --timezone`.  In UTC
-    they are the usage_by_day/week/month views, row for row."""
-    import sqlite3
+@pytest.mark.parametrize(
+    "zone,cli_zone",
+    [(None, "UTC"), ("Asia/Tokyo", "Asia/Tokyo"), ("Asia/Kathmandu", "Asia/Kathmandu")],
+)
+async def test_usage_views_follow_the_timezone_setting(real_projects, db_path, zone, cli_zone):
+    """The usage_by_day/week/month views count days from local midnight in the plugin
+    setting timezone (UTC by default; Kathmandu is 5:45 ahead): the same periods, calls
+    and costs as `claude-sessions cost --timezone`.  The canned queries
+    usage_by_local_day/week/month are the views, newest first.  The CLI's connections
+    read UTC days."""
+    from ingest import schema
 
     run_pass(db_path, [real_projects])
     config = {"timezone": zone} if zone else {}
     ds = Datasette([str(db_path)], metadata={"plugins": {settings.PLUGIN: config}})
     await ds.invoke_startup()
     name = db_path.stem
-    conn = sqlite3.connect(db_path)
+    conn = schema.connect(str(db_path))
+    shifted = False
     for period in ("day", "week", "month"):
-        url = f"/{name}/usage_by_local_{period}.json"
-        rows = (await ds.client.get(url, params={"_shape": "array"})).json()
+        url = f"/{name}/usage_by_{period}.json"
+        rows = (await ds.client.get(url, params={"_shape": "array", "_size": "max"})).json()
         report = json.loads(
             CliRunner()
             .invoke(
@@ -197,29 +201,23 @@ async def test_local_usage_queries_follow_the_timezone_setting(
             )
             .output
         )
-        key = {"day": "day", "week": "week", "month": "month"}[period]
-        theirs = sorted(report["rows"], key=lambda r: r[key], reverse=True)
-        assert [r[period] for r in rows] == [r[key] for r in theirs], period
+        theirs = sorted(report["rows"], key=lambda r: r[period])
+        assert [r[period] for r in rows] == [r[period] for r in theirs], period
         for mine, other in zip(rows, theirs, strict=True):
             assert mine["cost_usd"] == pytest.approx(other["cost_usd"], abs=1e-6)  # rounded
             assert mine["calls"] == other["calls"]
-        view = conn.execute(f"SELECT {period}, calls FROM usage_by_{period}").fetchall()
+            assert mine["total_tokens"] == other["total_tokens"]
+        canned = f"/{name}/usage_by_local_{period}.json"
+        newest_first = (await ds.client.get(canned, params={"_shape": "array"})).json()
+        assert newest_first == rows[::-1]
+        utc = conn.execute(f"SELECT {period}, calls FROM usage_by_{period}").fetchall()
         if zone is None:
-            assert sorted(view, reverse=True) == [(r[period], r["calls"]) for r in rows]
-        elif period == "day":  # some calls fall on another day in Tokyo than in UTC
-            assert sorted(view, reverse=True) != [(r[period], r["calls"]) for r in rows]
+            assert utc == [(r[period], r["calls"]) for r in rows]
+        else:
+            shifted = shifted or utc != [(r[period], r["calls"]) for r in rows]
+    # some calls fall on another day in Tokyo and Kathmandu than in UTC
+    assert shifted == (zone is not None)
     conn.close()
-
-
-def test_local_usage_queries_sum_what_the_views_sum():
-    """The canned queries' SQL is the usage_by_* views' (ingest.usage.rollup_sql) with a
-    local date: they cannot drift apart."""
-    from datasette_claude_sessions.metadata import load_metadata
-    from ingest.usage import LOCAL_ROLLUPS, rollup_sql
-
-    queries = load_metadata()["databases"]["claude-sessions"]["queries"]
-    for name, (select, group) in LOCAL_ROLLUPS.items():
-        assert queries[name]["sql"] == rollup_sql(select, group) + f"\nORDER BY {group} DESC"
 
 
 @pytest.mark.asyncio
