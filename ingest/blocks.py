@@ -19,33 +19,46 @@ BLOCK_HOURS = 5
 # A burn rate ($/hour, tokens/hour) needs calls spread over at least this many minutes:
 # four calls a few seconds apart would otherwise read as dollars per hour.
 MIN_RATE_MINUTES = 10
-# The calls blocks are made of: those whose timestamp starts with a time (its date and
-# hour).  A line's timestamp is whatever text it holds, and one that is not a time
-# (hostile or damaged lines) belongs to no block, as a call without a timestamp does (it
-# still counts in every other total).  BLOCKS_SQL checks each hour once (HAVING), which
-# costs nothing measurable; a check of every row cost the 1 GB view 50 % more (max(hour)
-# is the hour: an aggregate, so SQLite does not move the check into the WHERE clause).
-WELL_FORMED = (
-    "strftime('%Y-%m-%dT%H', substr(timestamp, 1, 13) || ':00') = substr(timestamp, 1, 13)"
-)
+# The calls blocks are made of: those whose timestamp is a time by the one rule of
+# ingest/localdays.py (its first 16 characters a real UTC date and minute).  A line's
+# timestamp is whatever text it holds, and one that is not a time (hostile or damaged
+# lines) belongs to no block, as a call without a timestamp does (it still counts in
+# every other total).  usage_sums holds it under slot NULL; over api_calls the SQL
+# function claude_sessions_quarter() (registered by ``blocks``) applies the same rule.
+QUARTER = "claude_sessions_quarter(timestamp)"
 
 # The rule in SQL: per UTC hour sums,
 # then a recursive walk over the hours in order that starts a block at the first hour at
 # or after the previous block's end.  ``{where}`` filters api_calls, ``{cost}`` is the
 # cost expression (cost_usd, or a --pricing function), ``{now}`` the time the running
 # block is judged at (``'now'`` in the view, a timestamp literal otherwise).
-BLOCKS_SQL = """
-WITH RECURSIVE
-hours AS MATERIALIZED (
-    SELECT row_number() OVER (ORDER BY substr(timestamp, 1, 13)) AS n,
-        substr(timestamp, 1, 13) AS hour, count(*) AS calls,
+# ``{hours}``: the per-hour sums, HOURS_OF_SUMS (usage_sums, the sums the engine keeps
+# per quarter hour, whose slot is a time by the one rule of ingest/localdays.py) or
+# HOURS_OF_CALLS (every call: for another cost expression, or a window of recent hours
+# that the api_calls timestamp index reads at once).
+HOURS_OF_SUMS = """
+    SELECT row_number() OVER (ORDER BY substr(slot, 1, 13)) AS n,
+        substr(slot, 1, 13) AS hour, sum(calls) AS calls,
+        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+        sum(cache_creation_5m_tokens + cache_creation_1h_tokens) AS cache_creation_tokens,
+        sum(cache_read_tokens) AS cache_read_tokens, sum(total_tokens) AS total_tokens,
+        sum(cost_usd) AS cost_usd, sum(unpriced_calls) AS unpriced_calls,
+        min(first_call) AS first_call, max(last_call) AS last_call
+    FROM usage_sums WHERE slot IS NOT NULL AND ({where})
+    GROUP BY hour"""
+HOURS_OF_CALLS = """
+    SELECT row_number() OVER (ORDER BY substr(claude_sessions_quarter(timestamp), 1, 13)) AS n,
+        substr(claude_sessions_quarter(timestamp), 1, 13) AS hour, count(*) AS calls,
         sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
         sum(cache_creation_5m_tokens + cache_creation_1h_tokens) AS cache_creation_tokens,
         sum(cache_read_tokens) AS cache_read_tokens, sum(total_tokens) AS total_tokens,
         sum({cost}) AS cost_usd, sum({cost} IS NULL) AS unpriced_calls,
         min(timestamp) AS first_call, max(timestamp) AS last_call
-    FROM api_calls WHERE timestamp IS NOT NULL AND ({where})
-    GROUP BY hour HAVING strftime('%Y-%m-%dT%H', max(hour) || ':00') = max(hour)
+    FROM api_calls WHERE claude_sessions_quarter(timestamp) IS NOT NULL AND ({where})
+    GROUP BY hour"""
+BLOCKS_SQL = """
+WITH RECURSIVE
+hours AS MATERIALIZED ({hours}
 ),
 starts (n, block_start) AS (
     SELECT 1, hour FROM hours WHERE n = 1
@@ -99,11 +112,19 @@ BLOCK_COLUMNS = (
 )
 
 
-def view_sql() -> str:
-    """The SELECT of the usage_blocks view (every call, stored costs, judged at 'now')."""
+def register_quarter(conn) -> None:
+    """claude_sessions_quarter(timestamp): the UTC quarter hour of a time, NULL for what
+    is not a time (ingest.localdays.quarter)."""
+    from .localdays import quarter
+
+    conn.create_function("claude_sessions_quarter", 1, quarter, deterministic=True)
+
+
+def view_sql(hours: str = HOURS_OF_SUMS) -> str:
+    """The SELECT of the usage_blocks view (every call, stored costs, judged at 'now'):
+    over usage_sums since m901 (``HOURS_OF_CALLS`` gives the view as m102-m601 made it)."""
     return BLOCKS_SQL.format(
-        where="1",
-        cost="cost_usd",
+        hours=hours.format(where="1", cost="cost_usd"),
         min_rate_minutes=MIN_RATE_MINUTES,
         now="'now'",
     )
@@ -119,14 +140,17 @@ def blocks(
     params: tuple = (),
     cost: str = "cost_usd",
     now: datetime | None = None,
+    calls: bool = False,
 ) -> list[dict]:
     """The blocks of the calls matching ``where``, oldest first: dicts of BLOCK_COLUMNS,
     with ``active`` and ``projected_cost_usd`` (see project) judged at ``now`` (default:
-    the current time)."""
+    the current time).  ``where`` filters usage_sums (its time column: slot), or
+    api_calls (timestamp) when ``cost`` is not the stored cost_usd or ``calls``."""
     now = now or datetime.now(UTC)
+    hours = HOURS_OF_SUMS if cost == "cost_usd" and not calls else HOURS_OF_CALLS
+    register_quarter(conn)
     sql = BLOCKS_SQL.format(
-        where=where,
-        cost=cost,
+        hours=hours.format(where=where, cost=cost),
         min_rate_minutes=MIN_RATE_MINUTES,
         now=_stamp(now),
     )
@@ -162,7 +186,9 @@ def current_block(conn, now: datetime | None = None) -> dict | None:
     gap = timedelta(hours=BLOCK_HOURS)
     while True:
         since = (now - timedelta(hours=window)).astimezone(UTC).strftime("%Y-%m-%dT%H")
-        found = blocks(conn, "timestamp >= ? AND timestamp <= ?", (since, until), now=now)
+        found = blocks(
+            conn, "timestamp >= ? AND timestamp <= ?", (since, until), now=now, calls=True
+        )
         if not found:
             return None
         # a block that starts 5 hours or more after the previous block's last call hour
@@ -174,7 +200,8 @@ def current_block(conn, now: datetime | None = None) -> dict | None:
         first = found[0]["block_start"][:13]
         before = (parse_ts(found[0]["block_start"]) - gap).strftime("%Y-%m-%dT%H")
         earlier = conn.execute(
-            f"SELECT 1 FROM api_calls WHERE timestamp >= ? AND timestamp < ? AND {WELL_FORMED} "
+            f"SELECT 1 FROM api_calls WHERE timestamp >= ? AND timestamp < ? AND {QUARTER} "
+            "IS NOT NULL "
             "LIMIT 1",
             (before, first),
         ).fetchone()

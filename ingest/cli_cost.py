@@ -15,7 +15,7 @@ from . import archive, schema, usage
 from .blocks import MIN_RATE_MINUTES
 from .cli import cli, db_option, resolve_db
 from .cli_sync import plural
-from .cost_report import GROUPINGS, Clock, DateError, parse_day, report, totals
+from .cost_report import GROUPINGS, Clock, DateError, Source, parse_day, report, totals
 from .lock import LockBusy, WriterLock
 from .paths import default_db_path
 from .usage import METRICS
@@ -250,26 +250,32 @@ def cost(
         table = PriceTable.load(merged)
         usage.register_cost_function(conn, table)
         cost_expr = COST_SQL
-    where, params = ["1"], []
-    if start:
-        where.append("timestamp >= ?")
-        params.append(clock.midnight_utc(start))
-    if end:
-        where.append("timestamp < ?")
-        params.append(clock.midnight_utc(end + timedelta(days=1)))
-    if project:
-        where.append(
-            "(project = ? OR project IN (SELECT project_dir FROM projects "
-            "WHERE path = ? OR name = ?))"
-        )
-        params += [project, project, project]
-    if host:
-        where.append("host = ?")
-        params.append(host)
+
+    def filters(time: str) -> tuple[str, list]:
+        """The WHERE clause of the options, on a table whose time column is ``time``."""
+        where, params = ["1"], []
+        if start:
+            where.append(f"{time} >= ?")
+            params.append(clock.midnight_utc(start))
+        if end:
+            where.append(f"{time} < ?")
+            params.append(clock.midnight_utc(end + timedelta(days=1)))
+        if project:
+            where.append(
+                "(project = ? OR project IN (SELECT project_dir FROM projects "
+                "WHERE path = ? OR name = ?))"
+            )
+            params += [project, project, project]
+        if host:
+            where.append("host = ?")
+            params.append(host)
+        return " AND ".join(where), params
+
+    where, params = filters(Source(cost_expr).time)
     rows = report(
         conn,
         by,
-        where=" AND ".join(where),
+        where=where,
         params=params,
         clock=clock,
         cost=cost_expr,
@@ -278,7 +284,7 @@ def cost(
     )
     width = id_width(conn) if by == "session" and not as_json else 8
     total = totals(rows)
-    unpriced = _unpriced(conn, " AND ".join(where), params, cost_expr)
+    unpriced = _unpriced(conn, *filters("timestamp"), cost_expr)
     if json_format == "ccusage":
         click.echo(json.dumps(ccusage_format.render(by, rows, clock, order), indent=2))
     elif as_json:

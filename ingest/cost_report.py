@@ -1,8 +1,10 @@
 """The rows of `claude-sessions cost`: usage summed per period, session, project, model,
 agent type or 5-hour block, each with its per-model breakdown.
 
-Every grouping sums ``api_calls`` per (key, model) in SQL and folds the models into the
-row in Python, so the row totals and the breakdown come from one query and always agree.
+Every grouping sums ``usage_sums`` (the sums of api_calls the engine keeps; api_calls
+itself for another cost expression) per (key, model) in SQL and folds the models into
+the row in Python, so the row totals and the breakdown come from one query and always
+agree.
 Days, weeks and months are local dates in a ``Clock``'s zone: calls are summed per UTC
 hour (per quarter hour in zones with a half- or quarter-hour offset) and the hours are
 folded into local days.
@@ -12,11 +14,11 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import blocks as five_hour
-from .clock import parse_ts_or_none
+from . import localdays
 from .usage import METRICS
 
 GROUPINGS = ("day", "week", "month", "session", "project", "model", "agent", "block")
@@ -24,6 +26,32 @@ TIME_GROUPINGS = ("day", "week", "month", "session", "block")
 TOKEN_SUMS = """count(*), sum(input_tokens), sum(output_tokens),
     sum(cache_creation_5m_tokens + cache_creation_1h_tokens), sum(cache_read_tokens),
     sum(total_tokens), sum({cost}), sum({cost} IS NULL)"""
+
+
+class Source:
+    """Where a report adds up the calls: ``usage_sums`` (the sums the engine keeps per UTC
+    quarter hour, session, agent, model, project and host) for the stored costs, or
+    ``api_calls`` (every call) for another cost expression (``--pricing``).  ``time`` is
+    the column ``--since``/``--until`` compare with local midnights."""
+
+    def __init__(self, cost: str = "cost_usd"):
+        if cost == "cost_usd":
+            self.table, self.time = "usage_sums", "slot"
+            self.sums = """sum(calls), sum(input_tokens), sum(output_tokens),
+    sum(cache_creation_5m_tokens + cache_creation_1h_tokens), sum(cache_read_tokens),
+    sum(total_tokens), sum(cost_usd), sum(unpriced_calls)"""
+            self.last = "max(last_call)"
+            self.hour, self.quarter = "substr(slot, 1, 13) || ':00'", "slot"
+        else:
+            # (claude_sessions_quarter: the quarter hour by the one rule, ingest/localdays)
+            self.table, self.time = "api_calls", "timestamp"
+            self.sums = TOKEN_SUMS.format(cost=cost)
+            self.last = "max(timestamp)"
+            self.hour = "substr(claude_sessions_quarter(timestamp), 1, 13) || ':00'"
+            self.quarter = "claude_sessions_quarter(timestamp)"
+        self.cost = cost
+
+
 # How a project is named wherever a person reads it (the web app, the dashboard, `cost`):
 # the last component of its working directory, else the encoded folder name.
 PROJECT_NAME_SQL = (
@@ -64,26 +92,28 @@ def local_zone_name() -> str | None:
 
 
 class Clock:
-    """Turns UTC timestamps into local dates in one time zone (None: this machine's)."""
+    """Turns UTC timestamps into local dates in one time zone (None: this machine's), by
+    the one rule for days (ingest/localdays.py)."""
 
     def __init__(self, tz):
         self.tz = tz
         if tz is not None:
+            self.zone = tz
             self.name = self.description = getattr(tz, "key", None) or str(tz)
             return
         # Not the abbreviation of today's offset ("PST" would be wrong for June dates).
         offset = datetime.now().astimezone().strftime("%z")
-        self.name = local_zone_name() or f"UTC{offset[:3]}:{offset[3:]}"
+        known = local_zone_name()
+        self.zone = ZoneInfo(known) if known else localdays.SYSTEM
+        self.name = known or f"UTC{offset[:3]}:{offset[3:]}"
         self.description = f"local time ({self.name})"
 
     def local(self, ts: datetime) -> datetime:
-        return ts.astimezone(self.tz) if self.tz else ts.astimezone()
+        return localdays.local_time(ts, self.zone)
 
     def midnight_utc(self, day: date) -> str:
-        """The UTC instant at which ``day`` starts here, as a timestamp prefix."""
-        start = datetime.combine(day, time())
-        start = start.replace(tzinfo=self.tz) if self.tz else start.astimezone()
-        return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        """The UTC instant at which ``day`` starts here, as ``YYYY-MM-DDTHH:MM``."""
+        return localdays.midnight_utc(day, self.zone)
 
     def today(self) -> date:
         return self.local(datetime.now(UTC)).date()
@@ -148,27 +178,29 @@ def report(
     """Rows of the report: key column(s), METRICS, ``models`` (per-model breakdown,
     most expensive first; empty unless ``models``: summing per model as well costs a
     sort), in ``order`` (asc/desc; default: oldest first for periods,
-    sessions and blocks, most expensive first for project, model and agent)."""
-    sums = TOKEN_SUMS.format(cost=cost)
+    sessions and blocks, most expensive first for project, model and agent).  ``where``
+    filters the rows of ``Source(cost)`` (its time column is ``Source(cost).time``)."""
+    source = Source(cost)
+    five_hour.register_quarter(conn)
     # Summing per model as well costs a sort: only when the breakdown is wanted.
     model = "model" if models else "NULL"
     if by in ("day", "week", "month"):
-        rows = _periods(conn, by, sums, where, params, clock, model)
+        rows = _periods(conn, by, source, where, params, clock, model)
         sort_key = by
     elif by == "block":
-        rows = _blocks(conn, where, params, cost, sums, model)
+        rows = _blocks(conn, source, where, params, model)
         sort_key = "block_start"
     elif by == "session":
-        rows = _sessions(conn, sums, where, params, model)
+        rows = _sessions(conn, source, where, params, model)
         sort_key = "last_call"
     elif by == "project":
-        rows = _projects(conn, sums, where, params, model)
+        rows = _projects(conn, source, where, params, model)
         sort_key = None
     elif by == "agent":
-        rows = _agents(conn, sums, where, params, model)
+        rows = _agents(conn, source, where, params, model)
         sort_key = None
     elif by == "model":
-        rows = _simple(conn, "model", sums, where, params, model)
+        rows = _simple(conn, "model", source, where, params, model)
         sort_key = None
     else:  # pragma: no cover - click restricts the choices
         raise ValueError(by)
@@ -179,11 +211,11 @@ def report(
     return rows
 
 
-def _grouped(conn, key_sql: str, sums: str, where: str, params, model: str) -> Rows:
+def _grouped(conn, key_sql: str, source: Source, where: str, params, model: str) -> Rows:
     rows = Rows()
     sql = (
-        f"SELECT {key_sql} AS k, {model} AS m, {sums}, max(timestamp) FROM api_calls "
-        f"WHERE {where} GROUP BY k, m"
+        f"SELECT {key_sql} AS k, {model} AS m, {source.sums}, {source.last} "
+        f"FROM {source.table} WHERE {where} GROUP BY k, m"
     )
     for key, name, *values in conn.execute(sql, params):
         last = values.pop()
@@ -193,41 +225,37 @@ def _grouped(conn, key_sql: str, sums: str, where: str, params, model: str) -> R
     return rows
 
 
-def _simple(conn, column: str, sums, where, params, model) -> list[dict]:
-    rows = _grouped(conn, column, sums, where, params, model)
+def _simple(conn, column: str, source, where, params, model) -> list[dict]:
+    rows = _grouped(conn, column, source, where, params, model)
     return [
         {column: key, **_metrics(r["acc"]), "models": _breakdown(r["models"])}
         for key, r in rows.rows.items()
     ]
 
 
-def _periods(conn, by, sums, where, params, clock, model) -> list[dict]:
-    hour = "substr(timestamp, 1, 13) || ':00'"
-    quarter = (
-        "substr(timestamp, 1, 14) || "
-        "printf('%02d', CAST(substr(timestamp, 15, 2) AS INTEGER) / 15 * 15)"
-    )
-    rows = _fold(conn, by, hour, sums, where, params, clock, model)
+def _periods(conn, by, source, where, params, clock, model) -> list[dict]:
+    rows = _fold(conn, by, source.hour, source, where, params, clock, model)
     if rows is None:  # a zone with a half- or quarter-hour offset
-        rows = _fold(conn, by, quarter, sums, where, params, clock, model, whole_hours=False)
+        rows = _fold(conn, by, source.quarter, source, where, params, clock, model, False)
     return [
         {by: label, **_metrics(r["acc"]), "models": _breakdown(r["models"])}
         for label, r in rows.rows.items()
     ]
 
 
-def _fold(conn, by, slot, sums, where, params, clock, model, whole_hours=True) -> Rows | None:
-    """Per-slot sums folded into labelled buckets; None when a slot straddles two days."""
+def _fold(conn, by, slot, source, where, params, clock, model, whole_hours=True) -> Rows | None:
+    """Per-slot sums folded into labelled buckets; None when a slot straddles two days.
+    Calls whose timestamp is not a time go under no period (None), as in the views."""
     sql = (
-        f"SELECT {slot} AS slot, {model} AS m, {sums} FROM api_calls "
-        f"WHERE timestamp IS NOT NULL AND {where} GROUP BY slot, m ORDER BY slot"
+        f"SELECT {slot} AS slot, {model} AS m, {source.sums} FROM {source.table} "
+        f"WHERE {where} GROUP BY slot, m ORDER BY slot"
     )
     rows = Rows()
     labels: dict[str, str] = {}
     for start, name, *values in conn.execute(sql, params):
         label = labels.get(start)
         if start not in labels:
-            moment = parse_ts_or_none(start + ":00Z")
+            moment = localdays.minute(start)
             if moment is None:  # not a time: no period, as in the usage_by_* views
                 labels[start] = None
             else:
@@ -240,8 +268,8 @@ def _fold(conn, by, slot, sums, where, params, clock, model, whole_hours=True) -
     return rows
 
 
-def _sessions(conn, sums, where, params, model) -> list[dict]:
-    rows = _grouped(conn, "session_id", sums, where, params, model)
+def _sessions(conn, source, where, params, model) -> list[dict]:
+    rows = _grouped(conn, "session_id", source, where, params, model)
     info: dict = {}
     ids = [k for k in rows.rows if k is not None]
     for start in range(0, len(ids), 500):
@@ -255,7 +283,8 @@ def _sessions(conn, sums, where, params, model) -> list[dict]:
             info[sid] = (title, project, name)
     projects = dict(
         conn.execute(
-            f"SELECT session_id, min(project) FROM api_calls WHERE {where} GROUP BY session_id",
+            f"SELECT session_id, min(project) FROM {source.table} WHERE {where} "
+            "GROUP BY session_id",
             params,
         ).fetchall()
     )
@@ -277,8 +306,8 @@ def _sessions(conn, sums, where, params, model) -> list[dict]:
     return out
 
 
-def _projects(conn, sums, where, params, model) -> list[dict]:
-    rows = _grouped(conn, "project", sums, where, params, model)
+def _projects(conn, source, where, params, model) -> list[dict]:
+    rows = _grouped(conn, "project", source, where, params, model)
     names = dict(conn.execute("SELECT project_dir, name FROM projects").fetchall())
     out = []
     for project_dir, r in rows.rows.items():
@@ -301,26 +330,26 @@ def _projects(conn, sums, where, params, model) -> list[dict]:
     return out
 
 
-def _agents(conn, sums, where, params, model) -> list[dict]:
+def _agents(conn, source, where, params, model) -> list[dict]:
     """Per agent type: the main thread, then each subagent type (from the Task call or
     the agent's meta.json; ``unknown`` when neither names it)."""
     key = (
         f"CASE WHEN a.agent_id IS NULL THEN '{MAIN_THREAD}' "
         "ELSE coalesce(s.agent_type, 'unknown') END"
     )
-    source = (
-        f"(SELECT * FROM api_calls WHERE {where}) a LEFT JOIN subagents s "
+    joined = (
+        f"(SELECT * FROM {source.table} WHERE {where}) a LEFT JOIN subagents s "
         "ON s.agent_id = a.agent_id"
     )
     # The token columns and the cost expression name no column subagents also has.
     agents = dict(
         conn.execute(
-            f"SELECT {key} AS k, count(DISTINCT a.agent_id) FROM {source} GROUP BY k", params
+            f"SELECT {key} AS k, count(DISTINCT a.agent_id) FROM {joined} GROUP BY k", params
         ).fetchall()
     )
     rows = Rows()
     model = "a.model" if model == "model" else "NULL"
-    sql = f"SELECT {key} AS k, {model} AS m, {sums} FROM {source} GROUP BY k, m"
+    sql = f"SELECT {key} AS k, {model} AS m, {source.sums} FROM {joined} GROUP BY k, m"
     for agent_type, name, *values in conn.execute(sql, params):
         rows.add(agent_type, name, values)
     return [
@@ -334,23 +363,29 @@ def _agents(conn, sums, where, params, model) -> list[dict]:
     ]
 
 
-def _blocks(conn, where, params, cost, sums, model) -> list[dict]:
+def _blocks(conn, source, where, params, model) -> list[dict]:
     """usage_blocks rows (the one 5-hour block rule), each with its models."""
-    blocks = [block_row(b) for b in five_hour.blocks(conn, where, tuple(params), cost)]
+    found = five_hour.blocks(conn, where, tuple(params), source.cost)
+    blocks = [block_row(b) for b in found]
     if not blocks or model == "NULL":
         for block in blocks:
             block["models"] = []
         return blocks
+    hour = source.hour.replace(" || ':00'", "")
     sql = (
-        f"SELECT substr(timestamp, 1, 13) AS hour, model, {sums} FROM api_calls "
-        f"WHERE timestamp IS NOT NULL AND ({where}) GROUP BY hour, model ORDER BY hour"
+        f"SELECT {hour} AS hour, model, {source.sums} FROM {source.table} "
+        f"WHERE {hour} IS NOT NULL AND ({where}) GROUP BY hour, model ORDER BY hour"
     )
     i = 0
     per_block: list[dict] = [{} for _ in blocks]
     for hour, name, *values in conn.execute(sql, params):
         stamp = hour + ":00:00Z"
+        if stamp < blocks[0]["block_start"]:
+            continue  # (an hour that is not a time: in no block)
         while i + 1 < len(blocks) and stamp >= blocks[i]["block_end"]:
             i += 1
+        if stamp >= blocks[i]["block_end"]:
+            continue
         _add(per_block[i].setdefault(name, _zero()), values)
     for block, models in zip(blocks, per_block, strict=True):
         block["models"] = _breakdown(models)

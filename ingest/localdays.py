@@ -68,20 +68,35 @@ def next_quarter(slot: str) -> str:
     return (start + QUARTER).strftime("%Y-%m-%dT%H:%M")
 
 
+# The machine's own zone when its IANA name is unknown (the C library's rules).
+SYSTEM = "system"
+
+
 def zone(name: str | None) -> tzinfo | None:
     """The zone of an IANA name; None for UTC (None, "" or "UTC")."""
     return None if name in (None, "", "UTC") else ZoneInfo(name)
 
 
-def local_date(moment: datetime, tz: tzinfo | None) -> date:
-    """The date of an aware moment in ``tz`` (None: UTC)."""
-    return (moment.astimezone(tz) if tz else moment.astimezone(UTC)).date()
+def local_time(moment: datetime, tz) -> datetime:
+    """An aware moment in ``tz`` (None: UTC; SYSTEM: the machine's zone)."""
+    if tz is SYSTEM:
+        return moment.astimezone()
+    return moment.astimezone(tz or UTC)
 
 
-def midnight_utc(day: date, tz: tzinfo | None) -> str:
-    """The UTC instant local ``day`` starts in ``tz`` (None: UTC), as ``YYYY-MM-DDTHH:MM``:
-    a timestamp (or quarter hour) is on that day or later iff it compares >= as a string."""
-    start = datetime(day.year, day.month, day.day, tzinfo=tz or UTC)
+def local_date(moment: datetime, tz) -> date:
+    """The date of an aware moment in ``tz`` (None: UTC; SYSTEM: the machine's zone)."""
+    return local_time(moment, tz).date()
+
+
+def midnight_utc(day: date, tz) -> str:
+    """The UTC instant local ``day`` starts in ``tz`` (None: UTC; SYSTEM: the machine's
+    zone), as ``YYYY-MM-DDTHH:MM``: a timestamp (or quarter hour) is on that day or later
+    iff it compares >= as a string."""
+    if tz is SYSTEM:
+        start = datetime(day.year, day.month, day.day).astimezone()
+    else:
+        start = datetime(day.year, day.month, day.day, tzinfo=tz or UTC)
     return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 
 

@@ -226,6 +226,20 @@ def m008_fts_hashsize(db: Database) -> None:
     db.execute("INSERT INTO events_fts (events_fts, rank) VALUES ('hashsize', 2097152)")
 
 
+# The per-hour sums usage_blocks was made of from m102 to m601 (over api_calls; m901
+# makes it over usage_sums).
+_BLOCK_HOURS_M601 = """
+    SELECT row_number() OVER (ORDER BY substr(timestamp, 1, 13)) AS n,
+        substr(timestamp, 1, 13) AS hour, count(*) AS calls,
+        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+        sum(cache_creation_5m_tokens + cache_creation_1h_tokens) AS cache_creation_tokens,
+        sum(cache_read_tokens) AS cache_read_tokens, sum(total_tokens) AS total_tokens,
+        sum({cost}) AS cost_usd, sum({cost} IS NULL) AS unpriced_calls,
+        min(timestamp) AS first_call, max(timestamp) AS last_call
+    FROM api_calls WHERE timestamp IS NOT NULL AND ({where})
+    GROUP BY hour HAVING strftime('%Y-%m-%dT%H', max(hour) || ':00') = max(hour)"""
+
+
 @migrations(name="m100_api_calls")
 def m100_api_calls(db) -> None:
     run_script(
@@ -288,7 +302,7 @@ def m102_usage_blocks(db) -> None:
     # usage_blocks: one row per 5-hour billing block (issue #4), the rows of
     # `claude-sessions cost --by block`; is_active marks the block running now.
     db.execute("DROP VIEW IF EXISTS usage_blocks")
-    db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
+    db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql(_BLOCK_HOURS_M601))
 
 
 @migrations(name="m201_sync_unreadable")
@@ -498,16 +512,17 @@ def m503_block_burn_rate(db: Database) -> None:
     if not db["api_calls"].exists():
         return  # a new archive: m102 creates the view with this SQL
     db.execute("DROP VIEW IF EXISTS usage_blocks")
-    db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
+    db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql(_BLOCK_HOURS_M601))
 
 
 @migrations(name="m601_blocks_of_times")
 def m601_blocks_of_times(db: Database) -> None:
-    # usage_blocks is made of the calls whose timestamp is a time (ingest.blocks
-    # WELL_FORMED): a line whose timestamp is other text joined a block by string order.
+    # usage_blocks is made of the calls whose timestamp is a time (then: the hour
+    # checked by strftime): a line whose timestamp is other text joined a block by
+    # string order.
     if db["api_calls"].exists():
         db.execute("DROP VIEW IF EXISTS usage_blocks")
-        db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
+        db.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql(_BLOCK_HOURS_M601))
 
 
 @migrations(name="m504_inline_sidechains")
@@ -704,6 +719,8 @@ def m901_usage_sums(db: Database) -> None:
     for name in VIEWS:
         conn.execute(f"DROP VIEW IF EXISTS {name}")
         conn.execute(f"CREATE VIEW {name} AS " + view_sql(name))
+    conn.execute("DROP VIEW IF EXISTS usage_blocks")
+    conn.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
 
 
 def run_script(db: Database, script: str) -> None:

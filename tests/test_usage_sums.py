@@ -339,3 +339,50 @@ def test_local_days_are_exact_in_every_kind_of_zone(tmp_path):
         d: 24 * 8 for d in ("2025-03-29", "2025-03-30", "2025-10-25", "2025-10-26")
     }
     conn.close()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cost_reads_the_sums_as_it_reads_every_call(tmp_path, seed):
+    """`claude-sessions cost` reads usage_sums; with --pricing (a price file that changes
+    nothing) it adds up every api_calls row instead: every grouping, zone and filter gives
+    the same report."""
+    rng = random.Random(100 + seed)
+    projects = tmp_path / "projects"
+    db = tmp_path / "a.db"
+    ids: list = []
+    for i in range(4):
+        session = f"c0570000-0000-4000-8000-{seed:06d}{i:06d}"
+        project = ["-work-app", "-work-other"][i % 2]
+        write_jsonl(projects / project / f"{session}.jsonl", random_records(rng, session, 60, ids))
+    run_pass(db, [projects])
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps({"models": {"zz-unused-model": {"input": 1, "output": 1}}}))
+    runner = CliRunner()
+    options = [
+        ["--utc"],
+        ["--timezone", "Asia/Kathmandu"],
+        ["--timezone", "America/St_Johns", "--since", "2025-06-02", "--until", "2025-06-02"],
+        ["--timezone", "Europe/Paris", "--project", "-work-app"],
+    ]
+    compared = 0
+    for by in ("day", "week", "month", "session", "project", "model", "agent", "block"):
+        for extra in options:
+            base = ["cost", "--db", str(db), "--by", by, "--json", "--breakdown", *extra]
+            sums = runner.invoke(cli, base)
+            calls = runner.invoke(cli, [*base, "--pricing", str(same)])
+            assert sums.exit_code == 0 and calls.exit_code == 0, (sums.output, calls.output)
+            a, b = json.loads(sums.output), json.loads(calls.output)
+            assert _approx(a) == _approx(b), (by, extra)
+            compared += len(a["rows"])
+    assert compared > 100
+
+
+def _approx(value):
+    """Floats rounded (sums added in another order differ in the last bits)."""
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, dict):
+        return {k: _approx(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_approx(v) for v in value]
+    return value
