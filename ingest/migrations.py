@@ -699,30 +699,6 @@ def m801_api_calls_session_agent(db: Database) -> None:
     )
 
 
-@migrations(name="m901_usage_sums")
-def m901_usage_sums(db: Database) -> None:
-    # Issue 12 point 3 and issue 11 point 7: the usage_* views summed every API call on
-    # each read (200-360 ms of CPU at 210,000 calls).  The engine now keeps the sums per
-    # UTC quarter hour, session, agent, model, project and host (usage_sums, in the same
-    # transaction as api_calls; ingest/usage_sums.py) and the views add those up (in UTC
-    # days; the web app reads them in its setting timezone: usage.local_views).  Old
-    # archives: the sums are counted from api_calls, with a progress bar.
-    from . import usage_sums
-    from .usage import VIEWS, view_sql
-
-    conn = db.conn
-    run_script(db, usage_sums.DDL)
-    total = conn.execute("SELECT count(*) FROM api_calls").fetchone()[0]
-    if total:
-        with _progress(total, "Summing the API calls per quarter hour") as bar:
-            usage_sums.rebuild(conn, bar.update)
-    for name in VIEWS:
-        conn.execute(f"DROP VIEW IF EXISTS {name}")
-        conn.execute(f"CREATE VIEW {name} AS " + view_sql(name))
-    conn.execute("DROP VIEW IF EXISTS usage_blocks")
-    conn.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
-
-
 def run_script(db: Database, script: str) -> None:
     """Run statements one by one (executescript would commit the migration's transaction)."""
     statement = ""
@@ -819,3 +795,27 @@ def m706_session_index(db: Database) -> None:
     )
     if old:
         _after_migrations.add("vacuum")
+
+
+@migrations(name="m901_usage_sums")
+def m901_usage_sums(db: Database) -> None:
+    # Issue 12 point 3 and issue 11 point 7: the usage_* views summed every API call on
+    # each read (200-360 ms of CPU at 210,000 calls).  The engine now keeps the sums per
+    # UTC quarter hour, session, agent, model, project and host (usage_sums, in the same
+    # transaction as api_calls; ingest/usage_sums.py) and the views add those up (in UTC
+    # days; the web app reads them in its setting timezone: usage.local_views).  Old
+    # archives: the sums are counted from api_calls, with a progress bar.
+    from . import usage_sums
+    from .usage import VIEWS, view_sql
+
+    conn = db.conn
+    run_script(db, usage_sums.DDL)
+    total = conn.execute("SELECT count(*) FROM api_calls").fetchone()[0]
+    if total:
+        with _progress(total, "Summing the API calls per quarter hour") as bar:
+            usage_sums.rebuild(conn, bar.update)
+    for name in VIEWS:
+        conn.execute(f"DROP VIEW IF EXISTS {name}")
+        conn.execute(f"CREATE VIEW {name} AS " + view_sql(name))
+    conn.execute("DROP VIEW IF EXISTS usage_blocks")
+    conn.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
