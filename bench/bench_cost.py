@@ -6,7 +6,8 @@
 
 Prints the median of a few runs of each report (in-process, the way the command runs,
 without Python start-up), one `claude-sessions cost` run as a subprocess (with start-up),
-and each chart query of the overview dashboard in metadata.yml.
+each usage view (first page and count) and each chart query of the overview
+dashboard in metadata.yml, in the web app's timezone setting (--timezone).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import yaml
 from click.testing import CliRunner
 from datasette_dashboards import replace_opts_in_query
 
-from ingest import blocks, schema, usage
+from ingest import blocks, localdays, schema, usage
 from ingest.cli import cli
 
 METADATA = Path(__file__).resolve().parent.parent / "metadata.yml"
@@ -40,8 +41,18 @@ def timed(fn, runs: int = 5) -> float:
 @click.command()
 @click.argument("db", type=click.Path(exists=True, dir_okay=False))
 @click.option("--runs", default=5, show_default=True)
-def main(db, runs):
+@click.option(
+    "--timezone",
+    default="Europe/Paris",
+    show_default=True,
+    help="The web app's timezone setting for the views and the dashboard.",
+)
+def main(db, runs, timezone):
     conn = schema.connect(db)
+    # as the plugin prepares its connections (local days: ingest/localdays.py)
+    localdays.register(conn, timezone)
+    if localdays.zone(timezone) is not None:
+        usage.local_views(conn)
     calls, events = (
         conn.execute("SELECT count(*) FROM api_calls").fetchone()[0],
         conn.execute("SELECT count(*) FROM events").fetchone()[0],
@@ -67,6 +78,10 @@ def main(db, runs):
         f"cost --by day as a subprocess (with Python start-up): "
         f"{(time.perf_counter() - start) * 1000:.0f} ms"
     )
+    for view in (*usage.VIEWS, "usage_blocks"):
+        for sql in (f"SELECT * FROM {view} LIMIT 101", f"SELECT count(*) FROM {view}"):
+            ms = timed(lambda sql=sql: conn.execute(sql).fetchall(), runs)
+            print(f"{sql:42} {ms:8.1f} ms")
     print(f"blocks.current_block     {timed(lambda: blocks.current_block(conn), runs):8.1f} ms")
     print(f"usage.unpriced_models    {timed(lambda: usage.unpriced_models(conn), runs):8.1f} ms")
     board = yaml.safe_load(METADATA.read_text())["plugins"]["datasette-dashboards"]

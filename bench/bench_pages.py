@@ -125,6 +125,10 @@ def datasette_urls(db: Path) -> list[tuple[str, str, str]]:
             ("datasette", f"_search={word} events", f"/{name}/events?_search={word}"),
             ("datasette", f"_search={word} events.json", f"/{name}/events.json?_search={word}"),
         ]
+    conn = sqlite3.connect(db)
+    last = conn.execute("SELECT substr(max(timestamp), 1, 10) FROM api_calls").fetchone()[0]
+    conn.close()
+    urls += dashboard_chart_urls(name, last)
     params = {"q": "error", "project": "acme", "path": ".py"}
     for query, spec in (meta.get("queries") or {}).items():
         sql = spec["sql"] if isinstance(spec, dict) else spec
@@ -132,6 +136,29 @@ def datasette_urls(db: Path) -> list[tuple[str, str, str]]:
         urls.append(
             ("datasette", f"query {query}", f"/{name}/{query}" + (f"?{args}" if args else ""))
         )
+    return urls
+
+
+def dashboard_chart_urls(name: str, last_day: str | None) -> list[tuple[str, str, str]]:
+    """Each chart query of the dashboard as the page's script runs it (the JSON of the
+    query): without filters, and with the date filters on the archive's last 14 days."""
+    import re
+    from datetime import date, timedelta
+
+    from datasette_claude_sessions.metadata import load_metadata
+
+    charts = load_metadata(name)["plugins"]["datasette-dashboards"]["claude-usage"]["charts"]
+    end = date.fromisoformat(last_day) if last_day else date.today()
+    dates = f"&date_start={end - timedelta(days=13)}&date_end={end}"
+    urls = []
+    for chart, spec in charts.items():
+        sql = spec["query"]
+        plain = re.sub(r"\[\[.*?\]\]", "", sql, flags=re.S)
+        urls.append(("datasette", f"chart {chart}", f"/{name}.json?sql={quote(plain)}"))
+        dated = re.sub(r"\[\[(.*?)\]\]", lambda m: m.group(1) if "date_" in m.group(1) else "", sql)
+        if dated != plain:
+            label = f"chart {chart}, last 14 days"
+            urls.append(("datasette", label, f"/{name}.json?sql={quote(dated)}{dates}"))
     return urls
 
 

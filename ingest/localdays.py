@@ -20,12 +20,11 @@ quarter hours into days with the same functions (``ingest/cost_report.py``).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
-_HOUR = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}", re.ASCII)
+# (No zoneinfo or re at import: the status line imports this module and counts its
+# milliseconds.)
 QUARTER = timedelta(minutes=15)
 # Minutes 00-59 (ASCII digits) and the quarter hour each starts in.
 _QUARTER_OF = {f"{m:02d}": f"{m // 15 * 15:02d}" for m in range(60)}
@@ -33,8 +32,11 @@ _QUARTER_OF = {f"{m:02d}": f"{m // 15 * 15:02d}" for m in range(60)}
 
 @lru_cache(maxsize=65536)
 def _hour_is_time(hour: str) -> bool:
-    """Whether ``YYYY-MM-DDTHH`` names a real date and hour."""
-    if not _HOUR.fullmatch(hour):
+    """Whether ``YYYY-MM-DDTHH`` (ASCII digits) names a real date and hour."""
+    if hour[4] != "-" or hour[7] != "-" or hour[10] != "T":
+        return False
+    digits = hour[:4] + hour[5:7] + hour[8:10] + hour[11:13]
+    if not (digits.isascii() and digits.isdigit()):
         return False
     try:
         datetime(int(hour[:4]), int(hour[5:7]), int(hour[8:10]), int(hour[11:13]))
@@ -74,7 +76,11 @@ SYSTEM = "system"
 
 def zone(name: str | None) -> tzinfo | None:
     """The zone of an IANA name; None for UTC (None, "" or "UTC")."""
-    return None if name in (None, "", "UTC") else ZoneInfo(name)
+    if name in (None, "", "UTC"):
+        return None
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
 
 
 def local_time(moment: datetime, tz) -> datetime:

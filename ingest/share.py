@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import usage_sums
 from .archive import connect_readonly
 from .lines import is_packed, line_bytes
 from .lines import register as register_lines
@@ -143,6 +144,9 @@ def _make_share(path: Path, out: Path, options: Options, progress) -> Result:
             conn.execute(sql)
         rehash_blobs(conn)
         rebuild_fts(conn)
+        if _has_table(conn, "usage_sums"):
+            # the sums of the api_calls left (and redacted), not of the whole archive
+            usage_sums.rebuild(conn)
         mark(conn, options, redactor.counts)
         sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
         conn.execute("COMMIT")

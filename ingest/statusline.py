@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .clock import parse_ts
@@ -92,10 +92,12 @@ def archive_transcript(db: Path, transcript: str, roots: list[Path]) -> str:
 
 
 def local_midnight_utc(now: datetime, tz=None) -> str:
-    """Today's local midnight as a UTC timestamp prefix (``tz`` None: this machine's)."""
-    local = now.astimezone(tz) if tz else now.astimezone()
-    start = datetime.combine(local.date(), time(), tzinfo=local.tzinfo)
-    return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    """Today's local midnight as a UTC timestamp prefix (``tz`` None: this machine's),
+    by the one rule for days (ingest/localdays.py)."""
+    from .localdays import SYSTEM, local_date, midnight_utc
+
+    zone = tz or SYSTEM
+    return midnight_utc(local_date(now, zone), zone)
 
 
 def figures(conn: sqlite3.Connection, session_id: str | None, now: datetime, tz=None) -> dict:

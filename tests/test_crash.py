@@ -63,6 +63,13 @@ def snapshot(db: Path) -> dict:
                 "FROM tool_calls"
             ),
             "subagents": all_of("SELECT agent_id, session_id, tool_use_id, events FROM subagents"),
+            # the sums the engine keeps with api_calls, in the same transactions
+            "usage_sums": all_of(
+                "SELECT session_id, agent_id, slot, model, project, host, is_sidechain, calls, "
+                "input_tokens, output_tokens, cache_creation_5m_tokens, "
+                "cache_creation_1h_tokens, cache_read_tokens, total_tokens, round(cost_usd, 9), "
+                "unpriced_calls, first_call, last_call FROM usage_sums"
+            ),
             "fts_docs": conn.execute("SELECT count(*) FROM events_fts_docsize").fetchone(),
             "fts_hits": conn.execute(
                 "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'cache'"
