@@ -234,6 +234,9 @@ def cost(
         ) from None
     clock = Clock(tz)
     conn = open_archive((db_path or default_db_path()).expanduser())
+    # Closed with the command: the SQL functions registered on it refer to it (a cycle
+    # only the garbage collector would break, holding its files open until then).
+    click.get_current_context().call_on_close(conn.close)
     cost_expr = "cost_usd"
     if pricing:
         from .pricing import PriceTable, PricingError, read_price_file

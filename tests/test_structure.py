@@ -161,6 +161,8 @@ ENGINE = (
     "parse",
     "derive",
     "usage",
+    "usage_sums",
+    "localdays",
     "keep",
     "keep_walk",
     "keep_blobs",
