@@ -480,18 +480,35 @@ def m702_tool_results_once(db: Database) -> None:
     # stays only where the line's text is not the result alone (a line with several
     # results); tool_calls_with_result shows every call with its result.  The pages
     # freed are reused by the next lines synced (VACUUM gives them back to the disk).
-    run_script(
-        db,
+    # Old archives: every call compared with its line, in chunks, with a progress bar.
+    conn = db.conn
+    total = conn.execute("SELECT count(*) FROM tool_calls").fetchone()[0]
+    if total:
+        with _progress(total, "Storing each tool result once") as bar:
+            start = -(2**63)
+            while True:
+                chunk = conn.execute(
+                    "SELECT rowid FROM tool_calls WHERE rowid > ? ORDER BY rowid LIMIT 2000",
+                    (start,),
+                ).fetchall()
+                if not chunk:
+                    break
+                conn.execute(
+                    "UPDATE tool_calls SET result = NULL WHERE rowid > ? AND rowid <= ? "
+                    "AND result IS NOT NULL AND result = "
+                    "(SELECT text FROM events WHERE id = tool_calls.result_event_id)",
+                    (start, chunk[-1][0]),
+                )
+                start = chunk[-1][0]
+                bar.update(len(chunk))
+    conn.execute(
         """
-        UPDATE tool_calls SET result = NULL
-        WHERE result IS NOT NULL
-            AND result = (SELECT text FROM events WHERE id = tool_calls.result_event_id);
         CREATE VIEW IF NOT EXISTS tool_calls_with_result AS
         SELECT t.tool_use_id, t.session_id, t.agent_id, t.name, t.input, t.event_id,
             t.result_event_id, coalesce(t.result, e.text) AS result, t.is_error,
             t.started_at, t.finished_at, t.duration_ms
-        FROM tool_calls t LEFT JOIN events e ON e.id = t.result_event_id;
-        """,
+        FROM tool_calls t LEFT JOIN events e ON e.id = t.result_event_id
+        """
     )
 
 
@@ -819,3 +836,54 @@ def m901_usage_sums(db: Database) -> None:
         conn.execute(f"CREATE VIEW {name} AS " + view_sql(name))
     conn.execute("DROP VIEW IF EXISTS usage_blocks")
     conn.execute("CREATE VIEW usage_blocks AS" + blocks_view_sql())
+
+
+# A tool call's file (the sessions_touching_file query in metadata.yml, which spells this
+# expression the same way so SQLite reads it from the index): the input's file_path, path
+# or notebook_path, as json_extract gives it.  Inputs that cannot name one of those keys
+# (no `path"`, no backslash escape) are not parsed, and invalid JSON gives NULL (the
+# index must never make an insert fail).
+TOOL_CALL_FILE = (
+    "CASE WHEN (instr(input, 'path\"') OR instr(input, '\\')) AND json_valid(input) "
+    "THEN coalesce(json_extract(input, '$.file_path'), json_extract(input, '$.path'), "
+    "json_extract(input, '$.notebook_path')) END"
+)
+
+
+@migrations(name="m505_tool_call_files")
+def m505_tool_call_files(db: Database) -> None:
+    # Issue 12: sessions_touching_file parsed every tool input on each request (466 ms at
+    # 1 GB).  This index holds each call's file path with the columns the query groups
+    # and returns, in the query's GROUP BY order: the query scans it and never reads a
+    # row.  SQLite keeps it in the same transaction as the rows, whoever writes them.
+    conn = db.conn
+    total = conn.execute("SELECT count(*) FROM tool_calls").fetchone()[0]
+    sql = (
+        f"CREATE INDEX IF NOT EXISTS idx_tool_calls_file ON tool_calls(({TOOL_CALL_FILE}), "
+        f"session_id, name, started_at) WHERE ({TOOL_CALL_FILE}) IS NOT NULL"
+    )
+    _statement_with_progress(conn, sql, total, "Indexing the files tool calls touched")
+
+
+def _statement_with_progress(conn, sql: str, rows: int, label: str) -> None:
+    """Run one statement that reads every row of a table (CREATE INDEX), with a progress
+    bar estimated from SQLite's virtual machine steps (about 30 a row)."""
+    if not rows:
+        conn.execute(sql)
+        return
+    with _progress(rows, label) as bar:
+        done = 0
+
+        def step() -> int:
+            nonlocal done
+            if done < rows - 40:
+                done += 33
+                bar.update(33)
+            return 0
+
+        conn.set_progress_handler(step, 1000)
+        try:
+            conn.execute(sql)
+        finally:
+            conn.set_progress_handler(None, 0)
+        bar.update(rows - done)

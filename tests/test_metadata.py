@@ -242,6 +242,68 @@ def test_sessions_touching_file_finds_what_parsing_every_input_finds(tmp_path, a
     conn.close()
 
 
+def _spaced(sql: str) -> str:
+    return " ".join(sql.lower().split())
+
+
+def test_sessions_touching_file_reads_only_its_index(archive, archive_meta):
+    """Each call's file comes from idx_tool_calls_file (m505), scanned in the query's GROUP
+    BY order: no tool input is parsed per request and no tool_calls row is read, so the
+    page costs a scan of a small index (it parsed every input: 466 ms at 1 GB)."""
+    from ingest.migrations import TOOL_CALL_FILE
+
+    sql = archive_meta["queries"]["sessions_touching_file"]["sql"]
+    conn = sqlite3.connect(archive)
+    index_sql = conn.execute(
+        "select sql from sqlite_master where name = 'idx_tool_calls_file'"
+    ).fetchone()[0]
+    # One spelling of the expression: the index's and the query's.
+    assert _spaced(TOOL_CALL_FILE) in _spaced(index_sql)
+    assert _spaced(TOOL_CALL_FILE) in _spaced(sql)
+    plan = " | ".join(r[3] for r in conn.execute("explain query plan " + sql, {"path": ".py"}))
+    assert "SCAN tool_calls USING INDEX idx_tool_calls_file" in plan, plan
+    assert "GROUP BY" not in plan, plan
+    table_root = conn.execute(
+        "select rootpage from sqlite_master where type = 'table' and name = 'tool_calls'"
+    ).fetchone()[0]
+    program = conn.execute("explain " + sql, {"path": ".py"}).fetchall()
+    table_cursors = {r[2] for r in program if r[1] == "OpenRead" and r[3] == table_root}
+    index_cursors = {r[2] for r in program if r[1] == "OpenRead" and r[3] != table_root}
+    assert not [r for r in program if r[1] == "Column" and r[2] in table_cursors]
+    assert [r for r in program if r[1] == "Column" and r[2] in index_cursors]
+    assert not [r for r in program if r[1] in ("Function", "PureFunc") and "json" in str(r[4])]
+    assert conn.execute(sql, {"path": ".py"}).fetchall()
+    conn.close()
+
+
+def test_an_old_archive_gets_the_file_index_with_a_progress_bar(tmp_path, archive_meta, capfd):
+    from ingest.db import open_db
+
+    db = build_archive(tmp_path)
+    sql = archive_meta["queries"]["sessions_touching_file"]["sql"]
+    conn = sqlite3.connect(db)
+    expected = {
+        text: conn.execute(TOUCHING_REFERENCE, {"path": text}).fetchall() for text in (".py", "")
+    }
+    assert expected[".py"]
+    conn.executescript(
+        """
+        DROP INDEX idx_tool_calls_file;
+        DELETE FROM _sqlite_migrations WHERE name = 'm505_tool_call_files';
+        """
+    )
+    conn.close()
+    capfd.readouterr()
+    conn = open_db(db)
+    assert "Indexing the files tool calls touched" in capfd.readouterr().err
+    plan = " | ".join(r[3] for r in conn.execute("explain query plan " + sql, {"path": ".py"}))
+    assert "idx_tool_calls_file" in plan
+    for text, rows in expected.items():
+        got = conn.execute(sql, {"path": text}).fetchall()
+        assert sorted(got, key=repr) == sorted(rows, key=repr)
+    conn.close()
+
+
 @pytest.mark.asyncio
 async def test_metadata_given_whole_is_not_merged_again_per_cell(archive):
     """`claude-sessions serve` passes all of metadata.yml with --metadata: the hook then

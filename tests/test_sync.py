@@ -735,7 +735,7 @@ def test_tool_calls_do_not_depend_on_batch_boundaries(real_projects, tmp_path, m
     assert rows == query(split, select)
 
 
-def test_tool_result_stored_once(root, db_path):
+def test_tool_result_stored_once(root, db_path, capfd):
     """A result that is its line's whole text is not copied into tool_calls; a line with
     two results keeps each; tool_calls_with_result shows all of them, and m702 converts
     an archive that stored them twice."""
@@ -789,6 +789,8 @@ def test_tool_result_stored_once(root, db_path):
     from ingest import db as engine_db
 
     engine_db._schema_ready.clear()  # as a new process: the schema is checked again
+    capfd.readouterr()
     run_pass(db_path, [root])
+    assert "Storing each tool result once" in capfd.readouterr().err  # its progress bar
     assert dict(query(db_path, "SELECT tool_use_id, result FROM tool_calls")) == stored
     assert dict(query(db_path, "SELECT tool_use_id, result FROM tool_calls_with_result")) == shown
