@@ -8,7 +8,8 @@
 The archive and corpus are yours to make (they take minutes); the script never touches
 ~/.claude: HOME, CLAUDE_CONFIG_DIR and CLAUDE_SESSIONS_DB point into a temporary folder.
 It writes one session file of its own next to the corpus (in a folder of the temporary
-directory) and appends one assistant line to it before each "new line" run.
+directory; ``--events N`` lines long) and appends one assistant line to it before each
+"new line" run.
 
 Rounds alternate between the variants (so a slow minute hurts all of them alike) and
 medians are printed with the minimum and maximum:
@@ -88,7 +89,10 @@ def timed(cmd, data: bytes, env, label: str | None = None) -> tuple[float, str]:
     """Wall seconds and stdout of one run; its CPU time goes to CPU[label]."""
     cpu = children_cpu()
     start = time.perf_counter()
-    result = subprocess.run(cmd, input=data, capture_output=True, env=env, timeout=600)
+    # (cwd: a folder without an ingest/ of its own, which `python -c` would import first)
+    result = subprocess.run(
+        cmd, input=data, capture_output=True, env=env, timeout=600, cwd=tempfile.gettempdir()
+    )
     elapsed = time.perf_counter() - start
     if label:
         CPU.setdefault(label, []).append(children_cpu() - cpu)
@@ -111,6 +115,13 @@ def main() -> int:
     parser.add_argument("--ccusage", help="path to the ccusage executable (optional)")
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--ccusage-rounds", type=int, default=3)
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=1,
+        help="lines the bench's own session starts with (default 1): a one-file pass "
+        "refreshes the session's row from all of its lines, so a long session costs more",
+    )
     parser.add_argument(
         "--no-bytecode",
         action="store_true",
@@ -143,7 +154,9 @@ def main() -> int:
         session = str(uuid.uuid4())
         transcript = side / "-bench-statusline" / f"{session}.jsonl"
         transcript.parent.mkdir(parents=True)
-        transcript.write_text(assistant_line(session, 0) + "\n")
+        with open(transcript, "w") as f:
+            for n in range(args.events):
+                f.write(assistant_line(session, -1 - n) + "\n")
         payload = json.dumps(
             {
                 "hook_event_name": "Status",
@@ -159,7 +172,7 @@ def main() -> int:
         size = args.db.stat().st_size + (
             Path(f"{args.db}-wal").stat().st_size if Path(f"{args.db}-wal").exists() else 0
         )
-        print(f"Archive: {args.db} ({size / 1e9:.2f} GB)")
+        print(f"Archive: {args.db} ({size / 1e9:.2f} GB); the session: {args.events:,} lines")
         print(f"Load average before: {os.getloadavg()}")
         _, line = timed(ours, payload, env)  # archive the new file once (and compile)
         timed([sys.executable, "-c", "pass"], b"", env)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,25 +40,67 @@ class PricingError(ValueError):
     """A price file that cannot be used; the message is one sentence for the user."""
 
 
-@dataclass(frozen=True)
-class Rates:
+class _Frozen:
+    """A value object like a frozen dataclass (same repr, equality and hash), written
+    out: making the dataclasses cost every process that prices a call about 2 ms, which
+    the status line pays on each message.  repr() must stay the dataclass's, since
+    PriceTable.fingerprint() hashes it and a changed fingerprint re-prices every call."""
+
+    __slots__ = ()
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    __delattr__ = __setattr__
+
+
+class Rates(_Frozen):
     """USD per million tokens for each token bucket."""
 
-    input: float
-    output: float
-    cache_write_5m: float
-    cache_write_1h: float
-    cache_read: float
+    __slots__ = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+
+    def __init__(
+        self,
+        input: float,
+        output: float,
+        cache_write_5m: float,
+        cache_write_1h: float,
+        cache_read: float,
+    ):
+        init = object.__setattr__
+        init(self, "input", input)
+        init(self, "output", output)
+        init(self, "cache_write_5m", cache_write_5m)
+        init(self, "cache_write_1h", cache_write_1h)
+        init(self, "cache_read", cache_read)
 
     def of(self, bucket: str) -> float:
         return getattr(self, bucket)
 
 
-@dataclass(frozen=True)
-class Price:
-    rates: Rates
-    above_200k: Rates | None = None
-    fast_multiplier: float = 1.0
+class Price(_Frozen):
+    __slots__ = ("rates", "above_200k", "fast_multiplier")
+
+    def __init__(self, rates: Rates, above_200k: Rates | None = None, fast_multiplier=1.0):
+        init = object.__setattr__
+        init(self, "rates", rates)
+        init(self, "above_200k", above_200k)
+        init(self, "fast_multiplier", fast_multiplier)
 
 
 def _rates(entry: dict, where: str) -> Rates:

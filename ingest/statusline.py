@@ -49,34 +49,43 @@ def parse_input(data: bytes | str) -> dict:
     return info
 
 
-def _stored_state(db: Path, path: str):
+def _connect(db: Path) -> sqlite3.Connection | None:
+    """The one read-only connection the command reads the archive with (None: none yet)."""
+    try:
+        return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+
+
+def _stored_state(conn: sqlite3.Connection | None, path: str):
     """(size, mtime, inode) the archive last saw for ``path``, or None."""
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    except sqlite3.Error:
+    if conn is None:
         return None
     try:
-        return conn.execute(
+        # (fetchall: the statement runs to its end, so no read transaction stays open and
+        # the figures read after the pass see what it wrote)
+        rows = conn.execute(
             "SELECT size, mtime, inode FROM sync_files WHERE path = ?", (path,)
-        ).fetchone()
+        ).fetchall()
     except sqlite3.Error:
         return None
-    finally:
-        conn.close()
+    return rows[0] if rows else None
 
 
-def archive_transcript(db: Path, transcript: str, roots: list[Path]) -> str:
+def archive_transcript(
+    db: Path, transcript: str, roots: list[Path], conn: sqlite3.Connection | None = None
+) -> str:
     """Archive the transcript's new lines; returns what happened (``unchanged``,
-    ``synced``, ``busy``, ``missing``)."""
+    ``synced``, ``busy``, ``missing``).  ``conn``: a read-only connection to ``db``
+    (None when there is no archive yet)."""
     path = Path(transcript).expanduser().absolute()
     try:
         st = path.stat()
     except OSError:
         return "missing"
-    if db.exists():
-        stored = _stored_state(db, str(path))
-        if stored is not None and tuple(stored) == (st.st_size, st.st_mtime, st.st_ino):
-            return "unchanged"
+    stored = _stored_state(conn, str(path))
+    if stored is not None and tuple(stored) == (st.st_size, st.st_mtime, st.st_ino):
+        return "unchanged"
     root = next((r for r in roots if path.is_relative_to(r)), None)
     if root is None:
         root = path.parent.parent  # <projects>/<project folder>/<session>.jsonl
@@ -182,19 +191,26 @@ def run(
     """The status line for Claude Code's JSON ``data``."""
     info = parse_input(data)
     transcript = info.get("transcript_path")
-    if sync and isinstance(transcript, str) and transcript:
-        archive_transcript(db, transcript, roots)
-    now = now or datetime.now(UTC)
-    if not db.exists():
-        raise StatuslineError(f"No archive at {db} yet; run `claude-sessions sync` once.")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    # One connection, opened before the pass (which writes through its own): it sees
+    # what the pass commits, since it holds no transaction in between.
+    conn = _connect(db) if db.exists() else None
     try:
+        if sync and isinstance(transcript, str) and transcript:
+            archive_transcript(db, transcript, roots, conn)
+        now = now or datetime.now(UTC)
+        if conn is None:
+            if not db.exists():
+                raise StatuslineError(f"No archive at {db} yet; run `claude-sessions sync` once.")
+            conn = _connect(db)
+            if conn is None:
+                raise StatuslineError(f"Cannot open the archive {db}.")
         session_id = info.get("session_id")
         fig = figures(conn, session_id if isinstance(session_id, str) else None, now)
     except sqlite3.Error as e:
         raise StatuslineError(f"Cannot read the archive {db}: {e}.") from None
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
     return line(info, fig, now)
 
 

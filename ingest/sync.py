@@ -98,7 +98,8 @@ def run_pass(
     lock = WriterLock(db_path)
     started = time.monotonic()
     lock.acquire(wait)
-    limit_heap()
+    if trigger != "statusline":  # (a process of milliseconds: not worth loading ctypes)
+        limit_heap()
     # Parsed records hold no reference cycles: reference counting frees them, and the
     # cyclic collector, run every few hundred of them, only cost time (4% of a sync).
     collecting = gc.isenabled()

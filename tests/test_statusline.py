@@ -153,6 +153,53 @@ def test_archives_the_new_lines_first(session, db_path):
     conn.close()
 
 
+def test_a_new_line_costs_no_more_than_its_pass(session, db_path):
+    """With a new line the command runs the engine's one-file pass and nothing the pass
+    does not need: no ctypes (the sidecar's heap tricks), no sqlite-utils, no click; its
+    one read-only connection sees what the pass wrote (the line's cost is in the
+    figures, read after the pass through the connection opened before it)."""
+    root, transcript = session
+    run_pass(db_path, [root])
+    with open(transcript, "a") as f:
+        f.write(json.dumps(line("m4", "r4", ts=stamp(1), out=80_000)) + "\n")
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.stderr.write(repr(sorted(m for m in "
+        "('click', 'ctypes', 'sqlite_utils', 'ingest.sync', 'ingest.cli') "
+        "if m in sys.modules))))\n"
+        "from ingest.entry import main; main()"
+    )
+    result = statusline(payload(transcript), db_path, root, code=probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode().endswith("['ingest.sync']")
+    after = costs(db_path, "session_id = ?", (SID,))
+    assert dollars(result.stdout.decode(), "session") == f"{after:,.2f}"
+
+
+def test_price_objects_print_as_the_dataclasses_did():
+    """Rates and Price are plain classes (cheaper to define than dataclasses) whose
+    repr is the dataclasses': PriceTable.fingerprint() hashes it, and a changed
+    fingerprint would re-price every call of every archive on its next pass."""
+    from ingest.digest import sha1
+    from ingest.pricing import Price, PriceTable, Rates
+
+    rates = Rates(input=1.0, output=2.0, cache_write_5m=1.25, cache_write_1h=2.0, cache_read=0.1)
+    assert repr(rates) == (
+        "Rates(input=1.0, output=2.0, cache_write_5m=1.25, cache_write_1h=2.0, cache_read=0.1)"
+    )
+    price = Price(rates=rates)
+    assert repr(price) == f"Price(rates={rates!r}, above_200k=None, fast_multiplier=1.0)"
+    assert price == Price(rates, None, 1.0) and hash(price) == hash(Price(rates, None, 1.0))
+    assert price != Price(rates, rates)
+    with pytest.raises(AttributeError):
+        rates.input = 3.0
+    table = PriceTable.load({"models": {"m": {"input": 1, "output": 2}}})
+    assert (
+        table.fingerprint()
+        == sha1(repr((table.threshold, sorted(table.models.items()))).encode()).hexdigest()
+    )
+
+
 def test_first_run_creates_the_archive_from_that_one_file(session, tmp_path):
     root, transcript = session
     db = tmp_path / "new" / "archive.db"
