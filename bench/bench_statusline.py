@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -51,8 +51,10 @@ ROOT = HERE.parent
 ENTRY = [sys.executable, "-c", "from ingest.entry import main; main()", "statusline"]
 
 
-def assistant_line(session: str, n: int) -> str:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def assistant_line(session: str, n: int, seconds_ago: float = 0) -> str:
+    now = (datetime.now(UTC) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%f")[
+        :-3
+    ] + "Z"
     return json.dumps(
         {
             "type": "assistant",
@@ -119,8 +121,9 @@ def main() -> int:
         "--events",
         type=int,
         default=1,
-        help="lines the bench's own session starts with (default 1): a one-file pass "
-        "refreshes the session's row from all of its lines, so a long session costs more",
+        help="lines the bench's own session starts with (default 1; 500 a day, a minute "
+        "apart): a one-file pass refreshes the session's row from all of its lines, so a "
+        "long session costs more",
     )
     parser.add_argument(
         "--no-bytecode",
@@ -155,8 +158,12 @@ def main() -> int:
         transcript = side / "-bench-statusline" / f"{session}.jsonl"
         transcript.parent.mkdir(parents=True)
         with open(transcript, "w") as f:
+            # (a long session as people work: 500 lines a day, a minute apart, over the
+            # past days; its last line now)
             for n in range(args.events):
-                f.write(assistant_line(session, -1 - n) + "\n")
+                back = args.events - 1 - n
+                ago = back // 500 * 86_400 + back % 500 * 60
+                f.write(assistant_line(session, n - args.events, ago) + "\n")
         payload = json.dumps(
             {
                 "hook_event_name": "Status",
