@@ -1,8 +1,8 @@
-"""The archive's first tables (migration m001_initial), as SQL.
+"""The archive's first tables (migrations m001_initial and m100_api_calls), as SQL.
 
-Kept apart from migrations.py only for its length: m001 runs this script once, and every
-later change to these tables is a migration of its own in migrations.py.  The comments
-beside each column are what docs/schema.md says about it.
+Kept apart from migrations.py only for their length: each migration runs its script
+once, and every later change to these tables is a migration of its own in
+migrations.py.  The comments beside each column are what docs/schema.md says about it.
 """
 
 INITIAL = """
@@ -184,5 +184,47 @@ CREATE TABLE IF NOT EXISTS sync_heartbeat (
     beat_at TEXT,
     state TEXT,                      -- idle | syncing | stopped
     projects TEXT                    -- JSON list of watched roots
+);
+"""
+
+
+API_CALLS = """
+-- One row per billed API response (see docs/usage-rules.md).
+CREATE TABLE IF NOT EXISTS api_calls (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL REFERENCES events(id), -- the line counted
+    dedup_key TEXT,                  -- message_id + ' ' + request_id; NULL without message.id
+    message_id TEXT,
+    request_id TEXT,
+    session_id TEXT,
+    agent_id TEXT,                   -- NULL on the main thread
+    host TEXT,
+    project TEXT,                    -- encoded project folder (sync_files.project_dir)
+    is_sidechain INTEGER NOT NULL DEFAULT 0,
+    model TEXT,
+    timestamp TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_5m_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_1h_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+    total_tokens INTEGER NOT NULL DEFAULT 0,
+    web_search_requests INTEGER NOT NULL DEFAULT 0,
+    speed TEXT,                      -- usage.speed: standard | fast
+    cost_usd REAL,                   -- NULL when the model has no price
+    priced INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_api_calls_key ON api_calls(dedup_key);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_api_calls_event ON api_calls(event_id);
+CREATE INDEX IF NOT EXISTS idx_api_calls_message ON api_calls(message_id);
+CREATE INDEX IF NOT EXISTS idx_api_calls_session ON api_calls(session_id);
+CREATE INDEX IF NOT EXISTS idx_api_calls_timestamp ON api_calls(timestamp);
+CREATE INDEX IF NOT EXISTS idx_api_calls_project ON api_calls(project, timestamp);
+CREATE INDEX IF NOT EXISTS idx_api_calls_model ON api_calls(model);
+
+-- Settings of the usage module: price_overrides (JSON), prices_fingerprint.
+CREATE TABLE IF NOT EXISTS usage_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT
 );
 """

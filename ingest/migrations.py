@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .blocks import view_sql as blocks_view_sql
-from .ddl import INITIAL
+from .ddl import API_CALLS, INITIAL
 from .usage import _ROLLUPS, rollup_sql
 
 if TYPE_CHECKING:
@@ -242,49 +242,7 @@ _BLOCK_HOURS_M601 = """
 
 @migrations(name="m100_api_calls")
 def m100_api_calls(db) -> None:
-    run_script(
-        db,
-        """
-        -- One row per billed API response (see docs/usage-rules.md).
-        CREATE TABLE IF NOT EXISTS api_calls (
-            id INTEGER PRIMARY KEY,
-            event_id INTEGER NOT NULL REFERENCES events(id), -- the line counted
-            dedup_key TEXT,                  -- message_id + ' ' + request_id; NULL without message.id
-            message_id TEXT,
-            request_id TEXT,
-            session_id TEXT,
-            agent_id TEXT,                   -- NULL on the main thread
-            host TEXT,
-            project TEXT,                    -- encoded project folder (sync_files.project_dir)
-            is_sidechain INTEGER NOT NULL DEFAULT 0,
-            model TEXT,
-            timestamp TEXT,
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_creation_5m_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_creation_1h_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
-            total_tokens INTEGER NOT NULL DEFAULT 0,
-            web_search_requests INTEGER NOT NULL DEFAULT 0,
-            speed TEXT,                      -- usage.speed: standard | fast
-            cost_usd REAL,                   -- NULL when the model has no price
-            priced INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE UNIQUE INDEX IF NOT EXISTS idx_api_calls_key ON api_calls(dedup_key);
-        CREATE UNIQUE INDEX IF NOT EXISTS idx_api_calls_event ON api_calls(event_id);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_message ON api_calls(message_id);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_session ON api_calls(session_id);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_timestamp ON api_calls(timestamp);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_project ON api_calls(project, timestamp);
-        CREATE INDEX IF NOT EXISTS idx_api_calls_model ON api_calls(model);
-
-        -- Settings of the usage module: price_overrides (JSON), prices_fingerprint.
-        CREATE TABLE IF NOT EXISTS usage_settings (
-            key TEXT PRIMARY KEY,
-            value TEXT
-        );
-        """,
-    )
+    run_script(db, API_CALLS)
     for name, (select, group) in _ROLLUPS.items():
         db.execute(f"DROP VIEW IF EXISTS {name}")
         db.execute(f"CREATE VIEW {name} AS " + rollup_sql(select, group))
