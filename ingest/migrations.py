@@ -728,22 +728,32 @@ def m705_narrower_event_indexes(db: Database) -> None:
     #   session's lines through idx_events_session_walk).
     # An old archive: the two new indexes are built (a sort of every line: seconds at
     # 1 GB), then VACUUM gives the dropped indexes' pages back to the disk.
-    old = db.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
-    if old:
-        print("Rebuilding the indexes of events...", file=sys.stderr, flush=True)
-    run_script(
+    _event_indexes(
         db,
+        "Rebuilding the indexes of events",
+        [
+            "CREATE INDEX IF NOT EXISTS idx_events_session_walk ON events(session_id, "
+            "timestamp, kind, type, is_meta, is_sidechain, message_id, model)",
+            "CREATE INDEX IF NOT EXISTS idx_events_prompts "
+            "ON events(timestamp, is_sidechain, session_id) WHERE kind = 'prompt'",
+        ],
         """
-        CREATE INDEX IF NOT EXISTS idx_events_session_walk ON events(session_id, timestamp,
-            kind, type, is_meta, is_sidechain, message_id, model);
         DROP INDEX IF EXISTS idx_events_session_facts;
-        CREATE INDEX IF NOT EXISTS idx_events_prompts
-            ON events(timestamp, is_sidechain, session_id) WHERE kind = 'prompt';
         DROP INDEX IF EXISTS idx_events_kind_facts;
         DROP INDEX IF EXISTS idx_events_timestamp;
         """,
     )
-    if old:
+
+
+def _event_indexes(db: Database, label: str, creates: list[str], drops: str) -> None:
+    """Build new indexes on events (each with a progress bar when the archive has lines),
+    drop the ones they replace, and VACUUM after the migrations when pages were freed."""
+    conn = db.conn
+    rows = conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0
+    for number, sql in enumerate(creates, 1):
+        _statement_with_progress(conn, sql, rows, f"{label} ({number} of {len(creates)})")
+    run_script(db, drops)
+    if rows:
         _after_migrations.add("vacuum")
 
 
@@ -756,20 +766,16 @@ def m706_session_index(db: Database) -> None:
     # hundred rows), a summary title from whichever is fewer, the session's lines or the
     # archive's summaries (ingest.derive._summary_title).  Refreshing a 50,000-event
     # session: 75 ms of CPU with the covering index, 70 ms now.
-    old = db.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
-    if old:
-        print("Rebuilding the session index of events...", file=sys.stderr, flush=True)
-    run_script(
+    _event_indexes(
         db,
-        """
-        CREATE INDEX IF NOT EXISTS idx_events_session ON events(session_id, timestamp);
-        DROP INDEX IF EXISTS idx_events_session_walk;
-        CREATE INDEX IF NOT EXISTS idx_events_titles ON events(session_id)
-            WHERE type IN ('custom-title', 'ai-title');
-        """,
+        "Rebuilding the session index of events",
+        [
+            "CREATE INDEX IF NOT EXISTS idx_events_session ON events(session_id, timestamp)",
+            "CREATE INDEX IF NOT EXISTS idx_events_titles ON events(session_id) "
+            "WHERE type IN ('custom-title', 'ai-title')",
+        ],
+        "DROP INDEX IF EXISTS idx_events_session_walk;",
     )
-    if old:
-        _after_migrations.add("vacuum")
 
 
 @migrations(name="m901_usage_sums")

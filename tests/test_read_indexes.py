@@ -113,7 +113,7 @@ def test_session_lines_are_read_through_one_narrow_index(archive):
     conn.close()
 
 
-def test_an_old_archive_gets_the_narrower_event_indexes(archive, tmp_path):
+def test_an_old_archive_gets_the_narrower_event_indexes(archive, tmp_path, capfd):
     old = tmp_path / "old.db"
     source = sqlite3.connect(archive)
     register_lines(source)
@@ -138,7 +138,13 @@ def test_an_old_archive_gets_the_narrower_event_indexes(archive, tmp_path):
     )
     conn.close()
     size = old.stat().st_size
+    capfd.readouterr()
     conn = open_db(old)
+    err = capfd.readouterr().err
+    # each rebuild shows a progress bar, then VACUUM says what it does
+    for label in ("Rebuilding the indexes of events", "Rebuilding the session index of events"):
+        assert f"{label} (1 of 2)" in err and f"{label} (2 of 2)" in err, err
+    assert "VACUUM" in err
     names = _indexes(conn)
     assert NEW_EVENT_INDEXES <= names and not names & OLD_EVENT_INDEXES
     # Every session row is worked out again to the same values through the new indexes.
