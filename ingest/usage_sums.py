@@ -24,28 +24,8 @@ from .localdays import next_quarter, quarter
 
 # The row's key: a call's key columns, with its timestamp's quarter hour as slot.
 KEY = ("session_id", "agent_id", "slot", "model", "project", "host", "is_sidechain")
-SUMS = (
-    "calls",
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_5m_tokens",
-    "cache_creation_1h_tokens",
-    "cache_read_tokens",
-    "total_tokens",
-    "cost_usd",
-    "unpriced_calls",
-    "first_call",
-    "last_call",
-)
-# The api_calls columns a call is summed from, in the order ``changed`` takes them.
-SOURCE = (
-    "session_id",
-    "agent_id",
-    "timestamp",
-    "model",
-    "project",
-    "host",
-    "is_sidechain",
+# What each call adds to its row, as api_calls holds it.
+_TOTALS = (
     "input_tokens",
     "output_tokens",
     "cache_creation_5m_tokens",
@@ -54,6 +34,10 @@ SOURCE = (
     "total_tokens",
     "cost_usd",
 )
+SUMS = ("calls", *_TOTALS, "unpriced_calls", "first_call", "last_call")
+# The api_calls columns a call is summed from, in the order ``changed`` takes them: the
+# key's (the timestamp for its quarter hour), then the totals.
+SOURCE = (*("timestamp" if c == "slot" else c for c in KEY), *_TOTALS)
 # NULL is a value of its own in the key (the main thread has no agent_id): each nullable
 # key column is indexed as itself or, for NULL, an empty BLOB, which equals no text.
 _KEY_SQL = ", ".join(c if c == "is_sidechain" else f"ifnull({c}, x'')" for c in KEY)

@@ -39,7 +39,9 @@ def test_usage_by_agent_pages_from_the_index(archive):
     conn.close()
 
 
-def test_an_old_archive_gets_the_index(archive, tmp_path):
+def old_copy(archive, tmp_path):
+    """A copy of ``archive`` to turn into an older archive: (its path, a connection with
+    the lines functions, not migrated)."""
     old = tmp_path / "old.db"
     source = sqlite3.connect(archive)
     register_lines(source)
@@ -47,6 +49,11 @@ def test_an_old_archive_gets_the_index(archive, tmp_path):
     source.close()
     conn = sqlite3.connect(old)
     register_lines(conn)
+    return old, conn
+
+
+def test_an_old_archive_gets_the_index(archive, tmp_path):
+    old, conn = old_copy(archive, tmp_path)
     conn.executescript(
         """
         DROP INDEX idx_api_calls_session_agent;
@@ -114,13 +121,7 @@ def test_session_lines_are_read_through_one_narrow_index(archive):
 
 
 def test_an_old_archive_gets_the_narrower_event_indexes(archive, tmp_path, capfd):
-    old = tmp_path / "old.db"
-    source = sqlite3.connect(archive)
-    register_lines(source)
-    source.execute(f"VACUUM INTO '{old}'")
-    source.close()
-    conn = sqlite3.connect(old)
-    register_lines(conn)
+    old, conn = old_copy(archive, tmp_path)
     before = conn.execute("select * from sessions order by session_id").fetchall()
     conn.executescript(
         """

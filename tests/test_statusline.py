@@ -124,6 +124,17 @@ def test_prints_session_today_and_block(session, db_path):
     assert text.rstrip().endswith("| 🧠 1,103 (1%)")
 
 
+def imports_probe(*modules: str) -> str:
+    """Code that runs the CLI and, at exit, writes to stderr which of ``modules`` it
+    imported (a sorted list)."""
+    return (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.stderr.write(repr(sorted(m for m in "
+        f"{modules!r} if m in sys.modules))))\n"
+        "from ingest.entry import main; main()"
+    )
+
+
 def test_archives_the_new_lines_first(session, db_path):
     root, transcript = session
     run_pass(db_path, [root])
@@ -140,12 +151,7 @@ def test_archives_the_new_lines_first(session, db_path):
     runs = conn.execute("SELECT trigger, files_changed FROM sync_runs ORDER BY id").fetchall()
     assert runs[-1] == ("statusline", 1)
     # Nothing new: no pass at all, and the sync engine is not even imported.
-    probe = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: sys.stderr.write(repr(sorted(m for m in "
-        "('click', 'ingest.sync', 'ingest.cli') if m in sys.modules))))\n"
-        "from ingest.entry import main; main()"
-    )
+    probe = imports_probe("click", "ingest.sync", "ingest.cli")
     again = statusline(payload(transcript), db_path, root, code=probe)
     assert again.returncode == 0, again.stderr
     assert again.stderr.decode().endswith("[]")
@@ -162,13 +168,7 @@ def test_a_new_line_costs_no_more_than_its_pass(session, db_path):
     run_pass(db_path, [root])
     with open(transcript, "a") as f:
         f.write(json.dumps(line("m4", "r4", ts=stamp(1), out=80_000)) + "\n")
-    probe = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: sys.stderr.write(repr(sorted(m for m in "
-        "('click', 'ctypes', 'sqlite_utils', 'ingest.sync', 'ingest.cli') "
-        "if m in sys.modules))))\n"
-        "from ingest.entry import main; main()"
-    )
+    probe = imports_probe("click", "ctypes", "sqlite_utils", "ingest.sync", "ingest.cli")
     result = statusline(payload(transcript), db_path, root, code=probe)
     assert result.returncode == 0, result.stderr
     assert result.stderr.decode().endswith("['ingest.sync']")
